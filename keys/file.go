@@ -1,0 +1,194 @@
+package keys
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// fileVersion is the format of the key file; a file of another version is
+// refused rather than misread.
+const fileVersion = 1
+
+// fileKey is one key as stored: PKCS #8 DER for the private key, whatever
+// its algorithm.
+type fileKey struct {
+	ID         string    `json:"kid"`
+	Algorithm  Algorithm `json:"alg"`
+	Created    time.Time `json:"created"`
+	Activates  time.Time `json:"activates"`
+	PrivateKey []byte    `json:"private_key_pkcs8"`
+}
+
+type fileSet struct {
+	Version int       `json:"version"`
+	Keys    []fileKey `json:"keys"`
+}
+
+// Load reads the key file at path. The file must be readable by its owner
+// only; otherwise Load returns ErrInsecure and does not read it. A missing
+// file is an error matching fs.ErrNotExist.
+func Load(path string) (*Set, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %04o; private keys must be readable by their owner only: run chmod 600 %s",
+			ErrInsecure, path, perm, path)
+	}
+	var stored fileSet
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&stored); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	}
+	return decodeSet(stored, path)
+}
+
+func decodeSet(stored fileSet, path string) (*Set, error) {
+	if stored.Version != fileVersion {
+		return nil, fmt.Errorf("%w: %s: format version %d, want %d", ErrCorrupt, path, stored.Version, fileVersion)
+	}
+	s := new(Set)
+	for i, fk := range stored.Keys {
+		priv, err := x509.ParsePKCS8PrivateKey(fk.PrivateKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: key %d: %v", ErrCorrupt, path, i, err)
+		}
+		signer, ok := priv.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s: key %d: %T cannot sign", ErrCorrupt, path, i, priv)
+		}
+		k, err := newKey(fk.Algorithm, signer, fk.Created, fk.Activates)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: key %d: %v", ErrCorrupt, path, i, err)
+		}
+		if k.ID != fk.ID {
+			return nil, fmt.Errorf("%w: %s: key %d: kid %q does not match its key", ErrCorrupt, path, i, fk.ID)
+		}
+		if !s.Add(k) {
+			return nil, fmt.Errorf("%w: %s: key %s appears twice", ErrCorrupt, path, k.ID)
+		}
+	}
+	return s, nil
+}
+
+// Save writes s to path atomically: a temporary file in the same directory,
+// fsynced, renamed over path, and the directory fsynced, so a crash leaves
+// either the old file or the new one. The file has mode 0600. Callers that
+// read, change and save must hold the lock (use [Update]).
+func Save(path string, s *Set) error {
+	stored := fileSet{Version: fileVersion, Keys: make([]fileKey, 0, len(s.keys))}
+	for _, k := range s.keys {
+		der, err := x509.MarshalPKCS8PrivateKey(k.signer)
+		if err != nil {
+			return fmt.Errorf("encode key %s: %w", k.ID, err)
+		}
+		stored.Keys = append(stored.Keys, fileKey{k.ID, k.Algorithm, k.Created, k.Activates, der})
+	}
+	data, err := json.MarshalIndent(stored, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write key file: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write key file: %w", err)
+	}
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write key file: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write key file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write key file: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write key file: %w", err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// lockTimeout bounds how long Update waits for another process's lock.
+const lockTimeout = 10 * time.Second
+
+// Update changes the key file at path under an exclusive lock (a lock file
+// beside it), so that concurrent commands serialise and none loses another's
+// key: it loads the set (an empty one when the file does not exist yet),
+// calls fn, and saves the result unless fn fails. It returns the saved set.
+func Update(path string, fn func(*Set) error) (*Set, error) {
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	s, err := Load(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		s, err = new(Set), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(s); err != nil {
+		return nil, err
+	}
+	if err := Save(path, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock key file: %w", err)
+	}
+	deadline := time.Now().Add(lockTimeout)
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() {
+				syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+				f.Close()
+			}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("lock key file %s: %w", path, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,262 @@
+package token
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+)
+
+// Type is the "typ" header of every session token (RFC 8725 §3.11: explicit
+// typing, so that no other kind of JWT the same keys sign can pass as one).
+const Type = "session+jwt"
+
+// DefaultIssuer is the "iss" claim when none is configured.
+const DefaultIssuer = "sessiond"
+
+// MaxSize is the longest token Verify parses; a longer one is rejected
+// unread. sessiond's tokens are 250 to 800 bytes long.
+const MaxSize = 4096
+
+// Claims are what a valid token says.
+type Claims struct {
+	ID       uuid.UUID // jti
+	KeyID    string    // kid of the key that signed it
+	Issuer   string    // iss
+	IssuedAt time.Time // iat
+	Expires  time.Time // exp
+}
+
+// SigningKeys gives the key that signs new tokens: its id, its JOSE
+// algorithm name and the private key. keys.Keyring implements it.
+type SigningKeys interface {
+	SigningKey() (kid, alg string, key crypto.Signer, err error)
+}
+
+// KeySource finds the public key that verifies tokens signed under kid, with
+// its JOSE algorithm name; tokens are only accepted under that algorithm.
+// An unknown kid is an error. keys.Keyring and [JWKS] implement it.
+type KeySource interface {
+	VerificationKey(ctx context.Context, kid string) (alg string, key crypto.PublicKey, err error)
+}
+
+// RevocationChecker tells whether a token id has been revoked. An error
+// means the answer is unknown; Verify then fails (closed).
+type RevocationChecker interface {
+	IsRevoked(ctx context.Context, id uuid.UUID) (bool, error)
+}
+
+// An Issuer signs new session tokens with the active key.
+type Issuer struct {
+	keys SigningKeys
+	name string
+	now  func() time.Time
+}
+
+// NewIssuer returns an Issuer that puts name in the "iss" claim (empty means
+// DefaultIssuer) and signs with keys. now is the clock (nil: time.Now).
+func NewIssuer(name string, keys SigningKeys, now func() time.Time) *Issuer {
+	if name == "" {
+		name = DefaultIssuer
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Issuer{keys: keys, name: name, now: now}
+}
+
+// Issue signs a token valid for lifetime (whole seconds) from now.
+func (i *Issuer) Issue(lifetime time.Duration) (string, Claims, error) {
+	kid, alg, key, err := i.keys.SigningKey()
+	if err != nil {
+		return "", Claims{}, fmt.Errorf("issue token: %w", err)
+	}
+	method := jwt.GetSigningMethod(alg)
+	if method == nil {
+		return "", Claims{}, fmt.Errorf("issue token: unsupported algorithm %q", alg)
+	}
+	id, err := uuid.NewRandom()
+	if err != nil {
+		return "", Claims{}, fmt.Errorf("issue token: %w", err)
+	}
+	c := Claims{
+		ID:       id,
+		KeyID:    kid,
+		Issuer:   i.name,
+		IssuedAt: i.now().UTC().Truncate(time.Second),
+	}
+	c.Expires = c.IssuedAt.Add(lifetime.Truncate(time.Second))
+	t := jwt.NewWithClaims(method, jwt.RegisteredClaims{
+		ID:        id.String(),
+		Issuer:    c.Issuer,
+		IssuedAt:  jwt.NewNumericDate(c.IssuedAt),
+		ExpiresAt: jwt.NewNumericDate(c.Expires),
+	})
+	t.Header["kid"] = kid
+	t.Header["typ"] = Type
+	s, err := t.SignedString(key)
+	if err != nil {
+		return "", Claims{}, fmt.Errorf("issue token: %w", err)
+	}
+	return s, c, nil
+}
+
+// A Verifier checks session tokens: size, signature under the key named by
+// "kid" with that key's algorithm only, "typ", "exp" (required), "iat" (not
+// in the future), "nbf", "iss", "aud" when configured, and revocation when a
+// checker is configured. It is safe for concurrent use.
+type Verifier struct {
+	keys       KeySource
+	revocation RevocationChecker
+	issuer     string
+	audience   string
+	leeway     time.Duration
+	now        func() time.Time
+	parser     *jwt.Parser
+}
+
+// An Option configures a [Verifier].
+type Option func(*Verifier)
+
+// WithIssuer sets the required "iss" claim (default DefaultIssuer).
+func WithIssuer(iss string) Option { return func(v *Verifier) { v.issuer = iss } }
+
+// WithAudience requires the "aud" claim to contain aud.
+func WithAudience(aud string) Option { return func(v *Verifier) { v.audience = aud } }
+
+// WithLeeway allows for clock skew when checking "exp", "iat" and "nbf".
+func WithLeeway(d time.Duration) Option { return func(v *Verifier) { v.leeway = d } }
+
+// WithClock sets the clock (default time.Now).
+func WithClock(now func() time.Time) Option { return func(v *Verifier) { v.now = now } }
+
+// WithRevocation makes Verify consult rc for every token that is otherwise
+// valid.
+func WithRevocation(rc RevocationChecker) Option { return func(v *Verifier) { v.revocation = rc } }
+
+// NewVerifier returns a Verifier that finds keys in keys.
+func NewVerifier(keys KeySource, opts ...Option) *Verifier {
+	v := &Verifier{keys: keys, issuer: DefaultIssuer, now: time.Now}
+	for _, opt := range opts {
+		opt(v)
+	}
+	popts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{"EdDSA", "ES256", "RS256"}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(v.issuer),
+		jwt.WithLeeway(v.leeway),
+		jwt.WithTimeFunc(v.now),
+		jwt.WithStrictDecoding(),
+	}
+	v.parser = jwt.NewParser(popts...)
+	return v
+}
+
+// Leeway returns the clock-skew allowance.
+func (v *Verifier) Leeway() time.Duration { return v.leeway }
+
+// Verify checks s and returns its claims. A token that is not valid gives an
+// error matching [ErrInvalid] and, more precisely, one of the reasons in this
+// package's error block. Any other error (a failed revocation look-up, say)
+// means validity is unknown; callers must treat the token as not valid.
+func (v *Verifier) Verify(ctx context.Context, s string) (Claims, error) {
+	c, err := v.verifySignature(ctx, s)
+	if err != nil {
+		return Claims{}, err
+	}
+	if v.revocation != nil {
+		revoked, err := v.revocation.IsRevoked(ctx, c.ID)
+		if err != nil {
+			return Claims{}, fmt.Errorf("check revocation: %w", err)
+		}
+		if revoked {
+			return Claims{}, ErrRevoked
+		}
+	}
+	return c, nil
+}
+
+// VerifyIgnoringRevocation is Verify without the revocation check.
+func (v *Verifier) VerifyIgnoringRevocation(ctx context.Context, s string) (Claims, error) {
+	return v.verifySignature(ctx, s)
+}
+
+func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error) {
+	if len(s) > MaxSize {
+		return Claims{}, ErrTooLarge
+	}
+	var rc jwt.RegisteredClaims
+	var kid string
+	_, err := v.parser.ParseWithClaims(s, &rc, func(t *jwt.Token) (any, error) {
+		if typ, _ := t.Header["typ"].(string); typ != Type {
+			return nil, ErrType
+		}
+		// RFC 7515 §4.1.11: a "crit" header names extensions that must be
+		// understood; sessiond understands none.
+		if _, ok := t.Header["crit"]; ok {
+			return nil, fmt.Errorf("%w: unsupported crit header", ErrMalformed)
+		}
+		kid, _ = t.Header["kid"].(string)
+		if kid == "" {
+			return nil, ErrUnknownKey
+		}
+		alg, key, err := v.keys.VerificationKey(ctx, kid)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnknownKey, err)
+		}
+		if t.Method.Alg() != alg {
+			return nil, ErrAlgorithm
+		}
+		return key, nil
+	})
+	if err != nil {
+		return Claims{}, classify(err)
+	}
+	id, err := uuid.Parse(rc.ID)
+	if err != nil || len(rc.ID) != 36 {
+		return Claims{}, fmt.Errorf("%w: jti is not a UUID", ErrMalformed)
+	}
+	if rc.IssuedAt == nil {
+		return Claims{}, fmt.Errorf("%w: no iat", ErrMalformed)
+	}
+	// Checked here rather than by jwt.WithAudience, which calls a missing
+	// "aud" a missing claim rather than the wrong audience.
+	if v.audience != "" && !slices.Contains(rc.Audience, v.audience) {
+		return Claims{}, fmt.Errorf("%w: want %q, have %q", ErrAudience, v.audience, rc.Audience)
+	}
+	return Claims{
+		ID:       id,
+		KeyID:    kid,
+		Issuer:   rc.Issuer,
+		IssuedAt: rc.IssuedAt.UTC(),
+		Expires:  rc.ExpiresAt.UTC(),
+	}, nil
+}
+
+// classify turns a golang-jwt error into one of this package's reasons,
+// keeping the original for its detail.
+func classify(err error) error {
+	var r *reason
+	if errors.As(err, &r) {
+		return fmt.Errorf("%w: %w", r, err)
+	}
+	for _, m := range []struct{ jwt, ours error }{
+		{jwt.ErrTokenMalformed, ErrMalformed},
+		{jwt.ErrTokenSignatureInvalid, ErrSignature},
+		{jwt.ErrTokenExpired, ErrExpired},
+		{jwt.ErrTokenUsedBeforeIssued, ErrNotYetValid},
+		{jwt.ErrTokenNotValidYet, ErrNotYetValid},
+		{jwt.ErrTokenInvalidIssuer, ErrIssuer},
+	} {
+		if errors.Is(err, m.jwt) {
+			return fmt.Errorf("%w: %w", m.ours, err)
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrMalformed, err)
+}
