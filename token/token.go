@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -244,7 +245,7 @@ func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error
 func classify(err error) error {
 	var r *reason
 	if errors.As(err, &r) {
-		return fmt.Errorf("%w: %w", r, err)
+		return &detailed{r, err}
 	}
 	for _, m := range []struct{ jwt, ours error }{
 		{jwt.ErrTokenMalformed, ErrMalformed},
@@ -255,8 +256,21 @@ func classify(err error) error {
 		{jwt.ErrTokenInvalidIssuer, ErrIssuer},
 	} {
 		if errors.Is(err, m.jwt) {
-			return fmt.Errorf("%w: %w", m.ours, err)
+			return &detailed{m.ours, err}
 		}
 	}
-	return fmt.Errorf("%w: %w", ErrMalformed, err)
+	return &detailed{ErrMalformed, err}
 }
+
+// detailed is a reason with the error that gave rise to it.
+type detailed struct{ reason, detail error }
+
+func (d *detailed) Error() string {
+	msg := d.detail.Error()
+	if strings.HasPrefix(msg, d.reason.Error()) {
+		return msg
+	}
+	return d.reason.Error() + ": " + msg
+}
+
+func (d *detailed) Unwrap() []error { return []error{d.reason, d.detail} }

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sessiond/sessiond/keys"
+)
+
+const keysUsage = `Usage: sessiond keys COMMAND [flags] [args]
+
+Manages the signing keys in DATA_DIR/keys.json. The commands work while the
+server runs: it picks up changes within a few seconds, or at once on SIGHUP.
+
+Commands:
+  rotate [--alg EdDSA|ES256|RS256] [--activate-after D | --now]
+                  add the next key; it is published at once and signs after
+                  the propagation delay (default: --jwks-max-age)
+  list [--json]   every key with its state and lifecycle times
+  prune           remove keys whose tokens have all expired (the server also
+                  does this by itself)
+  remove KID      emergency removal of a compromised key: every token it
+                  signed stops verifying at once
+
+Each takes --data-dir, --max-expires-in, --leeway and --jwks-max-age, from
+flags or the same SESSIOND_* environment variables as "sessiond serve".
+Flags come before arguments; -- ends the flags.
+`
+
+func keysCommand(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, keysUsage)
+		return errUsage
+	}
+	switch args[0] {
+	case "rotate":
+		return keysRotate(args[1:], stdout, stderr)
+	case "list":
+		return keysList(args[1:], stdout, stderr)
+	case "prune":
+		return keysPrune(args[1:], stdout, stderr)
+	case "remove":
+		return keysRemove(args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, keysUsage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "sessiond keys: unknown command %q\n\n%s", args[0], keysUsage)
+	return errUsage
+}
+
+// keysFlags parses the lifecycle flags plus whatever register adds, and
+// checks the number of positional arguments.
+func keysFlags(name, summary string, nargs int, args []string, stderr io.Writer, register func(*config, *flag.FlagSet)) (*config, []string, error) {
+	var c config
+	fs := newFlagSet("sessiond keys "+name, summary, stderr)
+	c.lifecycleFlags(fs)
+	if register != nil {
+		register(&c, fs)
+	}
+	if err := parse(fs, args); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() != nargs {
+		fmt.Fprintf(stderr, "sessiond keys %s: want %d argument(s), have %d\n", name, nargs, fs.NArg())
+		return nil, nil, errUsage
+	}
+	if err := c.check(); err != nil {
+		return nil, nil, err
+	}
+	return &c, fs.Args(), nil
+}
+
+func keysRotate(args []string, stdout, stderr io.Writer) error {
+	var algName string
+	var after time.Duration
+	var now bool
+	var bits int
+	c, _, err := keysFlags("rotate", "Usage: sessiond keys rotate [flags]\n\nAdds the next signing key.", 0, args, stderr, func(c *config, fs *flag.FlagSet) {
+		fs.StringVar(&algName, "alg", string(keys.EdDSA), "algorithm of the new key: EdDSA, ES256 or RS256")
+		fs.DurationVar(&after, "activate-after", -1, "delay before the key signs (default: --jwks-max-age, so every verifier knows it first)")
+		fs.BoolVar(&now, "now", false, "activate at once (verifiers that cached the key set may reject new tokens until they refresh)")
+		fs.IntVar(&bits, "rsa-bits", keys.DefaultRSABits, "RSA modulus size, 2048 to 4096")
+	})
+	if err != nil {
+		return err
+	}
+	alg, err := keys.ParseAlgorithm(algName)
+	if err != nil {
+		return err
+	}
+	switch {
+	case now && after >= 0:
+		return errors.New("--now and --activate-after exclude each other")
+	case now:
+		after = 0
+	case after < 0:
+		after = c.jwksMaxAge
+	}
+	if err := makeDataDir(c.dataDir); err != nil {
+		return err
+	}
+	created := time.Now()
+	var added *keys.Key
+	if _, err := keys.Update(c.keyFile(), func(s *keys.Set) error {
+		activates := created.Add(after)
+		if s.Len() == 0 {
+			activates = created // no verifier can know an older key: nothing to wait for
+		}
+		k, err := keys.Generate(alg, bits, created, activates)
+		if err != nil {
+			return err
+		}
+		s.Add(k)
+		added = k
+		return nil
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "added %s key %s\nit signs new tokens from %s (in %s)\n",
+		added.Algorithm, added.ID, added.Activates.Format(time.RFC3339), time.Until(added.Activates).Round(time.Second))
+	return nil
+}
+
+// keyInfo is one row of `keys list`.
+type keyInfo struct {
+	ID        string     `json:"kid"`
+	Algorithm string     `json:"alg"`
+	State     keys.State `json:"state"`
+	Created   time.Time  `json:"created"`
+	Activates time.Time  `json:"activates"`
+	Retires   *time.Time `json:"retires"`
+	Expires   *time.Time `json:"expires"`
+}
+
+func keysList(args []string, stdout, stderr io.Writer) error {
+	var asJSON bool
+	c, _, err := keysFlags("list", "Usage: sessiond keys list [flags]\n\nLists the signing keys.", 0, args, stderr, func(c *config, fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, `print {"keys": [...]} as JSON`)
+	})
+	if err != nil {
+		return err
+	}
+	s, err := keys.Load(c.keyFile())
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	infos := []keyInfo{}
+	for _, k := range s.Keys() {
+		lc := s.Lifecycle(k, now, c.policy())
+		info := keyInfo{ID: k.ID, Algorithm: string(k.Algorithm), State: lc.State, Created: k.Created, Activates: k.Activates}
+		if !lc.Retires.IsZero() {
+			info.Retires, info.Expires = &lc.Retires, &lc.Expires
+		}
+		infos = append(infos, info)
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"keys": infos})
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATES\tRETIRES\tEXPIRES")
+	stamp := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.Format(time.RFC3339)
+	}
+	for _, k := range infos {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.State,
+			stamp(&k.Created), stamp(&k.Activates), stamp(k.Retires), stamp(k.Expires))
+	}
+	return tw.Flush()
+}
+
+func keysPrune(args []string, stdout, stderr io.Writer) error {
+	c, _, err := keysFlags("prune", "Usage: sessiond keys prune [flags]\n\nRemoves keys whose tokens have all expired.", 0, args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	var gone []string
+	if _, err := keys.Update(c.keyFile(), func(s *keys.Set) error {
+		gone = s.Prune(time.Now(), c.policy())
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, kid := range gone {
+		fmt.Fprintf(stdout, "removed expired key %s\n", kid)
+	}
+	if len(gone) == 0 {
+		fmt.Fprintln(stdout, "no expired keys")
+	}
+	return nil
+}
+
+func keysRemove(args []string, stdout, stderr io.Writer) error {
+	c, rest, err := keysFlags("remove", "Usage: sessiond keys remove [flags] KID\n\nRemoves a key at once: every token it signed stops verifying.", 1, args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	kid := rest[0]
+	if _, err := keys.Update(c.keyFile(), func(s *keys.Set) error {
+		if !s.Remove(kid) {
+			return fmt.Errorf("no key %q in %s", kid, c.keyFile())
+		}
+		if s.Active(time.Now()) == nil {
+			return fmt.Errorf("key %s is the only one that can sign; run \"sessiond keys rotate --now\" first, then remove it", kid)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "removed key %s; a running server stops accepting its tokens within a few seconds (at once on SIGHUP)\n", kid)
+	return nil
+}

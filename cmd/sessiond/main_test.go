@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/rpc"
+)
+
+// binary is the sessiond executable, built once for the tests that run it
+// as a real process.
+var binary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "sessiond-test")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "sessiond")
+	out, err := exec.Command("go", "build", "-race", "-o", path, ".").CombinedOutput()
+	if err != nil {
+		return "", errors.New(string(out))
+	}
+	return path, nil
+})
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if path, err := binary(); err == nil {
+		os.RemoveAll(filepath.Dir(path))
+	}
+	os.Exit(code)
+}
+
+// process is a running sessiond.
+type process struct {
+	cmd    *exec.Cmd
+	url    string
+	client *rpc.Client
+	stderr *syncBuffer
+	done   chan error
+}
+
+var addrRE = regexp.MustCompile(`msg=serving addr=(\S+)`)
+
+// start runs `sessiond serve` on dataDir and waits until it serves.
+func start(t *testing.T, dataDir string, extra ...string) *process {
+	t.Helper()
+	bin, err := binary()
+	if err != nil {
+		t.Fatalf("build sessiond: %v", err)
+	}
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
+	p := &process{cmd: exec.Command(bin, args...), stderr: new(syncBuffer), done: make(chan error, 1)}
+	p.cmd.Env = append(os.Environ(), "SESSIOND_LISTEN=", "SESSIOND_DATA_DIR=")
+	pipe, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			p.stderr.WriteString(sc.Text() + "\n")
+			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+		p.done <- p.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	select {
+	case a := <-addr:
+		p.url = "http://" + a + "/"
+		p.client = rpc.NewClient(p.url, nil)
+		return p
+	case err := <-p.done:
+		t.Fatalf("sessiond exited before serving: %v\n%s", err, p.stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("sessiond did not start in 30s:\n%s", p.stderr)
+	}
+	return nil
+}
+
+// stop sends sig and returns the process's exit error.
+func (p *process) stop(t *testing.T, sig os.Signal) error {
+	t.Helper()
+	p.cmd.Process.Signal(sig)
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("sessiond did not exit on %v", sig)
+		return nil
+	}
+}
+
+// dataDir returns a data directory path that does not exist yet.
+func dataDir(t *testing.T) string { return filepath.Join(t.TempDir(), "data") }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) WriteString(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b.WriteString(s)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Tokens closed before a SIGKILL stay closed after the restart; the others
+// stay active.
+func TestKillRestart(t *testing.T) {
+	dir := dataDir(t)
+	p := start(t, dir)
+	ctx := context.Background()
+	var open, closed []string
+	for i := range 20 {
+		res, err := p.client.OpenSession(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			if err := p.client.CloseSession(ctx, res.AccessToken); err != nil {
+				t.Fatal(err)
+			}
+			closed = append(closed, res.AccessToken)
+		} else {
+			open = append(open, res.AccessToken)
+		}
+	}
+	p.stop(t, syscall.SIGKILL)
+
+	p = start(t, dir)
+	for _, tok := range closed {
+		if active, err := p.client.VerifySessionToken(ctx, tok); active || err != nil {
+			t.Errorf("closed token after restart: active = %v, %v, want false", active, err)
+		}
+	}
+	for _, tok := range open {
+		if active, err := p.client.VerifySessionToken(ctx, tok); !active || err != nil {
+			t.Errorf("open token after restart: active = %v, %v, want true", active, err)
+		}
+	}
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("SIGTERM: exit %v, want status 0\n%s", err, p.stderr)
+	}
+	info, err := os.Stat(filepath.Join(dir, "keys.json"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("keys.json mode = %v, %v, want 0600", info.Mode(), err)
+	}
+	if info, err := os.Stat(dir); err != nil || info.Mode().Perm() != 0o700 {
+		t.Errorf("data dir mode = %v, %v, want 0700", info.Mode(), err)
+	}
+}
+
+func TestHealthzAndHTTP(t *testing.T) {
+	p := start(t, dataDir(t))
+	resp, err := http.Get(strings.TrimSuffix(p.url, "/") + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "ok\n" {
+		t.Errorf("GET /healthz = %d %q, want 200 ok", resp.StatusCode, body)
+	}
+	resp, err = http.Get(p.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+		t.Errorf("GET / = %d, Allow %q, want 405 with Allow: POST", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}
+
+// A second server on the same data directory fails at once and says why.
+func TestSecondServerRefused(t *testing.T) {
+	dir := dataDir(t)
+	start(t, dir)
+	bin, _ := binary()
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dir)
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("second server hung")
+	}
+	if err == nil || !strings.Contains(string(out), "in use by another process") {
+		t.Errorf("second server: %v, output %q, want a failure saying the store is in use", err, out)
+	}
+}
+
+func TestRefusesReadableKeyFile(t *testing.T) {
+	dir := dataDir(t)
+	p := start(t, dir)
+	p.stop(t, syscall.SIGTERM)
+	os.Chmod(filepath.Join(dir, "keys.json"), 0o644)
+	var stderr strings.Builder
+	err := run(context.Background(), []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir}, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("run() error = %v, want a refusal that says chmod 600", err)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr error
+		want    string
+	}{
+		{[]string{"--help"}, nil, "sessiond serve"},
+		{[]string{}, errUsage, "Usage:"},
+		{[]string{"bogus"}, errUsage, `unknown command "bogus"`},
+		{[]string{"serve", "--help"}, flag.ErrHelp, "-max-expires-in duration"},
+		{[]string{"serve", "--leeway", "soon"}, errUsage, "invalid value"},
+		{[]string{"serve", "--max-expires-in", "0s"}, nil, ""},
+		{[]string{"serve", "extra"}, errUsage, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out, errOut strings.Builder
+			err := run(context.Background(), tt.args, &out, &errOut)
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) || tt.wantErr == nil && tt.want == "" && err == nil {
+				t.Errorf("run() error = %v, want %v", err, tt.wantErr)
+			}
+			if !strings.Contains(out.String()+errOut.String(), tt.want) {
+				t.Errorf("output %q does not contain %q", out.String()+errOut.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestDataDirMode(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	err := run(context.Background(), []string{"serve", "--data-dir", dir}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "chmod 700") {
+		t.Errorf("run() error = %v, want a refusal that says chmod 700", err)
+	}
+}
+
+func TestEnvironment(t *testing.T) {
+	t.Setenv("SESSIOND_LEEWAY", "later")
+	err := run(context.Background(), []string{"serve", "--data-dir", dataDir(t)}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "SESSIOND_LEEWAY") {
+		t.Errorf("run() error = %v, want one naming SESSIOND_LEEWAY", err)
+	}
+	// A flag wins over the environment.
+	err = run(context.Background(), []string{"serve", "--leeway", "-1s", "--data-dir", dataDir(t)}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--leeway must not be negative") {
+		t.Errorf("run() error = %v, want the flag's value to be checked", err)
+	}
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sessiond/sessiond/keys"
+	"github.com/sessiond/sessiond/revocation"
+	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/token"
+)
+
+const serveSummary = `Usage: sessiond serve [flags]
+
+Serves the session API of API.txt (session.open_session,
+session.verify_session_token, session.close_session) as JSON-RPC 2.0 on
+POST /, the public signing keys on GET /.well-known/jwks.json, and
+GET /healthz. On first start it creates the data directory, an
+Ed25519 signing key (keys.json, mode 0600) and the revocation list
+(revocations/, Badger). SIGINT or SIGTERM stops it gracefully; SIGHUP
+reloads the signing keys at once (they are also re-read every few seconds).`
+
+// keyReloadInterval is how often a running server re-reads the key file.
+const keyReloadInterval = 2 * time.Second
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c config
+	fs := newFlagSet("sessiond serve", serveSummary, stderr)
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve HTTP on")
+	fs.StringVar(&c.issuer, "issuer", token.DefaultIssuer, `"iss" claim of new tokens, required of verified ones (changing it makes outstanding tokens inactive)`)
+	c.lifecycleFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sessiond serve: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+
+	if err := makeDataDir(c.dataDir); err != nil {
+		return err
+	}
+	// The store's directory lock comes first: it keeps a second server off
+	// this data directory before either can create a key.
+	store, err := revocation.OpenBadger(c.storeDir(), revocation.Options{Logger: log.With("component", "badger")})
+	if err != nil {
+		return fmt.Errorf("open revocation list: %w", err)
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("close revocation list", "err", err)
+		}
+	}()
+	ring, err := keys.OpenKeyring(c.keyFile(), c.policy(), keys.KeyringOptions{Logger: log})
+	if err != nil {
+		return fmt.Errorf("open signing keys: %w", err)
+	}
+
+	verifier := token.NewVerifier(ring, token.WithIssuer(c.issuer), token.WithLeeway(c.leeway), token.WithRevocation(store))
+	sessions := &rpc.Sessions{
+		Issuer:       token.NewIssuer(c.issuer, ring, nil),
+		Verifier:     verifier,
+		Revoker:      store,
+		MaxExpiresIn: c.maxExpiresIn,
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/{$}", rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{Logger: log}))
+	mux.Handle("GET /.well-known/jwks.json", rpc.NewJWKSHandler(publishedKeys(ring), c.jwksMaxAge, log))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "data_dir", c.dataDir, "issuer", c.issuer)
+
+	var wg sync.WaitGroup
+	keysCtx, stopKeys := context.WithCancel(ctx)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	wg.Go(func() { ring.Run(keysCtx, keyReloadInterval, hup) })
+	defer func() { stopKeys(); wg.Wait() }()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// publishedKeys adapts the keyring to what the JWKS handler publishes.
+func publishedKeys(ring *keys.Keyring) func() []token.PublicKey {
+	return func() []token.PublicKey {
+		published := ring.Published()
+		pub := make([]token.PublicKey, len(published))
+		for i, k := range published {
+			pub[i] = token.PublicKey{ID: k.ID, Algorithm: string(k.Algorithm), Key: k.Public()}
+		}
+		return pub
+	}
+}
+
+// makeDataDir creates dir with mode 0700, and refuses one that others can
+// enter: it holds the private keys.
+func makeDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("data dir %s has mode %04o; it holds private keys and must be accessible by its owner only: run chmod 700 %s", dir, perm, dir)
+	}
+	return nil
+}

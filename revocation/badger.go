@@ -1,0 +1,511 @@
+package revocation
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/google/uuid"
+)
+
+var _ Store = (*Badger)(nil)
+
+const (
+	defaultGCInterval = 10 * time.Minute
+
+	// maxBatch is the most Revoke calls one group commit carries. A batch of
+	// 1024 entries is about 40 KiB, far below the ~2.4 MiB (15% of
+	// MemTableSize) that Badger accepts in one transaction, so a commit never
+	// fails with badger.ErrTxnTooBig. It is also the capacity of the queue in
+	// front of the writer.
+	maxBatch = 1024
+
+	// gcDiscardRatio is the fraction of a value-log file that must be garbage
+	// before RunValueLogGC rewrites it (Badger's recommended 0.5).
+	gcDiscardRatio = 0.5
+
+	// maxGCRewrites bounds one Reclaim pass, in case Badger keeps finding
+	// files to rewrite while writes continue.
+	maxGCRewrites = 64
+)
+
+// Options configures [OpenBadger]. The zero value is ready to use.
+type Options struct {
+	// Logger receives the store's messages and Badger's own log lines,
+	// adapted: Badger's INFO and DEBUG become Debug, WARNING becomes Warn and
+	// ERROR becomes Error. Nil discards them.
+	Logger *slog.Logger
+
+	// GCInterval is how often the background goroutine runs [Badger.Reclaim].
+	// Zero (or negative) means 10 minutes.
+	GCInterval time.Duration
+
+	// Now returns the current time; nil means time.Now. Revoke uses it to
+	// decide whether until is already in the past. Badger itself compares
+	// expiry with the wall clock.
+	Now func() time.Time
+}
+
+// Badger is a [Store] kept in a Badger database in a directory of its own.
+// Open it with [OpenBadger]; it is safe for concurrent use. It owns two
+// goroutines, the group-commit writer and the periodic [Badger.Reclaim], which
+// [Badger.Close] stops.
+type Badger struct {
+	db         *badger.DB
+	log        *slog.Logger
+	now        func() time.Time
+	gcInterval time.Duration
+
+	// writes carries Revoke requests to the single writer goroutine.
+	writes chan *revokeRequest
+
+	// mu guards closed. Every method holds it for reading for its whole
+	// duration, so Close, which takes it for writing, waits for operations
+	// in flight, and nothing touches db once it is closed (Badger may panic
+	// or misbehave when used after Close).
+	mu     sync.RWMutex
+	closed bool
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// revokeRequest is one Revoke call waiting for the group commit.
+type revokeRequest struct {
+	id        uuid.UUID
+	expiresAt uint64
+	// done receives the commit's result. It has room for one value so the
+	// writer never blocks on a caller whose context expired.
+	done chan error
+}
+
+// OpenBadger opens (creating it with mode 0700 if missing) the revocation
+// store in dir and starts its background goroutines.
+//
+// Badger's directory lock is the first thing taken: if another process, or
+// another open [Badger] in this process, holds dir, OpenBadger returns an
+// error wrapping [ErrLocked] at once.
+func OpenBadger(dir string, opts Options) (*Badger, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	gcInterval := opts.GCInterval
+	if gcInterval <= 0 {
+		gcInterval = defaultGCInterval
+	}
+
+	// Badger would create the directory with the same mode; doing it here
+	// keeps the 0700 promise independent of Badger's internals.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open revocation store: %w", err)
+	}
+	db, err := badger.Open(badgerOptions(dir, log))
+	if err != nil {
+		// Badger formats the flock error with %+v, so only its text is left
+		// to recognise it by.
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("open revocation store %q: %w: %v", dir, ErrLocked, err)
+		}
+		return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Badger{
+		db:         db,
+		log:        log,
+		now:        now,
+		gcInterval: gcInterval,
+		writes:     make(chan *revokeRequest, maxBatch),
+		cancel:     cancel,
+	}
+	b.wg.Add(2)
+	go b.writeLoop(ctx)
+	go b.gcLoop(ctx)
+	return b, nil
+}
+
+// badgerOptions tunes Badger for this workload instead of its defaults,
+// which target large values and gigabytes of cache. The workload: 16-byte
+// random keys, 8-byte values, every entry with a TTL, point lookups on every
+// token verification of which nearly all miss, a modest write rate (one per
+// closed session), and a budget of 64 MiB RSS for the whole idle service and
+// 256 MiB with a million live entries.
+func badgerOptions(dir string, log *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{log}).
+		// Durability: a commit returns only after its write-ahead log is
+		// msynced. Concurrent Revokes share that sync through the group
+		// commit in writeLoop (Badger alone would sync once per transaction).
+		WithSyncWrites(true).
+		// Values are 8 bytes: keep every value inline in the LSM tree (the
+		// threshold is stated, not left to the 1 MiB default, to make that
+		// explicit). The value log then stays empty, value-log GC has nothing
+		// to do, and a read never needs a second lookup in the value log.
+		WithValueThreshold(1 << 10).
+		// The value log holds nothing but its header (see above), so a small
+		// file is enough; Badger mmaps 2× this size, sparse.
+		WithValueLogFileSize(16 << 20).
+		// A memtable of 16 MiB holds about 150,000 revocations; the default
+		// 64 MiB × 5 memtables alone would blow the memory budget. Two
+		// memtables: one being written while the other is flushed to L0.
+		// The write rate is low, so a flush always finishes long before the
+		// active memtable fills.
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		// Most lookups are misses (tokens that were never revoked). The bloom
+		// filter lets a miss skip a table without reading a block; 0.1% false
+		// positives instead of the default 1% costs ~0.6 bytes more per key
+		// (about 0.6 MiB per million entries, in mmapped table files, not on
+		// the heap) and makes a block read on a miss ten times rarer.
+		WithBloomFalsePositive(0.001).
+		// Keys are random UUIDs and values 8-byte numbers: neither
+		// compresses, so Snappy or ZSTD would spend CPU on every block write
+		// and read for nothing. Uncompressed, unencrypted blocks are also
+		// read in place from the mmapped tables without a copy.
+		WithCompression(options.None).
+		// Without compression the block cache only keeps parsed block
+		// headers pointing into the mmap; 16 MiB of cost (most of it pages
+		// of the mmapped files, not heap) replaces the default 256 MiB.
+		WithBlockCacheSize(16 << 20).
+		// In Badger v4 the index cache is used only for encrypted tables;
+		// unencrypted table indexes and bloom filters are read in place from
+		// the mmapped files. A non-zero size would only allocate an unused
+		// cache, so it stays 0.
+		WithIndexCacheSize(0).
+		// Two compactors (the minimum that Badger accepts besides zero) keep
+		// levels in shape and drop expired entries; the write rate does not
+		// need the default four.
+		WithNumCompactors(2).
+		// NumGoroutines only sizes Badger's Stream framework (backups,
+		// exports); this package never streams.
+		WithNumGoroutines(2).
+		// Badger's expvar metrics are process-global and would collide with
+		// the service's own; sessiond exports Len instead.
+		WithMetricsEnabled(false).
+		// Only writeLoop writes, one transaction at a time, so no two
+		// transactions can conflict and tracking read sets for conflict
+		// detection would cost memory for nothing.
+		WithDetectConflicts(false)
+}
+
+// Revoke records id as revoked until the instant until. It returns nil only
+// after the record is fsynced; concurrent calls share one fsync. If until is
+// not after Options.Now, Revoke writes nothing and returns nil. An error,
+// including the context's, means the record may or may not have been
+// written; calling Revoke again is safe.
+func (b *Badger) Revoke(ctx context.Context, id uuid.UUID, until time.Time) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return fmt.Errorf("revoke %s: %w", id, ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("revoke %s: %w", id, err)
+	}
+	if !until.After(b.now()) {
+		return nil
+	}
+	exp := expiresAt(until)
+	if exp == 0 {
+		// until is before 1970-01-01T00:00:01Z and so past by Badger's wall
+		// clock too. Writing it would be wrong: ExpiresAt 0 means "never".
+		return nil
+	}
+
+	req := &revokeRequest{id: id, expiresAt: exp, done: make(chan error, 1)}
+	// The writer is running: it is stopped only after Close has taken mu
+	// for writing, which waits for this call to return.
+	select {
+	case b.writes <- req:
+	case <-ctx.Done():
+		return fmt.Errorf("revoke %s: %w", id, ctx.Err())
+	}
+	select {
+	case err := <-req.done:
+		if err != nil {
+			return fmt.Errorf("revoke %s: %w", id, err)
+		}
+		return nil
+	case <-ctx.Done():
+		// The request may still be committed; that is harmless.
+		return fmt.Errorf("revoke %s: %w", id, ctx.Err())
+	}
+}
+
+// expiresAt returns until as Badger's whole Unix seconds, rounded up so the
+// entry never expires before until. It returns 0 for instants before
+// 1970-01-01T00:00:01Z.
+func expiresAt(until time.Time) uint64 {
+	s := until.Unix() // floor, also before 1970: Nanosecond is never negative
+	if until.Nanosecond() > 0 {
+		s++
+	}
+	if s <= 0 {
+		return 0
+	}
+	return uint64(s)
+}
+
+// writeLoop is the only writer. It takes the first waiting request, adds
+// every request that queued up meanwhile (they arrive while the previous
+// commit is being fsynced), commits them as one transaction and reports
+// the result to each caller. This is what makes concurrent Revokes share
+// an fsync: Badger's own write pipeline batches concurrent transactions but
+// still msyncs its write-ahead log once per transaction.
+func (b *Badger) writeLoop(ctx context.Context) {
+	defer b.wg.Done()
+	batch := make([]*revokeRequest, 0, maxBatch)
+	for {
+		clear(batch)
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			// Close cancels only once no Revoke is in flight, so nothing
+			// is left waiting in b.writes but requests whose callers
+			// already gave up.
+			return
+		case req := <-b.writes:
+			batch = append(batch, req)
+		}
+	collect:
+		for len(batch) < maxBatch {
+			select {
+			case req := <-b.writes:
+				batch = append(batch, req)
+			default:
+				break collect
+			}
+		}
+		err := b.commit(batch)
+		if err != nil {
+			b.log.Error("revocation store commit failed", "batch", len(batch), "err", err)
+		}
+		for _, req := range batch {
+			req.done <- err
+		}
+	}
+}
+
+// commit writes a batch in one transaction, keeping for every id the latest
+// of the requested expiry and the stored one.
+//
+// A key this transaction reads was committed before it started, and Badger
+// shows a commit to later transactions only after its write, fsync included,
+// has finished; so when the stored record already lasts long enough,
+// leaving it alone is as durable as writing it again.
+//
+// There is no retry on badger.ErrConflict: this is the only writer and
+// conflict detection is off (see badgerOptions), so it cannot occur.
+func (b *Badger) commit(batch []*revokeRequest) error {
+	want := make(map[uuid.UUID]uint64, len(batch))
+	for _, req := range batch {
+		want[req.id] = max(want[req.id], req.expiresAt)
+	}
+
+	txn := b.db.NewTransaction(true)
+	defer txn.Discard()
+	writes := 0
+	for id, exp := range want {
+		key := append([]byte(nil), id[:]...) // Badger keeps the slice until the commit
+		item, err := txn.Get(key)
+		switch {
+		case err == nil:
+			if item.ExpiresAt() >= exp {
+				continue // never shorten, and nothing to extend
+			}
+		case errors.Is(err, badger.ErrKeyNotFound):
+		default:
+			return fmt.Errorf("read %s: %w", id, err)
+		}
+		value := binary.BigEndian.AppendUint64(make([]byte, 0, 8), exp)
+		e := badger.NewEntry(key, value)
+		e.ExpiresAt = exp
+		if err := txn.SetEntry(e); err != nil {
+			return fmt.Errorf("write %s: %w", id, err)
+		}
+		writes++
+	}
+	if writes == 0 {
+		return nil
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("commit %d revocations: %w", writes, err)
+	}
+	return nil
+}
+
+// IsRevoked reports whether id is revoked now. On error the answer is
+// unknown; it then also returns true, so that even a caller that ignores
+// the error fails closed.
+func (b *Badger) IsRevoked(ctx context.Context, id uuid.UUID) (bool, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return true, fmt.Errorf("is revoked %s: %w", id, ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return true, fmt.Errorf("is revoked %s: %w", id, err)
+	}
+	err := b.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(id[:])
+		return err
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return false, nil
+	default:
+		return true, fmt.Errorf("is revoked %s: %w", id, err)
+	}
+}
+
+// Len returns the number of live (unexpired) entries. It walks every key, so
+// it is meant for tests, the command line and occasional metrics, not for
+// the request path.
+func (b *Badger) Len(ctx context.Context) (int, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return 0, fmt.Errorf("count revocations: %w", ErrClosed)
+	}
+	n := 0
+	err := b.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() { // skips expired entries
+			n++
+			if n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count revocations: %w", err)
+	}
+	return n, nil
+}
+
+// Reclaim runs one reclamation pass now, the one the background goroutine
+// runs every Options.GCInterval: RunValueLogGC until Badger reports there is
+// nothing left to rewrite. Its ErrNoRewrite, and ErrRejected (a pass is
+// already running), are normal outcomes and return nil.
+//
+// Values live in the LSM tree, so the value log is expected to be empty and
+// the pass cheap; it is kept so that nothing accumulates should that ever
+// change. Expired entries are removed from disk by Badger's compactors, which
+// run all the time. Reclaim deliberately does not call db.Flatten: Flatten
+// stops the compactors for its whole run, so under a steady write load level
+// 0 can fill up and stall Revoke, and it still keeps expired keys whose range
+// overlaps a lower level, so it would not even guarantee reclamation.
+func (b *Badger) Reclaim() error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return fmt.Errorf("reclaim revocation store: %w", ErrClosed)
+	}
+	start := time.Now()
+	rewrites := 0
+	for rewrites < maxGCRewrites {
+		err := b.db.RunValueLogGC(gcDiscardRatio)
+		if err == nil {
+			rewrites++
+			continue
+		}
+		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+			b.log.Debug("revocation store reclaimed", "rewrites", rewrites, "took", time.Since(start), "stop", err)
+			return nil
+		}
+		return fmt.Errorf("reclaim revocation store: %w", err)
+	}
+	b.log.Debug("revocation store reclaimed", "rewrites", rewrites, "took", time.Since(start), "stop", "rewrite limit")
+	return nil
+}
+
+// gcLoop runs Reclaim every b.gcInterval until ctx is cancelled.
+func (b *Badger) gcLoop(ctx context.Context) {
+	defer b.wg.Done()
+	t := time.NewTicker(b.gcInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := b.Reclaim(); err != nil && !errors.Is(err, ErrClosed) {
+				b.log.Warn("revocation store reclaim failed", "err", err)
+			}
+		}
+	}
+}
+
+// Close waits for operations in flight, stops the background goroutines and
+// closes Badger. Afterwards every method returns an error wrapping
+// [ErrClosed]. Calling Close again returns the first call's result.
+func (b *Badger) Close() error {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		b.mu.Unlock()
+
+		b.cancel()
+		b.wg.Wait()
+		if err := b.db.Close(); err != nil {
+			b.closeErr = fmt.Errorf("close revocation store: %w", err)
+		}
+	})
+	return b.closeErr
+}
+
+// badgerLogger adapts Badger's printf-style logger to slog. Badger's INFO
+// lines (table counts, compactions, replay) are routine, so they go to
+// Debug with its DEBUG lines. The message is formatted only when the level
+// is enabled: Badger logs at Debug on every write.
+type badgerLogger struct {
+	log *slog.Logger
+}
+
+func (l badgerLogger) Errorf(format string, args ...any) {
+	l.output(slog.LevelError, format, args)
+}
+
+func (l badgerLogger) Warningf(format string, args ...any) {
+	l.output(slog.LevelWarn, format, args)
+}
+
+func (l badgerLogger) Infof(format string, args ...any) {
+	l.output(slog.LevelDebug, format, args)
+}
+
+func (l badgerLogger) Debugf(format string, args ...any) {
+	l.output(slog.LevelDebug, format, args)
+}
+
+func (l badgerLogger) output(level slog.Level, format string, args []any) {
+	ctx := context.Background()
+	if !l.log.Enabled(ctx, level) {
+		return
+	}
+	msg := strings.TrimSpace(fmt.Sprintf(format, args...))
+	l.log.Log(ctx, level, msg, "component", "badger")
+}

@@ -1,0 +1,97 @@
+// Package revocation keeps the list of closed sessions: the IDs (the JWT
+// "jti", a UUID) of tokens that must be refused although their signature and
+// expiry are still valid.
+//
+// Start here: [Store] is the contract the rest of sessiond relies on, and
+// [OpenBadger] returns the implementation that runs on a single node.
+//
+//	store, err := revocation.OpenBadger("/var/lib/sessiond/revocation", revocation.Options{Logger: logger})
+//	if err != nil {
+//		return err // errors.Is(err, revocation.ErrLocked): another sessiond owns the directory
+//	}
+//	defer store.Close()
+//
+//	// Closing a session: the token expires at exp; keep the record a little longer.
+//	if err := store.Revoke(ctx, jti, exp.Add(leeway)); err != nil {
+//		return err // the session is NOT known to be closed; report failure, let the caller retry
+//	}
+//
+//	// Verifying a token:
+//	revoked, err := store.IsRevoked(ctx, jti)
+//	if err != nil || revoked {
+//		return errRejected // fail closed: an unknown answer is treated as revoked
+//	}
+//
+// # The Store contract
+//
+// A closed token must never come back to life, crash or restart included.
+// Three promises make that true:
+//
+//   - Durability. When [Store.Revoke] returns nil the record is on stable
+//     storage (written and fsynced): it survives a crash, a SIGKILL or a power
+//     loss. A non-nil error means the record may or may not have been written;
+//     the caller must not report the session as closed, and may retry, since
+//     revoking an ID again is harmless.
+//   - Fail-closed errors. [Store.IsRevoked] returns an error only when it does
+//     not know the answer, and the boolean is then meaningless. Callers treat
+//     such an error exactly like "revoked". An implementation never returns
+//     (false, nil) unless it positively knows the ID is not revoked, and after
+//     [Badger.Close] every method returns an error wrapping [ErrClosed].
+//   - Never shortening. A record lives at least until the `until` passed to
+//     Revoke. Revoking again with a later `until` extends it; an earlier one
+//     never shortens it.
+//
+// Records are not kept forever: once a token has expired it is refused on its
+// expiry alone, so its revocation record may vanish. Revoke with an `until`
+// that is already in the past writes nothing and returns nil.
+//
+// # TTL rounding
+//
+// Badger stores expiry as whole Unix seconds. The Badger implementation
+// rounds `until` UP to the next whole second, so an entry never disappears
+// before `until`: an `until` 12.3 s past some epoch second expires at 13 s,
+// i.e. it stays revoked for up to one second longer than asked, never
+// shorter. Badger compares expiry with the wall clock (time.Now), while the
+// "already in the past" check in Revoke uses [Options.Now]; in production both
+// are the same clock.
+//
+// # The Badger implementation
+//
+// [Badger] is an embedded, single-process store in a directory of its own.
+// Keys are the 16 bytes of the UUID; the value is the 8-byte big-endian
+// expiry in Unix seconds (the same number Badger keeps as the entry's
+// ExpiresAt, so a dump of the directory is readable without Badger's
+// metadata). Expired entries are invisible to reads at once and are removed
+// from disk by Badger's compactions.
+//
+// Opening takes Badger's directory lock before anything else; a directory that
+// is held by another process, or by another open [Badger] in this process,
+// fails at once with [ErrLocked] instead of waiting.
+//
+// Writes are group-committed: one goroutine owned by [Badger] collects every
+// Revoke that arrives while the previous commit is being fsynced and commits
+// them together in one transaction, so N concurrent Revokes cost one fsync
+// instead of N. Badger's own write pipeline batches concurrent transactions
+// but still fsyncs its write-ahead log once per transaction, which the
+// benchmarks in this package measure (see BenchmarkRevoke). Because that one
+// goroutine is the only writer, the read-modify-write that keeps the later
+// expiry needs no conflict detection.
+//
+// Badger is tuned for this workload rather than its defaults, which target
+// large values and gigabytes of cache: tiny values kept in the LSM tree,
+// point lookups that mostly miss (tighter bloom filters), and a service that
+// must stay under 64 MiB of RSS when idle and under 256 MiB with a million
+// live entries. Each choice is explained next to it in badgerOptions.
+// A background goroutine runs [Badger.Reclaim] every [Options.GCInterval].
+//
+// # Other backends
+//
+// [Store] is deliberately small so that other backends can implement it, for
+// example a distributed store shared by several sessiond nodes, where a
+// revocation on one node must be seen by all. Such a backend must keep the
+// same three promises: nil from Revoke only once the record is durable
+// (for a replicated store: acknowledged by enough replicas to survive the
+// loss of a node), errors whenever the answer is unknown, and never shorten a
+// record. Consumers such as the token package declare their own one-method
+// interface (IsRevoked) and accept any of them.
+package revocation

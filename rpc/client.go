@@ -1,0 +1,115 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// A Client calls a sessiond server's session API. It is safe for concurrent
+// use.
+type Client struct {
+	url  string
+	http *http.Client
+	id   atomic.Uint64
+}
+
+// NewClient returns a client for the JSON-RPC endpoint at url (for example
+// "http://127.0.0.1:8080/"). A nil hc means http.DefaultClient.
+func NewClient(url string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	return &Client{url: url, http: hc}
+}
+
+// OpenSession opens a session that lasts expiresIn (whole seconds); zero
+// asks for the server's default (30 days).
+func (c *Client) OpenSession(ctx context.Context, expiresIn time.Duration) (OpenResult, error) {
+	params := map[string]any{"expires_in": nil}
+	if expiresIn != 0 {
+		params["expires_in"] = int64(expiresIn / time.Second)
+	}
+	var res OpenResult
+	err := c.Call(ctx, "session.open_session", params, &res)
+	return res, err
+}
+
+// VerifySessionToken reports whether tok is active.
+func (c *Client) VerifySessionToken(ctx context.Context, tok string) (bool, error) {
+	var res VerifyResult
+	err := c.Call(ctx, "session.verify_session_token", map[string]string{"token": tok}, &res)
+	return res.Active, err
+}
+
+// CloseSession closes the session of tok. It succeeds for any token, issued
+// or not, once the token can no longer verify.
+func (c *Client) CloseSession(ctx context.Context, tok string) error {
+	var ok bool
+	if err := c.Call(ctx, "session.close_session", map[string]string{"token": tok}, &ok); err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("session.close_session returned false")
+	}
+	return nil
+}
+
+// Call invokes method with params and decodes its result into result. A
+// JSON-RPC error comes back as an *Error.
+func (c *Client) Call(ctx context.Context, method string, params, result any) error {
+	id := strconv.FormatUint(c.id.Add(1), 10)
+	body, err := json.Marshal(struct {
+		JSONRPC string `json:"jsonrpc"`
+		Method  string `json:"method"`
+		Params  any    `json:"params,omitempty"`
+		ID      string `json:"id"`
+	}{"2.0", method, params, id})
+	if err != nil {
+		return fmt.Errorf("%s: %w", method, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%s: %w", method, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", method, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%s: %w", method, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %s: %s", method, resp.Status, bytes.TrimSpace(data))
+	}
+	var reply struct {
+		Result json.RawMessage `json:"result"`
+		Error  *Error          `json:"error"`
+		ID     json.RawMessage `json:"id"`
+	}
+	if err := json.Unmarshal(data, &reply); err != nil {
+		return fmt.Errorf("%s: bad reply: %w", method, err)
+	}
+	if reply.Error != nil {
+		return reply.Error
+	}
+	if string(reply.ID) != strconv.Quote(id) {
+		return fmt.Errorf("%s: reply id %s does not match request id %q", method, reply.ID, id)
+	}
+	if result == nil {
+		return nil
+	}
+	if err := json.Unmarshal(reply.Result, result); err != nil {
+		return fmt.Errorf("%s: bad result: %w", method, err)
+	}
+	return nil
+}

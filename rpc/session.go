@@ -1,0 +1,161 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sessiond/sessiond/token"
+)
+
+// DefaultExpiresIn is the lifetime of a session opened with expires_in
+// absent or null: 30 days.
+const DefaultExpiresIn = 30 * 24 * time.Hour
+
+// DefaultMaxExpiresIn is the longest lifetime open_session grants unless
+// configured otherwise: one year.
+const DefaultMaxExpiresIn = 365 * 24 * time.Hour
+
+// Revoker records that a token id is revoked until a time; when it returns
+// nil the record is durable. revocation.Store implements it.
+type Revoker interface {
+	Revoke(ctx context.Context, id uuid.UUID, until time.Time) error
+}
+
+// Sessions is the session API of API.txt: session.open_session,
+// session.verify_session_token and session.close_session.
+type Sessions struct {
+	Issuer *token.Issuer
+	// Verifier must check revocation (token.WithRevocation) against the
+	// store Revoker writes to.
+	Verifier *token.Verifier
+	Revoker  Revoker
+	// MaxExpiresIn caps expires_in; zero means DefaultMaxExpiresIn.
+	MaxExpiresIn time.Duration
+}
+
+// OpenResult is the result of session.open_session.
+type OpenResult struct {
+	AccessToken string `json:"access_token"`
+	// ExpiresIn is the granted lifetime in seconds.
+	ExpiresIn int64 `json:"expires_in"`
+}
+
+// VerifyResult is the result of session.verify_session_token.
+type VerifyResult struct {
+	Active bool `json:"active"`
+}
+
+// Methods returns the method table of the session API.
+func (s *Sessions) Methods() map[string]Method {
+	return map[string]Method{
+		"session.open_session":         {Params: []string{"expires_in"}, Call: s.open},
+		"session.verify_session_token": {Params: []string{"token"}, Call: s.verify},
+		"session.close_session":        {Params: []string{"token"}, Call: s.close},
+	}
+}
+
+func (s *Sessions) maxExpiresIn() time.Duration {
+	if s.MaxExpiresIn > 0 {
+		return s.MaxExpiresIn
+	}
+	return DefaultMaxExpiresIn
+}
+
+func (s *Sessions) open(_ context.Context, p Params) (any, error) {
+	lifetime, err := s.expiresIn(p)
+	if err != nil {
+		return nil, err
+	}
+	tok, _, err := s.Issuer.Issue(lifetime)
+	if err != nil {
+		return nil, err
+	}
+	return OpenResult{AccessToken: tok, ExpiresIn: int64(lifetime / time.Second)}, nil
+}
+
+// expiresIn reads expires_in: absent or null means DefaultExpiresIn;
+// otherwise a whole number of seconds from 1 to the maximum. A JSON number
+// with an integral value (3600.0, 3.6e3) counts as that integer.
+func (s *Sessions) expiresIn(p Params) (time.Duration, error) {
+	raw, ok := p.Get("expires_in")
+	if !ok || string(raw) == "null" {
+		return DefaultExpiresIn, nil
+	}
+	maxSecs := int64(s.maxExpiresIn() / time.Second)
+	bad := InvalidParams("expires_in must be null or a whole number of seconds from 1 to %d", maxSecs)
+	if len(raw) == 0 || raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+		return 0, bad // a string, boolean, object or array
+	}
+	secs, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(string(raw), 64)
+		if ferr != nil || f != math.Trunc(f) || f < 1 || f > float64(maxSecs) {
+			return 0, bad
+		}
+		secs = int64(f)
+	}
+	if secs < 1 || secs > maxSecs {
+		return 0, bad
+	}
+	return time.Duration(secs) * time.Second, nil
+}
+
+// tokenParam reads the required string parameter "token".
+func tokenParam(p Params) (string, error) {
+	raw, ok := p.Get("token")
+	if !ok || string(raw) == "null" {
+		return "", InvalidParams("token is required")
+	}
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", InvalidParams("token must be a string")
+	}
+	var tok string
+	if err := json.Unmarshal(raw, &tok); err != nil {
+		return "", InvalidParams("token must be a string")
+	}
+	return tok, nil
+}
+
+func (s *Sessions) verify(ctx context.Context, p Params) (any, error) {
+	tok, err := tokenParam(p)
+	if err != nil {
+		return nil, err
+	}
+	_, err = s.Verifier.Verify(ctx, tok)
+	switch {
+	case err == nil:
+		return VerifyResult{Active: true}, nil
+	case errors.Is(err, token.ErrInvalid):
+		return VerifyResult{Active: false}, nil
+	default:
+		return nil, err // validity unknown: internal error, never active
+	}
+}
+
+// close revokes an authentic token until it can no longer verify: its
+// expiry plus the verifier's leeway. Anything that would not verify anyway
+// (garbage, forged, expired) is already closed: the result is true and
+// nothing is written, so forged input cannot grow the store.
+func (s *Sessions) close(ctx context.Context, p Params) (any, error) {
+	tok, err := tokenParam(p)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.Verifier.VerifyIgnoringRevocation(ctx, tok)
+	if errors.Is(err, token.ErrInvalid) {
+		return true, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Revoker.Revoke(ctx, c.ID, c.Expires.Add(s.Verifier.Leeway())); err != nil {
+		return nil, err
+	}
+	return true, nil
+}
