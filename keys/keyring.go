@@ -44,7 +44,8 @@ type snapshot struct {
 
 type verificationKey struct {
 	key     *Key
-	expires time.Time // zero: does not expire while the set stays as it is
+	public  crypto.PublicKey // key.Public(), made once: it allocates
+	expires time.Time        // zero: does not expire while the set stays as it is
 }
 
 // OpenKeyring loads the key file at path. When the file does not exist it
@@ -90,7 +91,7 @@ func (r *Keyring) index(set *Set) *snapshot {
 	snap := &snapshot{set: set, byID: make(map[string]verificationKey, set.Len())}
 	now := r.now()
 	for _, k := range set.keys {
-		snap.byID[k.ID] = verificationKey{key: k, expires: set.Lifecycle(k, now, r.policy).Expires}
+		snap.byID[k.ID] = verificationKey{key: k, public: k.Public(), expires: set.Lifecycle(k, now, r.policy).Expires}
 	}
 	return snap
 }
@@ -117,7 +118,7 @@ func (r *Keyring) VerificationKey(_ context.Context, kid string) (alg string, ke
 	if !ok || !vk.expires.IsZero() && !r.now().Before(vk.expires) {
 		return "", nil, ErrUnknownKey
 	}
-	return string(vk.key.Algorithm), vk.key.Public(), nil
+	return string(vk.key.Algorithm), vk.public, nil
 }
 
 // Published returns the keys verifiers should know at now: next, active and

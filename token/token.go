@@ -119,6 +119,8 @@ type Verifier struct {
 	leeway     time.Duration
 	now        func() time.Time
 	parser     *jwt.Parser
+	cacheSize  int
+	cache      *cache
 }
 
 // An Option configures a [Verifier].
@@ -140,12 +142,20 @@ func WithClock(now func() time.Time) Option { return func(v *Verifier) { v.now =
 // valid.
 func WithRevocation(rc RevocationChecker) Option { return func(v *Verifier) { v.revocation = rc } }
 
+// WithCache sets how many verified tokens the Verifier remembers, so that
+// verifying one again skips the signature check (default DefaultCacheSize;
+// 0 turns the cache off). A remembered token is still checked on every call
+// against the clock, the key source (a removed key takes effect at once) and
+// the revocation checker.
+func WithCache(size int) Option { return func(v *Verifier) { v.cacheSize = size } }
+
 // NewVerifier returns a Verifier that finds keys in keys.
 func NewVerifier(keys KeySource, opts ...Option) *Verifier {
-	v := &Verifier{keys: keys, issuer: DefaultIssuer, now: time.Now}
+	v := &Verifier{keys: keys, issuer: DefaultIssuer, now: time.Now, cacheSize: DefaultCacheSize}
 	for _, opt := range opts {
 		opt(v)
 	}
+	v.cache = newCache(v.cacheSize)
 	popts := []jwt.ParserOption{
 		jwt.WithValidMethods([]string{"EdDSA", "ES256", "RS256"}),
 		jwt.WithExpirationRequired(),
@@ -192,8 +202,14 @@ func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error
 	if len(s) > MaxSize {
 		return Claims{}, ErrTooLarge
 	}
+	if v.cache != nil {
+		if e, ok := v.cache.get(s); ok {
+			return v.verifyCached(ctx, s, e)
+		}
+	}
 	var rc jwt.RegisteredClaims
-	var kid string
+	var kid, alg string
+	var key crypto.PublicKey
 	_, err := v.parser.ParseWithClaims(s, &rc, func(t *jwt.Token) (any, error) {
 		if typ, _ := t.Header["typ"].(string); typ != Type {
 			return nil, ErrType
@@ -207,7 +223,8 @@ func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error
 		if kid == "" {
 			return nil, ErrUnknownKey
 		}
-		alg, key, err := v.keys.VerificationKey(ctx, kid)
+		var err error
+		alg, key, err = v.keys.VerificationKey(ctx, kid)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUnknownKey, err)
 		}
@@ -231,13 +248,32 @@ func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error
 	if v.audience != "" && !slices.Contains(rc.Audience, v.audience) {
 		return Claims{}, fmt.Errorf("%w: want %q, have %q", ErrAudience, v.audience, rc.Audience)
 	}
-	return Claims{
+	c := Claims{
 		ID:       id,
 		KeyID:    kid,
 		Issuer:   rc.Issuer,
 		IssuedAt: rc.IssuedAt.UTC(),
 		Expires:  rc.ExpiresAt.UTC(),
-	}, nil
+	}
+	if v.cache != nil {
+		v.cache.put(s, cached{claims: c, alg: alg, key: key})
+	}
+	return c, nil
+}
+
+// verifyCached finishes the verification of a token whose signature
+// verified before.
+func (v *Verifier) verifyCached(ctx context.Context, s string, e cached) (Claims, error) {
+	alg, key, err := v.keys.VerificationKey(ctx, e.claims.KeyID)
+	if err != nil {
+		v.cache.delete(s)
+		return Claims{}, &detailed{ErrUnknownKey, err}
+	}
+	if err := v.stillValid(e, v.now(), alg, key); err != nil {
+		v.cache.delete(s)
+		return Claims{}, err
+	}
+	return e.claims, nil
 }
 
 // classify turns a golang-jwt error into one of this package's reasons,
