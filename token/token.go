@@ -3,10 +3,13 @@ package token
 import (
 	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -52,11 +55,20 @@ type RevocationChecker interface {
 	IsRevoked(ctx context.Context, id uuid.UUID) (bool, error)
 }
 
-// An Issuer signs new session tokens with the active key.
+// An Issuer signs new session tokens with the active key. It is safe for
+// concurrent use.
 type Issuer struct {
-	keys SigningKeys
-	name string
-	now  func() time.Time
+	keys    SigningKeys
+	name    string
+	issJSON []byte // name as a JSON string
+	now     func() time.Time
+	header  atomic.Pointer[headerSegment] // of the key that signed last
+}
+
+// headerSegment is the encoded JOSE header for one key: it only changes
+// when the active key does, so it is made once per key.
+type headerSegment struct {
+	kid, alg, encoded string
 }
 
 // NewIssuer returns an Issuer that puts name in the "iss" claim (empty means
@@ -68,10 +80,16 @@ func NewIssuer(name string, keys SigningKeys, now func() time.Time) *Issuer {
 	if now == nil {
 		now = time.Now
 	}
-	return &Issuer{keys: keys, name: name, now: now}
+	issJSON, _ := json.Marshal(name) // a string always encodes
+	return &Issuer{keys: keys, name: name, issJSON: issJSON, now: now}
 }
 
 // Issue signs a token valid for lifetime (whole seconds) from now.
+//
+// The signing input is assembled here rather than by jwt.Token.SignedString,
+// which marshals a header map and a claims struct through reflection on
+// every call; the signature itself is golang-jwt's, and so is every check
+// on the verifying side.
 func (i *Issuer) Issue(lifetime time.Duration) (string, Claims, error) {
 	kid, alg, key, err := i.keys.SigningKey()
 	if err != nil {
@@ -92,19 +110,44 @@ func (i *Issuer) Issue(lifetime time.Duration) (string, Claims, error) {
 		IssuedAt: i.now().UTC().Truncate(time.Second),
 	}
 	c.Expires = c.IssuedAt.Add(lifetime.Truncate(time.Second))
-	t := jwt.NewWithClaims(method, jwt.RegisteredClaims{
-		ID:        id.String(),
-		Issuer:    c.Issuer,
-		IssuedAt:  jwt.NewNumericDate(c.IssuedAt),
-		ExpiresAt: jwt.NewNumericDate(c.Expires),
-	})
-	t.Header["kid"] = kid
-	t.Header["typ"] = Type
-	s, err := t.SignedString(key)
+
+	var scratch [160]byte
+	claims := append(scratch[:0], `{"iss":`...)
+	claims = append(claims, i.issJSON...)
+	claims = append(claims, `,"exp":`...)
+	claims = strconv.AppendInt(claims, c.Expires.Unix(), 10)
+	claims = append(claims, `,"iat":`...)
+	claims = strconv.AppendInt(claims, c.IssuedAt.Unix(), 10)
+	claims = append(claims, `,"jti":"`...)
+	claims = append(claims, id.String()...)
+	claims = append(claims, `"}`...)
+
+	tok := make([]byte, 0, 512)
+	tok = append(tok, i.headerFor(kid, alg)...)
+	tok = append(tok, '.')
+	tok = b64.AppendEncode(tok, claims)
+	sig, err := method.Sign(string(tok), key)
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("issue token: %w", err)
 	}
-	return s, c, nil
+	tok = append(tok, '.')
+	tok = b64.AppendEncode(tok, sig)
+	return string(tok), c, nil
+}
+
+// headerFor returns the encoded header {"alg":…,"kid":…,"typ":"session+jwt"}.
+func (i *Issuer) headerFor(kid, alg string) string {
+	if h := i.header.Load(); h != nil && h.kid == kid && h.alg == alg {
+		return h.encoded
+	}
+	header, _ := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{alg, kid, Type})
+	h := &headerSegment{kid: kid, alg: alg, encoded: b64.EncodeToString(header)}
+	i.header.Store(h)
+	return h.encoded
 }
 
 // A Verifier checks session tokens: size, signature under the key named by
