@@ -734,13 +734,22 @@ func trimSpace(b []byte) []byte {
 // skipString returns the index just after the string starting at b[i] == '"',
 // or len(b) if it is not terminated.
 func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
+	for i++; i < len(b); {
+		// Jump to the next quote (IndexByte is vectorised: tokens are long),
+		// then make sure no odd run of backslashes escapes it.
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return len(b)
 		}
+		end := i + q
+		slashes := 0
+		for j := end - 1; j >= i && b[j] == '\\'; j-- {
+			slashes++
+		}
+		if slashes%2 == 0 {
+			return end + 1
+		}
+		i = end + 1
 	}
 	return len(b)
 }

@@ -112,14 +112,30 @@ func tokenParam(p Params) (string, error) {
 	if !ok || string(raw) == "null" {
 		return "", InvalidParams("token is required")
 	}
-	if len(raw) == 0 || raw[0] != '"' {
+	if len(raw) < 2 || raw[0] != '"' {
 		return "", InvalidParams("token must be a string")
+	}
+	if tok, ok := plainString(raw); ok {
+		return tok, nil
 	}
 	var tok string
 	if err := json.Unmarshal(raw, &tok); err != nil {
 		return "", InvalidParams("token must be a string")
 	}
 	return tok, nil
+}
+
+// plainString returns the content of the JSON string raw when it needs no
+// decoding: printable ASCII without escapes, as every token is. Anything
+// else goes through encoding/json.
+func plainString(raw []byte) (string, bool) {
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c < 0x20 || c >= 0x7f || c == '\\' || c == '"' {
+			return "", false
+		}
+	}
+	return string(body), true
 }
 
 func (s *Sessions) verify(ctx context.Context, p Params) (any, error) {

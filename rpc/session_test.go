@@ -21,12 +21,13 @@ import (
 // service is the whole session API over a real HTTP server on loopback,
 // with the real key file and Badger store in a temporary directory.
 type service struct {
-	url    string
-	store  *revocation.Badger
-	client *rpc.Client
+	url     string
+	handler http.Handler
+	store   *revocation.Badger
+	client  *rpc.Client
 }
 
-func newService(t *testing.T) *service {
+func newService(t testing.TB) *service {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := revocation.OpenBadger(filepath.Join(dir, "revocations"), revocation.Options{})
@@ -43,9 +44,10 @@ func newService(t *testing.T) *service {
 		Verifier: token.NewVerifier(ring, token.WithRevocation(store)),
 		Revoker:  store,
 	}
-	srv := httptest.NewServer(rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{}))
+	handler := rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{})
+	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
-	return &service{url: srv.URL, store: store, client: rpc.NewClient(srv.URL, srv.Client())}
+	return &service{url: srv.URL, handler: handler, store: store, client: rpc.NewClient(srv.URL, srv.Client())}
 }
 
 // post sends body and decodes the single JSON-RPC response.
