@@ -169,7 +169,7 @@ type Verifier struct {
 // An Option configures a [Verifier].
 type Option func(*Verifier)
 
-// WithIssuer sets the required "iss" claim (default DefaultIssuer).
+// WithIssuer sets the required "iss" claim (empty: DefaultIssuer).
 func WithIssuer(iss string) Option { return func(v *Verifier) { v.issuer = iss } }
 
 // WithAudience requires the "aud" claim to contain aud.
@@ -197,6 +197,10 @@ func NewVerifier(keys KeySource, opts ...Option) *Verifier {
 	v := &Verifier{keys: keys, issuer: DefaultIssuer, now: time.Now, cacheSize: DefaultCacheSize}
 	for _, opt := range opts {
 		opt(v)
+	}
+	if v.issuer == "" {
+		// As for NewIssuer. golang-jwt would take "" as "any iss, or none".
+		v.issuer = DefaultIssuer
 	}
 	v.cache = newCache(v.cacheSize)
 	popts := []jwt.ParserOption{
@@ -250,7 +254,7 @@ func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error
 			return v.verifyCached(ctx, s, e)
 		}
 	}
-	var rc jwt.RegisteredClaims
+	var rc claims
 	var kid, alg string
 	var key crypto.PublicKey
 	_, err := v.parser.ParseWithClaims(s, &rc, func(t *jwt.Token) (any, error) {
@@ -319,6 +323,37 @@ func (v *Verifier) verifyCached(ctx context.Context, s string, e cached) (Claims
 	return e.claims, nil
 }
 
+// claims are the registered claims, read strictly: "exp", "iat" and "nbf",
+// when present, must be JSON integers from 0 to maxNumericDate, as Issue
+// writes them. golang-jwt alone also takes a string ("9999999999"), a
+// fraction or an exponent, and turns values past time.Time's range into
+// arbitrary times (1e300 "expired", 9.2e18 "never expires"); other JWT
+// libraries read such claims differently or not at all.
+type claims struct{ jwt.RegisteredClaims }
+
+// maxNumericDate is 9999-12-31T23:59:59Z in Unix seconds.
+const maxNumericDate = 253402300799
+
+func (c *claims) UnmarshalJSON(data []byte) error {
+	// encoding/json matches member names as RegisteredClaims' decoding
+	// does (case-insensitively, the last duplicate winning), so these are
+	// the members that set ExpiresAt, IssuedAt and NotBefore.
+	var times struct {
+		Exp json.RawMessage `json:"exp"`
+		Iat json.RawMessage `json:"iat"`
+		Nbf json.RawMessage `json:"nbf"`
+	}
+	if err := json.Unmarshal(data, &times); err != nil {
+		return err
+	}
+	for _, raw := range []json.RawMessage{times.Exp, times.Iat, times.Nbf} {
+		if n, err := strconv.ParseUint(string(raw), 10, 64); raw != nil && (err != nil || n > maxNumericDate) {
+			return fmt.Errorf("exp, iat and nbf must be whole seconds from 0 to %d", maxNumericDate)
+		}
+	}
+	return json.Unmarshal(data, &c.RegisteredClaims)
+}
+
 // classify turns a golang-jwt error into one of this package's reasons,
 // keeping the original for its detail.
 func classify(err error) error {
@@ -333,6 +368,11 @@ func classify(err error) error {
 		{jwt.ErrTokenUsedBeforeIssued, ErrNotYetValid},
 		{jwt.ErrTokenNotValidYet, ErrNotYetValid},
 		{jwt.ErrTokenInvalidIssuer, ErrIssuer},
+		// Left over from the keyfunc's reasons: an "alg" that names no
+		// signing method ("None", "RSA-OAEP") or none at all. Like one
+		// outside WithValidMethods ("none", "HS256"), which golang-jwt
+		// calls an invalid signature, no signature under it is acceptable.
+		{jwt.ErrTokenUnverifiable, ErrSignature},
 	} {
 		if errors.Is(err, m.jwt) {
 			return &detailed{m.ours, err}
