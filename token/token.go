@@ -335,23 +335,36 @@ type claims struct{ jwt.RegisteredClaims }
 const maxNumericDate = 253402300799
 
 func (c *claims) UnmarshalJSON(data []byte) error {
-	// encoding/json matches member names as RegisteredClaims' decoding
-	// does (case-insensitively, the last duplicate winning), so these are
-	// the members that set ExpiresAt, IssuedAt and NotBefore.
-	var times struct {
-		Exp json.RawMessage `json:"exp"`
-		Iat json.RawMessage `json:"iat"`
-		Nbf json.RawMessage `json:"nbf"`
+	// One decoding pass: the dates as raw JSON, checked and converted here,
+	// the rest as RegisteredClaims would read them (encoding/json matches
+	// member names case-insensitively, the last duplicate winning).
+	var raw struct {
+		Issuer   string           `json:"iss"`
+		Subject  string           `json:"sub"`
+		Audience jwt.ClaimStrings `json:"aud"`
+		ID       string           `json:"jti"`
+		Exp      json.RawMessage  `json:"exp"`
+		Iat      json.RawMessage  `json:"iat"`
+		Nbf      json.RawMessage  `json:"nbf"`
 	}
-	if err := json.Unmarshal(data, &times); err != nil {
+	if err := json.Unmarshal(data, &raw); err != nil {
 		return err
 	}
-	for _, raw := range []json.RawMessage{times.Exp, times.Iat, times.Nbf} {
-		if n, err := strconv.ParseUint(string(raw), 10, 64); raw != nil && (err != nil || n > maxNumericDate) {
+	c.RegisteredClaims = jwt.RegisteredClaims{Issuer: raw.Issuer, Subject: raw.Subject, Audience: raw.Audience, ID: raw.ID}
+	for _, d := range []struct {
+		raw json.RawMessage
+		dst **jwt.NumericDate
+	}{{raw.Exp, &c.ExpiresAt}, {raw.Iat, &c.IssuedAt}, {raw.Nbf, &c.NotBefore}} {
+		if d.raw == nil {
+			continue
+		}
+		n, err := strconv.ParseUint(string(d.raw), 10, 64)
+		if err != nil || n > maxNumericDate {
 			return fmt.Errorf("exp, iat and nbf must be whole seconds from 0 to %d", maxNumericDate)
 		}
+		*d.dst = jwt.NewNumericDate(time.Unix(int64(n), 0))
 	}
-	return json.Unmarshal(data, &c.RegisteredClaims)
+	return nil
 }
 
 // classify turns a golang-jwt error into one of this package's reasons,
