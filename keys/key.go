@@ -98,7 +98,11 @@ func newKey(alg Algorithm, signer crypto.Signer, created, activates time.Time) (
 		ID:        kid,
 		Algorithm: alg,
 		Created:   created.UTC().Truncate(time.Second),
-		Activates: activates.UTC().Truncate(time.Second),
+		// Not truncated: that would move a key's activation up to a second
+		// earlier, cutting into its propagation delay, and would let a key
+		// added with --now tie with one activated earlier in the same second
+		// (the tie then goes by kid, so the new key might never sign).
+		Activates: activates.UTC(),
 		signer:    signer,
 	}, nil
 }

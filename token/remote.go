@@ -156,8 +156,10 @@ func (r *RemoteJWKS) get(ctx context.Context, st *remoteState, now time.Time) er
 }
 
 // maxAge reads the Cache-Control max-age of h; no-store and no-cache mean
-// zero (fetch again when next needed, subject to MinInterval).
+// zero (fetch again when next needed, subject to MinInterval) wherever they
+// stand in the header.
 func maxAge(h http.Header, def time.Duration) time.Duration {
+	age := def
 	for _, directive := range strings.Split(h.Get("Cache-Control"), ",") {
 		name, value, _ := strings.Cut(strings.TrimSpace(directive), "=")
 		switch strings.ToLower(name) {
@@ -165,9 +167,9 @@ func maxAge(h http.Header, def time.Duration) time.Duration {
 			return 0
 		case "max-age":
 			if secs, err := strconv.ParseInt(strings.Trim(value, `"`), 10, 64); err == nil && secs >= 0 {
-				return time.Duration(min(secs, 7*24*3600)) * time.Second
+				age = time.Duration(min(secs, 7*24*3600)) * time.Second
 			}
 		}
 	}
-	return def
+	return age
 }

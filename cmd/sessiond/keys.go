@@ -19,8 +19,9 @@ server runs: it picks up changes within a few seconds, or at once on SIGHUP.
 
 Commands:
   rotate [--alg EdDSA|ES256|RS256] [--activate-after D | --now]
-                  add the next key; it is published at once and signs after
-                  the propagation delay (default: --jwks-max-age)
+                  add the next key; a running server publishes it within
+                  2s, and it signs after the propagation delay (default:
+                  those 2s + --jwks-max-age, so every verifier knows it first)
   list [--json]   every key with its state and lifecycle times
   prune           remove keys whose tokens have all expired (the server also
                   does this by itself)
@@ -83,7 +84,7 @@ func keysRotate(args []string, stdout, stderr io.Writer) error {
 	var bits int
 	c, _, err := keysFlags("rotate", "Usage: sessiond keys rotate [flags]\n\nAdds the next signing key.", 0, args, stderr, func(c *config, fs *flag.FlagSet) {
 		fs.StringVar(&algName, "alg", string(keys.EdDSA), "algorithm of the new key: EdDSA, ES256 or RS256")
-		fs.DurationVar(&after, "activate-after", -1, "delay before the key signs (default: --jwks-max-age, so every verifier knows it first)")
+		fs.DurationVar(&after, "activate-after", -1, "delay before the key signs (default: --jwks-max-age plus the server's key reload interval, so every verifier knows it first)")
 		fs.BoolVar(&now, "now", false, "activate at once (verifiers that cached the key set may reject new tokens until they refresh)")
 		fs.IntVar(&bits, "rsa-bits", keys.DefaultRSABits, "RSA modulus size, 2048 to 4096")
 	})
@@ -100,24 +101,30 @@ func keysRotate(args []string, stdout, stderr io.Writer) error {
 	case now:
 		after = 0
 	case after < 0:
-		after = c.jwksMaxAge
+		// A running server publishes the key when it next reads the key
+		// file, up to keyReloadInterval from now; verifiers must then have
+		// a whole max-age to fetch it before it signs. Waiting that long
+		// also lets the server learn of the key before it activates, so
+		// the old key signs nothing after it retires.
+		after = c.jwksMaxAge + keyReloadInterval
 	}
 	if err := makeDataDir(c.dataDir); err != nil {
 		return err
 	}
-	created := time.Now()
-	var added *keys.Key
+	// Generate first (an RSA key takes a while), and set the times under
+	// the lock, just before the key is saved: neither the generation nor a
+	// wait for another command's lock may eat into the propagation delay.
+	added, err := keys.Generate(alg, bits, time.Now(), time.Now())
+	if err != nil {
+		return err
+	}
 	if _, err := keys.Update(c.keyFile(), func(s *keys.Set) error {
-		activates := created.Add(after)
+		created := time.Now().UTC()
+		added.Created, added.Activates = created.Truncate(time.Second), created.Add(after)
 		if s.Len() == 0 {
-			activates = created // no verifier can know an older key: nothing to wait for
+			added.Activates = created // no verifier can know an older key: nothing to wait for
 		}
-		k, err := keys.Generate(alg, bits, created, activates)
-		if err != nil {
-			return err
-		}
-		s.Add(k)
-		added = k
+		s.Add(added)
 		return nil
 	}); err != nil {
 		return err
