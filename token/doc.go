@@ -47,6 +47,13 @@ var (
 	ErrRevoked     error = &reason{"token is revoked"}
 )
 
+// ErrKeysUnavailable means the verification keys could not be had (a JWK
+// Set that cannot be fetched, say), so validity is unknown. It does not
+// match ErrInvalid; callers must still reject the token. A [KeySource] wraps
+// it for such failures; any other error from a KeySource means the key id is
+// unknown.
+var ErrKeysUnavailable = errors.New("verification keys are unavailable")
+
 type reason struct{ msg string }
 
 func (r *reason) Error() string { return r.msg }

@@ -89,8 +89,10 @@ func (r *RemoteJWKS) VerificationKey(ctx context.Context, kid string) (string, c
 		}
 		st = r.fetch(ctx, st) // perhaps a key published since
 	}
-	if st.set == nil {
-		return "", nil, fmt.Errorf("fetch JWK set: %w", st.err)
+	if st.set == nil || st.err != nil {
+		// Either no set at all, or the kid is missing from a set we could
+		// not refresh: whether the key exists is unknown.
+		return "", nil, fmt.Errorf("%w: fetch JWK set: %w", ErrKeysUnavailable, st.err)
 	}
 	return st.set.VerificationKey(ctx, kid)
 }

@@ -44,7 +44,9 @@ type SigningKeys interface {
 
 // KeySource finds the public key that verifies tokens signed under kid, with
 // its JOSE algorithm name; tokens are only accepted under that algorithm.
-// An unknown kid is an error. keys.Keyring and [JWKS] implement it.
+// An unknown kid is an error; a failure to get the keys at all is an error
+// that wraps [ErrKeysUnavailable]. keys.Keyring, [JWKS] and [RemoteJWKS]
+// implement it.
 type KeySource interface {
 	VerificationKey(ctx context.Context, kid string) (alg string, key crypto.PublicKey, err error)
 }
@@ -272,6 +274,9 @@ func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error
 		}
 		var err error
 		alg, key, err = v.keys.VerificationKey(ctx, kid)
+		if errors.Is(err, ErrKeysUnavailable) {
+			return nil, err // not a verdict on the token: classify leaves it alone
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUnknownKey, err)
 		}
@@ -312,6 +317,9 @@ func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error
 // verified before.
 func (v *Verifier) verifyCached(ctx context.Context, s string, e cached) (Claims, error) {
 	alg, key, err := v.keys.VerificationKey(ctx, e.claims.KeyID)
+	if errors.Is(err, ErrKeysUnavailable) {
+		return Claims{}, err
+	}
 	if err != nil {
 		v.cache.delete(s)
 		return Claims{}, &detailed{ErrUnknownKey, err}
@@ -370,6 +378,9 @@ func (c *claims) UnmarshalJSON(data []byte) error {
 // classify turns a golang-jwt error into one of this package's reasons,
 // keeping the original for its detail.
 func classify(err error) error {
+	if errors.Is(err, ErrKeysUnavailable) {
+		return err
+	}
 	var r *reason
 	if errors.As(err, &r) {
 		return &detailed{r, err}
