@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +38,17 @@ const (
 	maxGCRewrites = 64
 )
 
+// Keys of the store's own records. Entries have 16-byte keys (the UUID);
+// these have other lengths, so they can never collide with one, and every
+// scan of entries skips them.
+var (
+	// seqKey holds the sequence number of the latest write, 8 bytes big-endian.
+	seqKey = []byte("\x00meta/seq")
+	// epochKey holds the store's epoch, 16 random bytes made when the store
+	// was created.
+	epochKey = []byte("\x00meta/epoch")
+)
+
 // Options configures [OpenBadger]. The zero value is ready to use.
 type Options struct {
 	// Logger receives the store's messages and Badger's own log lines,
@@ -64,8 +76,22 @@ type Badger struct {
 	now        func() time.Time
 	gcInterval time.Duration
 
+	// reclaimMu makes Reclaim passes run one at a time (see compactExpired).
+	reclaimMu sync.Mutex
+
 	// writes carries Revoke requests to the single writer goroutine.
 	writes chan *revokeRequest
+
+	// epoch identifies this store for Changes; set at open.
+	epoch string
+	// seq is the latest sequence number handed out. Only the writer
+	// goroutine uses it once the store is open.
+	seq uint64
+	// rescan tells the writer to rebuild index from disk before its next
+	// commit: a failed commit may have reached the disk anyway. Writer only.
+	rescan bool
+	// index answers Changes from memory.
+	index index
 
 	// mu guards closed. Every method holds it for reading for its whole
 	// duration, so Close, which takes it for writing, waits for operations
@@ -124,15 +150,19 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 		return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
 	b := &Badger{
 		db:         db,
 		log:        log,
 		now:        now,
 		gcInterval: gcInterval,
 		writes:     make(chan *revokeRequest, maxBatch),
-		cancel:     cancel,
 	}
+	if err := b.openFeed(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
 	b.wg.Add(2)
 	go b.writeLoop(ctx)
 	go b.gcLoop(ctx)
@@ -302,7 +332,10 @@ func (b *Badger) writeLoop(ctx context.Context) {
 }
 
 // commit writes a batch in one transaction, keeping for every id the latest
-// of the requested expiry and the stored one.
+// of the requested expiry and the stored one. Every entry it writes gets the
+// next sequence number, and the latest one is stored in the same
+// transaction, so that the entries and the counter reach the disk together
+// or not at all. Once committed, the entries go into the index for Changes.
 //
 // A key this transaction reads was committed before it started, and Badger
 // shows a commit to later transactions only after its write, fsync included,
@@ -317,9 +350,18 @@ func (b *Badger) commit(batch []*revokeRequest) error {
 		want[req.id] = max(want[req.id], req.expiresAt)
 	}
 
+	if b.rescan {
+		if err := b.scan(); err != nil {
+			return fmt.Errorf("rebuild the index: %w", err)
+		}
+		b.rescan = false
+	}
+
 	txn := b.db.NewTransaction(true)
 	defer txn.Discard()
-	writes := 0
+	seq := b.seq
+	added := make([]indexEntry, 0, len(want))
+	var extended []uuid.UUID
 	for id, exp := range want {
 		key := append([]byte(nil), id[:]...) // Badger keeps the slice until the commit
 		item, err := txn.Get(key)
@@ -328,24 +370,158 @@ func (b *Badger) commit(batch []*revokeRequest) error {
 			if item.ExpiresAt() >= exp {
 				continue // never shorten, and nothing to extend
 			}
+			extended = append(extended, id)
 		case errors.Is(err, badger.ErrKeyNotFound):
 		default:
 			return fmt.Errorf("read %s: %w", id, err)
 		}
-		value := binary.BigEndian.AppendUint64(make([]byte, 0, 8), exp)
-		e := badger.NewEntry(key, value)
+		seq++
+		e := badger.NewEntry(key, encodeValue(exp, seq))
 		e.ExpiresAt = exp
 		if err := txn.SetEntry(e); err != nil {
 			return fmt.Errorf("write %s: %w", id, err)
 		}
-		writes++
+		added = append(added, indexEntry{id: id, expires: exp, seq: seq})
 	}
-	if writes == 0 {
+	if len(added) == 0 {
 		return nil
 	}
-	if err := txn.Commit(); err != nil {
-		return fmt.Errorf("commit %d revocations: %w", writes, err)
+	if err := txn.Set(seqKey, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+		return fmt.Errorf("write sequence number: %w", err)
 	}
+	// Numbers are never handed out twice, even after a failed commit.
+	b.seq = seq
+	if err := txn.Commit(); err != nil {
+		// The write may have reached the disk all the same; the index
+		// must then learn of it, or a retry that finds the entry stored
+		// would leave it out of Changes for good.
+		b.rescan = true
+		return fmt.Errorf("commit %d revocations: %w", len(added), err)
+	}
+	b.index.add(added, extended, seq)
+	return nil
+}
+
+// encodeValue is the stored value of an entry: the expiry in Unix seconds
+// (the same number as Badger's ExpiresAt) and the sequence number of the
+// write, 8 bytes big-endian each.
+func encodeValue(expires, seq uint64) []byte {
+	v := make([]byte, 16)
+	binary.BigEndian.PutUint64(v, expires)
+	binary.BigEndian.PutUint64(v[8:], seq)
+	return v
+}
+
+// decodeValue reads a stored value. A value of 8 bytes was written before
+// the store kept sequence numbers; its sequence number is 0.
+func decodeValue(v []byte) (expires, seq uint64, err error) {
+	switch len(v) {
+	case 16:
+		return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
+	case 8:
+		return binary.BigEndian.Uint64(v), 0, nil
+	}
+	return 0, 0, fmt.Errorf("stored value of %d bytes", len(v))
+}
+
+// openFeed reads the epoch, creating it when the store is new, and the
+// sequence number, and loads the index.
+func (b *Badger) openFeed() error {
+	err := b.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(epochKey)
+		switch {
+		case err == nil:
+			raw, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(raw) != 16 {
+				return fmt.Errorf("stored epoch of %d bytes", len(raw))
+			}
+			b.epoch = epochString(raw)
+		case errors.Is(err, badger.ErrKeyNotFound):
+			raw, err := newEpoch()
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(epochKey, raw); err != nil {
+				return err
+			}
+			b.epoch = epochString(raw)
+		default:
+			return err
+		}
+		item, err = txn.Get(seqKey)
+		switch {
+		case err == nil:
+			return item.Value(func(v []byte) error {
+				if len(v) != 8 {
+					return fmt.Errorf("stored sequence number of %d bytes", len(v))
+				}
+				b.seq = binary.BigEndian.Uint64(v)
+				return nil
+			})
+		case errors.Is(err, badger.ErrKeyNotFound):
+			return nil
+		default:
+			return err
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("read the epoch and sequence number: %w", err)
+	}
+	if err := b.scan(); err != nil {
+		return fmt.Errorf("load the index: %w", err)
+	}
+	return nil
+}
+
+// scan replaces the index with every unexpired entry on disk, in one pass
+// over the keys and a sort by sequence number.
+func (b *Badger) scan() error {
+	// The tables' key counts bound the entries on disk (they include
+	// expired and overwritten ones): sizing the index from them up front
+	// avoids growing a slice of tens of megabytes step by step, whose
+	// discarded copies would stay in the process's memory for a while.
+	hint := 0
+	for _, t := range b.db.Tables() {
+		hint += int(t.KeyCount)
+	}
+	entries := make([]indexEntry, 0, hint)
+	maxSeq := uint64(0)
+	err := b.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false // values are 16 bytes in the tree: read in place, not copied
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() { // skips expired entries
+			item := it.Item()
+			if len(item.Key()) != 16 {
+				continue // the store's own records
+			}
+			e := indexEntry{id: uuid.UUID(item.Key()), expires: item.ExpiresAt()}
+			if err := item.Value(func(v []byte) error {
+				_, seq, err := decodeValue(v)
+				e.seq = seq
+				return err
+			}); err != nil {
+				return fmt.Errorf("entry %s: %w", e.id, err)
+			}
+			entries = append(entries, e)
+			maxSeq = max(maxSeq, e.seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(entries, func(a, b indexEntry) int { return cmpUint64(a.seq, b.seq) })
+	b.seq = max(b.seq, maxSeq)
+	b.index.mu.Lock()
+	defer b.index.mu.Unlock()
+	b.index.entries = entries // spare capacity, if any, takes the next writes
+	b.index.newer = nil
+	b.index.seq = b.seq
 	return nil
 }
 
@@ -391,6 +567,9 @@ func (b *Badger) Len(ctx context.Context) (int, error) {
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() { // skips expired entries
+			if len(it.Item().Key()) != 16 {
+				continue // the store's own records
+			}
 			n++
 			if n%4096 == 0 {
 				if err := ctx.Err(); err != nil {
@@ -412,19 +591,24 @@ func (b *Badger) Len(ctx context.Context) (int, error) {
 // already running), are normal outcomes and return nil.
 //
 // Values live in the LSM tree, so the value log is expected to be empty and
-// the pass cheap; it is kept so that nothing accumulates should that ever
-// change. Expired entries are removed from disk by Badger's compactors, which
-// run all the time. Reclaim deliberately does not call db.Flatten: Flatten
-// stops the compactors for its whole run, so under a steady write load level
-// 0 can fill up and stall Revoke, and it still keeps expired keys whose range
-// overlaps a lower level, so it would not even guarantee reclamation.
+// the value-log pass cheap; it is kept so that nothing accumulates should
+// that ever change. Then, when the LSM tree spans more than one level,
+// Reclaim compacts it into its last level, which removes expired entries
+// from disk (see compactExpired in reclaim.go for what that costs and what
+// it cannot reach). Passes run one at a time. A pass also drops expired
+// entries from the index in memory that [Badger.Changes] answers from.
 func (b *Badger) Reclaim() error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed {
 		return fmt.Errorf("reclaim revocation store: %w", ErrClosed)
 	}
+	b.reclaimMu.Lock()
+	defer b.reclaimMu.Unlock()
 	start := time.Now()
+	if dropped := b.index.compact(uint64(b.now().Unix())); dropped > 0 {
+		b.log.Debug("revocation index compacted", "dropped", dropped, "took", time.Since(start))
+	}
 	rewrites := 0
 	for rewrites < maxGCRewrites {
 		err := b.db.RunValueLogGC(gcDiscardRatio)
@@ -434,12 +618,12 @@ func (b *Badger) Reclaim() error {
 		}
 		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
 			b.log.Debug("revocation store reclaimed", "rewrites", rewrites, "took", time.Since(start), "stop", err)
-			return nil
+			return b.compactExpired()
 		}
 		return fmt.Errorf("reclaim revocation store: %w", err)
 	}
 	b.log.Debug("revocation store reclaimed", "rewrites", rewrites, "took", time.Since(start), "stop", "rewrite limit")
-	return nil
+	return b.compactExpired()
 }
 
 // gcLoop runs Reclaim every b.gcInterval until ctx is cancelled.

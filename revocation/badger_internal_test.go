@@ -78,11 +78,15 @@ func wantExpiry(t *testing.T, b *Badger, id uuid.UUID, want uint64) {
 	if got != want {
 		t.Errorf("ExpiresAt of %s = %d, want %d", id, got, want)
 	}
-	if len(value) != 8 {
-		t.Fatalf("value of %s is %d bytes, want 8", id, len(value))
+	// The value is the expiry and the sequence number of the write.
+	if len(value) != 16 {
+		t.Fatalf("value of %s is %d bytes, want 16", id, len(value))
 	}
 	if v := binary.BigEndian.Uint64(value); v != want {
 		t.Errorf("value of %s = %d, want %d", id, v, want)
+	}
+	if seq := binary.BigEndian.Uint64(value[8:]); seq == 0 {
+		t.Errorf("sequence number of %s = 0, want one assigned by the write", id)
 	}
 }
 

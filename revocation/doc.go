@@ -58,11 +58,17 @@
 // # The Badger implementation
 //
 // [Badger] is an embedded, single-process store in a directory of its own.
-// Keys are the 16 bytes of the UUID; the value is the 8-byte big-endian
-// expiry in Unix seconds (the same number Badger keeps as the entry's
-// ExpiresAt, so a dump of the directory is readable without Badger's
-// metadata). Expired entries are invisible to reads at once and are removed
-// from disk by Badger's compactions.
+// Keys are the 16 bytes of the UUID; the value is the expiry in Unix seconds
+// (the same number Badger keeps as the entry's ExpiresAt, so a dump of the
+// directory is readable without Badger's metadata) followed by the write's
+// sequence number, 8 bytes big-endian each. Values of 8 bytes, written before
+// the store kept sequence numbers, are read as sequence number 0. Expired
+// entries are invisible to reads at once and are removed from disk by
+// Badger's compactions.
+//
+// Two records of the store's own have keys of other lengths, so that they
+// can never collide with an entry: the sequence number of the latest write
+// ("\x00meta/seq") and the epoch ("\x00meta/epoch").
 //
 // Opening takes Badger's directory lock before anything else; a directory that
 // is held by another process, or by another open [Badger] in this process,
@@ -83,6 +89,28 @@
 // must stay under 64 MiB of RSS when idle and under 256 MiB with a million
 // live entries. Each choice is explained next to it in badgerOptions.
 // A background goroutine runs [Badger.Reclaim] every [Options.GCInterval].
+//
+// # The feed
+//
+// Offline verifiers keep a copy of the list, kept current by the changes
+// since the copy was made ([Feed]). Every write that stores an entry (a
+// revocation, or an extension to a later expiry) gets the next number of a
+// counter; the group-commit writer assigns the numbers and stores the
+// counter in the same transaction as the entries, so numbers only grow,
+// survive a restart and a crash, and are never durable without their
+// entries or the other way round. The epoch, 16 random bytes made when the
+// store is created, tells a copy of this list from a copy of a list that
+// was wiped or replaced, whose numbers started again.
+//
+// [Badger.Changes] answers from an index in memory, loaded by one scan at
+// open and extended by the writer after each commit: the unexpired entries
+// in order of sequence number, 32 bytes each (32 MiB for a million). A delta
+// is a binary search and a copy. Expired entries are skipped at once and
+// dropped from the index by [Badger.Reclaim]. [Badger.IsRevoked] still
+// reads Badger: the index is ordered by sequence number, not by id, and an
+// id-keyed copy in memory would cost another 40 to 50 MiB per million
+// entries to turn a lookup of 1 to 6 µs into one of 0.3 µs, next to a
+// signature check of tens of µs.
 //
 // # Other backends
 //

@@ -9,6 +9,13 @@
 // [RevocationChecker]. An [Issuer] signs new tokens with the key a
 // [SigningKeys] gives. The server wires keys.Keyring into both.
 //
+// A [RevocationFeed] is the revocation checker of a verifier that runs
+// away from the server: a copy of the server's revocation list, kept
+// current from its signed feed (GET /revocations) and answered from memory,
+// that fails closed once it is too old to trust. [RevocationList] describes
+// the feed's documents; [SignRevocations] and [ParseRevocations] write and
+// read them.
+//
 // # Token format
 //
 // A session token is a JWS compact-serialised JWT (RFC 7519):

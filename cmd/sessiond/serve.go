@@ -24,7 +24,8 @@ const serveSummary = `Usage: sessiond serve [flags]
 
 Serves the session API of API.txt (session.open_session,
 session.verify_session_token, session.close_session) as JSON-RPC 2.0 on
-POST /, the public signing keys on GET /.well-known/jwks.json, and
+POST /, the public signing keys on GET /.well-known/jwks.json, the
+signed revocation list for offline verifiers on GET /revocations, and
 GET /healthz. On first start it creates the data directory, an
 Ed25519 signing key (keys.json, mode 0600) and the revocation list
 (revocations/, Badger). SIGINT or SIGTERM stops it gracefully; SIGHUP
@@ -39,6 +40,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve HTTP on")
 	fs.StringVar(&c.issuer, "issuer", token.DefaultIssuer, `"iss" claim of new tokens, required of verified ones (changing it makes outstanding tokens inactive)`)
 	c.lifecycleFlags(fs)
+	var freshFor time.Duration
+	fs.DurationVar(&freshFor, "revocations-fresh-for", rpc.DefaultFreshFor, "how long an offline verifier may trust a GET /revocations document: one that cannot reach the server fails closed after this")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -48,6 +51,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := c.check(); err != nil {
 		return err
+	}
+	if freshFor < time.Second {
+		return fmt.Errorf("--revocations-fresh-for must be at least 1s, not %s", freshFor)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
@@ -80,19 +86,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	mux := http.NewServeMux()
 	mux.Handle("/{$}", rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{Logger: log}))
 	mux.Handle("GET /.well-known/jwks.json", rpc.NewJWKSHandler(publishedKeys(ring), c.jwksMaxAge, log))
+	mux.Handle("GET /revocations", rpc.NewRevocationsHandler(store, ring, rpc.RevocationsOptions{Issuer: c.issuer, FreshFor: freshFor, Logger: log}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(mux, log)
 
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {

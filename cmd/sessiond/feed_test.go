@@ -1,0 +1,336 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/keys"
+	"github.com/sessiond/sessiond/token"
+)
+
+// feedProxy stands between offline verifiers and the server, and can
+// tamper with revocation documents on the way, as a network feedAttacker
+// could. It follows the server across restarts.
+type feedProxy struct {
+	url string
+
+	mu       sync.Mutex
+	upstream string              // the server's base URL
+	rewrite  func(string) string // applied to /revocations bodies when set
+	queries  []string            // of /revocations requests
+}
+
+func newFeedProxy(t *testing.T, upstream string) *feedProxy {
+	p := &feedProxy{upstream: upstream}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	p.url = srv.URL
+	return p
+}
+
+func (p *feedProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	upstream, rewrite := p.upstream, p.rewrite
+	if r.URL.Path == "/revocations" {
+		p.queries = append(p.queries, r.URL.RawQuery)
+	}
+	p.mu.Unlock()
+	resp, err := http.Get(upstream + r.URL.RequestURI())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if r.URL.Path == "/revocations" && rewrite != nil {
+		body = []byte(rewrite(string(body)))
+	}
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	w.WriteHeader(resp.StatusCode)
+	w.Write(body)
+}
+
+func (p *feedProxy) set(upstream string, rewrite func(string) string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if upstream != "" {
+		p.upstream = upstream
+	}
+	p.rewrite = rewrite
+}
+
+func (p *feedProxy) lastQuery() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.queries[len(p.queries)-1]
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func feedWait(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// feedAttacker is a signing key the server does not know.
+type feedAttacker struct{ key *keys.Key }
+
+func (a feedAttacker) SigningKey() (string, string, crypto.Signer, error) {
+	return a.key.ID, string(a.key.Algorithm), a.key.Signer(), nil
+}
+
+// The server and an offline verifier side by side: the verifier follows
+// GET /revocations through a proxy that can tamper with it.
+func TestRevocationFeedEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	dir := dataDir(t)
+	// fresh-for 4s: the server rebuilds a snapshot at least every second.
+	serverArgs := []string{"--revocations-fresh-for", "4s"}
+	p := start(t, dir, serverArgs...)
+	proxy := newFeedProxy(t, strings.TrimSuffix(p.url, "/"))
+
+	const interval = 200 * time.Millisecond
+	jwks := token.NewRemoteJWKS(proxy.url+"/.well-known/jwks.json", token.RemoteOptions{})
+	file := filepath.Join(t.TempDir(), "revocations.jws")
+	feed := token.NewRevocationFeed(proxy.url+"/revocations", jwks, token.FeedOptions{Interval: interval, File: file})
+	runCtx, stopFeed := context.WithCancel(ctx)
+	fed := make(chan struct{})
+	go func() { feed.Run(runCtx); close(fed) }()
+	t.Cleanup(func() { stopFeed(); <-fed })
+	verifier := token.NewVerifier(jwks, token.WithRevocation(feed))
+	feedWait(t, 10*time.Second, "the first sync", func() bool { return feed.Status().Loaded })
+
+	open := func() (string, token.Claims) {
+		t.Helper()
+		res, err := p.client.OpenSession(ctx, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := verifier.VerifyIgnoringRevocation(ctx, res.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.AccessToken, c
+	}
+	closeSession := func(tok string) {
+		t.Helper()
+		if err := p.client.CloseSession(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	verifies := func(tok string) bool {
+		t.Helper()
+		_, err := verifier.Verify(ctx, tok)
+		if err != nil && !errors.Is(err, token.ErrRevoked) {
+			t.Fatalf("offline Verify() = %v, want nil or ErrRevoked", err)
+		}
+		return err == nil
+	}
+	a, _ := open()
+	b, _ := open()
+	if !verifies(a) || !verifies(b) {
+		t.Fatal("open sessions do not verify offline")
+	}
+
+	t.Run("closed session refused within a sync interval", func(t *testing.T) {
+		closed := time.Now()
+		closeSession(a)
+		feedWait(t, interval+2*time.Second, "the offline verifier to refuse the closed session", func() bool { return !verifies(a) })
+		t.Logf("refused offline %v after close_session returned (sync interval %v)", time.Since(closed).Round(time.Millisecond), interval)
+		if !verifies(b) {
+			t.Error("the other session stopped verifying")
+		}
+		// Whatever the timing: one sync after close_session returns is enough.
+		c, _ := open()
+		closeSession(c)
+		if err := feed.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if verifies(c) {
+			t.Error("a session closed before a sync verifies after it")
+		}
+	})
+
+	t.Run("forged and tampered documents are refused", func(t *testing.T) {
+		evil, err := keys.Generate(keys.EdDSA, 0, time.Now(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessionToken, _ := open()
+		before := feed.Status()
+		tests := []struct {
+			name    string
+			rewrite func(string) string
+			want    error
+		}{
+			{"tampered signature", func(doc string) string {
+				i := strings.LastIndexByte(doc, '.')
+				return doc[:i+1] + strings.Repeat("A", len(doc)-i-1)
+			}, token.ErrSignature},
+			{"forged: an empty list signed by another key", func(string) string {
+				now := time.Now()
+				doc, err := token.SignRevocations(feedAttacker{evil}, &token.RevocationList{
+					Issuer: "sessiond", IssuedAt: now, FreshUntil: now.Add(time.Hour),
+					Epoch: before.Epoch, Seq: before.Seq + 1000, Snapshot: true,
+				})
+				if err != nil {
+					t.Error(err)
+				}
+				return string(doc)
+			}, token.ErrUnknownKey},
+			{"a session token instead", func(string) string { return sessionToken }, token.ErrType},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				proxy.set("", tt.rewrite)
+				defer proxy.set("", nil)
+				// A revocation the tampered feed would carry.
+				c, _ := open()
+				closeSession(c)
+				feedWait(t, 10*time.Second, "a refused sync", func() bool { return errors.Is(feed.Status().LastErr, tt.want) })
+				st := feed.Status()
+				if !errors.Is(st.LastErr, token.ErrFeed) || st.Seq != before.Seq || st.Epoch != before.Epoch {
+					t.Errorf("Status() = %+v, want the list at seq %d kept and a refused document", st, before.Seq)
+				}
+				if verifies(a) {
+					t.Error("a closed session verifies after a refused document: the old list was not kept")
+				}
+				proxy.set("", nil)
+				feedWait(t, 10*time.Second, "the genuine feed again", func() bool { return !verifies(c) })
+				before = feed.Status()
+			})
+		}
+	})
+
+	// The restart happens here, not in the subtest, whose end would stop
+	// the new process.
+	before := feed.Status()
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	p = start(t, dir, serverArgs...)
+	proxy.set(strings.TrimSuffix(p.url, "/"), nil)
+	t.Run("restart keeps sequence numbers", func(t *testing.T) {
+
+		// Asked directly: the changes since the last seq are none.
+		resp, err := http.Get(strings.TrimSuffix(p.url, "/") + "/revocations?since=" + strconv.FormatUint(before.Seq, 10) + "&epoch=" + before.Epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		l, err := token.ParseRevocations(ctx, string(body), jwks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Snapshot || l.Seq != before.Seq || l.Epoch != before.Epoch || len(l.Revoked) != 0 {
+			t.Fatalf("after restart GET ?since=%d = seq %d, epoch %q, snapshot %v, %d ids; want an empty delta at the same seq and epoch",
+				before.Seq, l.Seq, l.Epoch, l.Snapshot, len(l.Revoked))
+		}
+		synced := time.Now()
+		feedWait(t, 10*time.Second, "a sync with the restarted server", func() bool { return feed.Status().LastSync.After(synced) })
+		if q := proxy.lastQuery(); !strings.Contains(q, "since="+strconv.FormatUint(before.Seq, 10)) {
+			t.Errorf("the verifier asked %q after the restart, want the changes since %d", q, before.Seq)
+		}
+		if st := feed.Status(); st.Seq != before.Seq || st.Epoch != before.Epoch || st.Len != before.Len {
+			t.Errorf("after restart Status() = %+v, want seq %d, epoch %q, %d ids as before", st, before.Seq, before.Epoch, before.Len)
+		}
+		c, _ := open()
+		closeSession(c)
+		feedWait(t, 10*time.Second, "a revocation after the restart", func() bool { return !verifies(c) })
+		if st := feed.Status(); st.Seq != before.Seq+1 {
+			t.Errorf("first revocation after restart has seq %d, want %d", st.Seq, before.Seq+1)
+		}
+		if verifies(a) {
+			t.Error("a session closed before the restart verifies")
+		}
+	})
+
+	t.Run("the command line", func(t *testing.T) {
+		bin, _ := binary()
+		base := strings.TrimSuffix(p.url, "/")
+		run := func(args ...string) (int, string) {
+			out, err := exec.Command(bin, append([]string{"verify", "--jwks", base + "/.well-known/jwks.json"}, args...)...).CombinedOutput()
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				return exit.ExitCode(), string(out)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return 0, string(out)
+		}
+		for _, src := range []string{base + "/revocations", file} {
+			if code, out := run("--revocations", src, a); code != 1 || !strings.Contains(out, "revoked") {
+				t.Errorf("verify --revocations %s CLOSED = exit %d %q, want exit 1 saying revoked", src, code, out)
+			}
+		}
+		if code, out := run("--revocations", base+"/revocations", b); code != 0 {
+			t.Errorf("verify --revocations URL OPEN = exit %d %q, want 0", code, out)
+		}
+		if code, out := run(a); code != 0 {
+			t.Errorf("verify without --revocations = exit %d %q, want 0 (offline, a closed session still verifies)", code, out)
+		}
+	})
+
+	t.Run("expired ids leave the feed and the verifier", func(t *testing.T) {
+		res, err := p.client.OpenSession(ctx, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := verifier.VerifyIgnoringRevocation(ctx, res.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeSession(res.AccessToken)
+		feedWait(t, 5*time.Second, "the short session in the verifier's list", func() bool {
+			revoked, _ := feed.IsRevoked(ctx, c.ID)
+			return revoked
+		})
+		withIt := feed.Status()
+		time.Sleep(time.Until(c.Expires.Add(time.Second)))
+		feedWait(t, 5*time.Second, "the expired id to leave the verifier's memory", func() bool { return feed.Status().Len == withIt.Len-1 })
+		if revoked, err := feed.IsRevoked(ctx, c.ID); revoked || err != nil {
+			t.Errorf("IsRevoked(expired) = %v, %v; want false", revoked, err)
+		}
+		feedWait(t, 5*time.Second, "the expired id to leave the snapshot", func() bool {
+			resp, err := http.Get(strings.TrimSuffix(p.url, "/") + "/revocations")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			l, err := token.ParseRevocations(ctx, string(body), jwks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range l.Revoked {
+				if r.ID == c.ID {
+					return false
+				}
+			}
+			return len(l.Revoked) == withIt.Len-1
+		})
+	})
+	if _, err := os.Stat(file); err != nil {
+		t.Errorf("the verifier did not save its list: %v", err)
+	}
+}

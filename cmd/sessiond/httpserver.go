@@ -1,0 +1,36 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// newHTTPServer returns the HTTP server that serves handler, with the limits
+// that keep slow or oversized clients from holding the service:
+//
+//   - ReadHeaderTimeout, 5 s: a client that trickles its request line and
+//     headers (slowloris) is cut off 5 s after its request began, whatever
+//     rate it sends at.
+//   - ReadTimeout, 30 s: the same for the whole request, body included; the
+//     handler's read of the body then fails and the connection is closed.
+//   - WriteTimeout, 30 s: a client that does not read its reply.
+//   - IdleTimeout, 2 min: a keep-alive connection with no request.
+//   - MaxHeaderBytes, 16 KiB: a request with more header bytes than that
+//     (net/http allows 4 KiB of slack) gets 431 and the connection is closed.
+//
+// Each connection has a goroutine of its own, so a slow client holds only
+// its own connection. The body and batch limits are the JSON-RPC handler's
+// (rpc.HandlerOptions). net/http's own complaints (a failed TLS handshake, a
+// panicking handler) go to log at Warn.
+func newHTTPServer(handler http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}

@@ -1,0 +1,449 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/rpc"
+)
+
+// The server has every limit, within bounds that make them useful. The
+// tests below prove that each works: the real binary for the header limit
+// and ReadHeaderTimeout, a server built by newHTTPServer for ReadTimeout.
+func TestHTTPServerLimits(t *testing.T) {
+	srv := newHTTPServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"ReadHeaderTimeout in (0, 10s]", srv.ReadHeaderTimeout > 0 && srv.ReadHeaderTimeout <= 10*time.Second},
+		{"ReadTimeout in [ReadHeaderTimeout, 1m]", srv.ReadTimeout >= srv.ReadHeaderTimeout && srv.ReadTimeout <= time.Minute},
+		{"WriteTimeout in (0, 1m]", srv.WriteTimeout > 0 && srv.WriteTimeout <= time.Minute},
+		{"IdleTimeout in (0, 10m]", srv.IdleTimeout > 0 && srv.IdleTimeout <= 10*time.Minute},
+		{"MaxHeaderBytes in (0, 32 KiB]", srv.MaxHeaderBytes > 0 && srv.MaxHeaderBytes <= 32<<10},
+		{"ErrorLog set", srv.ErrorLog != nil},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("newHTTPServer: want %s; got %+v", c.name, srv)
+		}
+	}
+}
+
+// Hostile requests to the real binary: too big a body, too long a batch,
+// too deep JSON, too many header bytes. Each gets a JSON-RPC error or an
+// HTTP 4xx, and the server goes on serving, with no panic in its log.
+func TestServerLimits(t *testing.T) {
+	t.Parallel()
+	p := start(t, dataDir(t))
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
+
+	const verify = `{"jsonrpc":"2.0","method":"session.verify_session_token","params":{"token":"x"},"id":1}`
+	deep := strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000)
+	deepVerify := `{"jsonrpc":"2.0","method":"session.verify_session_token","params":{"token":` + deep + `},"id":1}`
+	bigHeaders := http.Header{}
+	for i := range 64 {
+		bigHeaders.Set(fmt.Sprintf("X-Pad-%02d", i), strings.Repeat("a", 1000))
+	}
+	tests := []struct {
+		name   string
+		body   string
+		header http.Header
+		status int
+		code   int // the JSON-RPC error code; 0: the reply is not JSON-RPC
+	}{
+		{"body over 1 MiB", verify + strings.Repeat(" ", 1<<20), nil, http.StatusRequestEntityTooLarge, rpc.CodeInvalidRequest},
+		{"batch of 101", "[" + strings.TrimSuffix(strings.Repeat(verify+",", 101), ",") + "]", nil, http.StatusOK, rpc.CodeInvalidRequest},
+		{"100k nested arrays in params", deepVerify, nil, http.StatusOK, rpc.CodeParseError},
+		{"100k nested arrays in a batch", "[" + verify + "," + deepVerify + "]", nil, http.StatusOK, rpc.CodeParseError},
+		{"64 headers of 1 KiB", verify, bigHeaders, http.StatusRequestHeaderFieldsTooLarge, 0},
+		{"one header of 64 KiB", verify, http.Header{"Cookie": {strings.Repeat("a", 64<<10)}}, http.StatusRequestHeaderFieldsTooLarge, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, p.url, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tt.header {
+				req.Header[k] = v
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("POST: %v", err)
+			}
+			data, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d (body %.200s)", resp.StatusCode, tt.status, data)
+			}
+			if tt.code != 0 {
+				var r struct {
+					JSONRPC string     `json:"jsonrpc"`
+					Error   *rpc.Error `json:"error"`
+				}
+				if err := json.Unmarshal(data, &r); err != nil || r.JSONRPC != "2.0" || r.Error == nil || r.Error.Code != tt.code {
+					t.Errorf("reply %.200s, want a JSON-RPC error %d", data, tt.code)
+				}
+			}
+			stillServing(t, p)
+		})
+	}
+	if strings.Contains(p.stderr.String(), "panic") {
+		t.Errorf("the server's log mentions a panic:\n%s", p.stderr)
+	}
+}
+
+// stillServing fails the test unless the server answers /healthz and opens
+// a session.
+func stillServing(t *testing.T, p *process) {
+	t.Helper()
+	resp, err := http.Get(p.url + "healthz")
+	if err != nil {
+		t.Fatalf("server stopped serving: GET /healthz: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("server stopped serving: GET /healthz = %d", resp.StatusCode)
+	}
+	if _, err := p.client.OpenSession(context.Background(), time.Hour); err != nil {
+		t.Fatalf("server stopped serving: open_session: %v", err)
+	}
+}
+
+// A slowloris attack on the real binary: 20 clients trickle their request
+// line and headers at one byte a second. ReadHeaderTimeout (5 s) cuts each
+// off, and meanwhile other clients are served as usual. This test takes
+// the real 5 s, in parallel with the others.
+func TestSlowloris(t *testing.T) {
+	t.Parallel()
+	p := start(t, dataDir(t))
+	addr := strings.TrimSuffix(strings.TrimPrefix(p.url, "http://"), "/")
+	const slow = 20
+	const request = "POST / HTTP/1.1\r\nHost: sessiond\r\nContent-Type: application/json\r\nX-Slow: " + "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+	type outcome struct {
+		after time.Duration
+		reply string
+		err   error
+	}
+	outcomes := make(chan outcome, slow)
+	for range slow {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		began := time.Now()
+		go func() {
+			for i := 0; i < len(request); i++ {
+				if _, err := conn.Write([]byte{request[i]}); err != nil {
+					return // cut off
+				}
+				time.Sleep(time.Second)
+			}
+		}()
+		go func() {
+			// ReadTimeout (30 s) would cut them off too, later: 20 s tells
+			// the two apart with room for a slow machine.
+			conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+			reply, err := io.ReadAll(conn)
+			outcomes <- outcome{time.Since(began), string(reply), err}
+		}()
+	}
+
+	// Four seconds of ordinary traffic while every slow client is connected.
+	ctx := context.Background()
+	var latencies []time.Duration
+	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline); {
+		began := time.Now()
+		res, err := p.client.OpenSession(ctx, time.Hour)
+		if err != nil {
+			t.Fatalf("open_session during the attack: %v", err)
+		}
+		if active, err := p.client.VerifySessionToken(ctx, res.AccessToken); !active || err != nil {
+			t.Fatalf("verify during the attack = %v, %v, want active", active, err)
+		}
+		latencies = append(latencies, time.Since(began))
+		time.Sleep(50 * time.Millisecond)
+	}
+	slices.Sort(latencies)
+	worst := latencies[len(latencies)-1]
+	t.Logf("%d open+verify pairs during the attack: median %v, worst %v; %d slow clients already cut off",
+		len(latencies), latencies[len(latencies)/2], worst, len(outcomes))
+	// A server that waited on the slow clients would take 5 s or more.
+	if worst > 3*time.Second {
+		t.Errorf("an open+verify took %v during the attack, want well under ReadHeaderTimeout", worst)
+	}
+
+	for range slow {
+		select {
+		case o := <-outcomes:
+			if ne, ok := errors.AsType[net.Error](o.err); ok && ne.Timeout() {
+				t.Errorf("a slow client was still connected after %v, want cut off by ReadHeaderTimeout", o.after)
+				continue
+			}
+			if o.reply != "" && !strings.HasPrefix(o.reply, "HTTP/1.1 4") {
+				t.Errorf("a slow client got %q, want no reply or a 4xx", o.reply)
+			}
+			t.Logf("slow client cut off after %v (reply %q, %v)", o.after.Round(100*time.Millisecond), firstLine(o.reply), o.err)
+		case <-time.After(60 * time.Second):
+			t.Fatal("slow clients not cut off after 60s")
+		}
+	}
+	stillServing(t, p)
+	if strings.Contains(p.stderr.String(), "panic") {
+		t.Errorf("the server's log mentions a panic:\n%s", p.stderr)
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\r\n")
+	return line
+}
+
+// A client that sends its headers and then trickles the body is cut off by
+// ReadTimeout: the handler's read fails, the client gets 400 or a closed
+// connection, never a 5xx, and no goroutine is left behind. Waiting for the
+// real 30 s would be too slow for a unit test, so this is a server from
+// newHTTPServer, as serve builds it, with ReadTimeout cut to 1 s
+// (TestHTTPServerLimits checks the real value is set).
+func TestBodyTrickle(t *testing.T) {
+	logs := new(syncBuffer)
+	log := slog.New(slog.NewTextHandler(logWriter{logs}, nil))
+	handler := rpc.NewHandler(map[string]rpc.Method{
+		"ping": {Call: func(context.Context, rpc.Params) (any, error) { return "pong", nil }},
+	}, rpc.HandlerOptions{Logger: log})
+	srv := newHTTPServer(handler, log)
+	srv.ReadTimeout = time.Second
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := serverGoroutines(); n != 0 {
+		t.Fatalf("%d server goroutines before the test, want 0", n)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	addr := ln.Addr().String()
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+
+	const ping = `{"jsonrpc":"2.0","method":"ping","id":1}`
+	tests := []struct {
+		name    string
+		headers string
+		chunk   func(b byte) string
+	}{
+		{"Content-Length", fmt.Sprintf("Content-Length: %d\r\n", len(ping)), func(b byte) string { return string(b) }},
+		{"chunked", "Transfer-Encoding: chunked\r\n", func(b byte) string { return "1\r\n" + string(b) + "\r\n" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			began := time.Now()
+			if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: sessiond\r\nContent-Type: application/json\r\n"+tt.headers+"\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for i := 0; i < len(ping); i++ {
+					select {
+					case <-stop:
+						return
+					case <-time.After(200 * time.Millisecond):
+					}
+					if _, err := io.WriteString(conn, tt.chunk(ping[i])); err != nil {
+						return
+					}
+				}
+			}()
+			// Meanwhile, an ordinary request.
+			resp, err := client.Post("http://"+addr+"/", "application/json", strings.NewReader(ping))
+			if err != nil {
+				t.Fatalf("ordinary request during the trickle: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"pong"`) {
+				t.Errorf("ordinary request during the trickle = %d %s, want 200 pong", resp.StatusCode, body)
+			}
+
+			conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+			reply, err := io.ReadAll(bufio.NewReader(conn))
+			after := time.Since(began)
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+				t.Fatalf("the trickling client was still connected after %v", after)
+			}
+			t.Logf("cut off after %v: %q, %v", after.Round(100*time.Millisecond), firstLine(string(reply)), err)
+			if len(reply) > 0 && !strings.HasPrefix(string(reply), "HTTP/1.1 4") {
+				t.Errorf("reply %q, want none or a 4xx", reply)
+			}
+			if strings.Contains(string(reply), "pong") {
+				t.Errorf("the trickled request was served: %q", reply)
+			}
+		})
+	}
+
+	if serverGoroutines() == 0 {
+		t.Error("no server goroutine found while serving: the leak check below would prove nothing")
+	}
+	client.CloseIdleConnections()
+	if err := srv.Close(); err != nil {
+		t.Errorf("Close() = %v", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve() = %v, want ErrServerClosed", err)
+	}
+	// No goroutine of the server or the handler may outlive it.
+	deadline := time.Now().Add(10 * time.Second)
+	for serverGoroutines() != 0 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("server goroutines left 10s after Close:\n%s", buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Contains(logs.String(), "panic") {
+		t.Errorf("the server's log mentions a panic:\n%s", logs.String())
+	}
+}
+
+// serverGoroutines counts the goroutines of net/http servers and of the rpc
+// handler in this process. TestBodyTrickle does not run in parallel, so they
+// are its server's.
+func serverGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for g := range bytes.SplitSeq(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("net/http.(*conn).serve")) ||
+			bytes.Contains(g, []byte("net/http.(*Server).Serve")) ||
+			bytes.Contains(g, []byte("github.com/sessiond/sessiond/rpc.(*Handler)")) {
+			count++
+		}
+	}
+	return count
+}
+
+// logWriter adapts a syncBuffer to io.Writer for a logger.
+type logWriter struct{ *syncBuffer }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.WriteString(string(p))
+	return len(p), nil
+}
+
+// The private keys are open to their owner only: the server and the key
+// commands refuse a key file that anyone else may read or write, and a data
+// directory that anyone else may enter or list, with the chmod that fixes
+// it, before they create or read anything. (TestRefusesReadableKeyFile and
+// TestDataDirMode check 0644 and 0755.)
+func TestPrivateKeyModes(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // serve starts, then stops at once
+	serveArgs := func(dir string) []string {
+		return []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir}
+	}
+	for _, mode := range []os.FileMode{0o600, 0o400, 0o640, 0o604, 0o660, 0o620, 0o602, 0o611} {
+		t.Run(fmt.Sprintf("key file %04o", mode), func(t *testing.T) {
+			dir := dataDir(t)
+			if err := run(ctx, []string{"keys", "rotate", "--data-dir", dir}, io.Discard, io.Discard); err != nil {
+				t.Fatalf("keys rotate: %v", err)
+			}
+			keyFile := filepath.Join(dir, "keys.json")
+			if got := permOf(t, keyFile); got != 0o600 {
+				t.Fatalf("new key file mode = %04o, want 0600", got)
+			}
+			if err := os.Chmod(keyFile, mode); err != nil {
+				t.Fatal(err)
+			}
+			for _, args := range [][]string{serveArgs(dir), {"keys", "list", "--data-dir", dir}} {
+				err := run(ctx, args, io.Discard, io.Discard)
+				if mode&0o077 == 0 {
+					if err != nil {
+						t.Errorf("%s with key file %04o: %v, want success", args[0], mode, err)
+					}
+					continue
+				}
+				if err == nil || !strings.Contains(err.Error(), "chmod 600 "+keyFile) {
+					t.Errorf("%s with key file %04o: error %v, want a refusal that says chmod 600 %s", args[0], mode, err, keyFile)
+				}
+			}
+		})
+	}
+	for _, mode := range []os.FileMode{0o700, 0o750, 0o710, 0o701, 0o705, 0o770} {
+		t.Run(fmt.Sprintf("data dir %04o", mode), func(t *testing.T) {
+			dir := dataDir(t)
+			if err := os.Mkdir(dir, mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, mode); err != nil { // whatever the umask
+				t.Fatal(err)
+			}
+			for _, args := range [][]string{serveArgs(dir), {"keys", "rotate", "--data-dir", dir}} {
+				err := run(ctx, args, io.Discard, io.Discard)
+				if mode == 0o700 {
+					if err != nil {
+						t.Errorf("%s in a %04o data dir: %v, want success", args[0], mode, err)
+					}
+					continue
+				}
+				if err == nil || !strings.Contains(err.Error(), "chmod 700 "+dir) {
+					t.Errorf("%s in a %04o data dir: error %v, want a refusal that says chmod 700 %s", args[0], mode, err, dir)
+				}
+			}
+			if mode == 0o700 {
+				if got := permOf(t, filepath.Join(dir, "keys.json")); got != 0o600 {
+					t.Errorf("keys.json mode = %04o, want 0600", got)
+				}
+				if got := permOf(t, filepath.Join(dir, "revocations")); got != 0o700 {
+					t.Errorf("revocations/ mode = %04o, want 0700", got)
+				}
+				return
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("a refused start left %d files in the data dir, want none", len(entries))
+			}
+		})
+	}
+}
+
+// permOf returns the permission bits of path.
+func permOf(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Mode().Perm()
+}

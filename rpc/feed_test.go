@@ -1,0 +1,458 @@
+package rpc_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sessiond/sessiond/keys"
+	"github.com/sessiond/sessiond/revocation"
+	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/token"
+)
+
+// feedEnv is a revocation feed over real HTTP on loopback, with the real
+// key file and Badger store in a temporary directory.
+type feedEnv struct {
+	url    string // of the feed
+	store  *revocation.Badger
+	ring   *keys.Keyring
+	client *rpc.Client // of the session API, on the same server
+}
+
+func newFeedEnv(t *testing.T, opts rpc.RevocationsOptions) *feedEnv {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := revocation.OpenBadger(filepath.Join(dir, "revocations"), revocation.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ring, err := keys.OpenKeyring(filepath.Join(dir, "keys.json"), keys.Policy{MaxTokenLifetime: time.Hour}, keys.KeyringOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions := &rpc.Sessions{
+		Issuer:   token.NewIssuer("", ring, nil),
+		Verifier: token.NewVerifier(ring, token.WithRevocation(store)),
+		Revoker:  store,
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/{$}", rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{}))
+	mux.Handle("GET /revocations", rpc.NewRevocationsHandler(store, ring, opts))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &feedEnv{url: srv.URL + "/revocations", store: store, ring: ring, client: rpc.NewClient(srv.URL+"/", srv.Client())}
+}
+
+// get fetches url and returns the status and body.
+func feedGet(t *testing.T, method, url string) (int, http.Header, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, string(body)
+}
+
+// fetch fetches and verifies the document at query.
+func (e *feedEnv) fetch(t *testing.T, query string) *token.RevocationList {
+	t.Helper()
+	status, hdr, body := feedGet(t, http.MethodGet, e.url+query)
+	if status != http.StatusOK {
+		t.Fatalf("GET /revocations%s = %d %s", query, status, body)
+	}
+	if ct := hdr.Get("Content-Type"); ct != "application/revocations+jwt" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	l, err := token.ParseRevocations(context.Background(), body, e.ring)
+	if err != nil {
+		t.Fatalf("GET /revocations%s: %v", query, err)
+	}
+	return l
+}
+
+func (e *feedEnv) revoke(t *testing.T, n int) []uuid.UUID {
+	t.Helper()
+	ids := make([]uuid.UUID, n)
+	for i := range ids {
+		ids[i] = uuid.New()
+		if err := e.store.Revoke(context.Background(), ids[i], time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids
+}
+
+func wantListIDs(t *testing.T, l *token.RevocationList, want ...uuid.UUID) {
+	t.Helper()
+	got := make([]uuid.UUID, len(l.Revoked))
+	for i, r := range l.Revoked {
+		got[i] = r.ID
+	}
+	slices.SortFunc(got, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+	want = slices.Clone(want)
+	slices.SortFunc(want, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+	if !slices.Equal(got, want) {
+		t.Fatalf("document lists %v, want %v", got, want)
+	}
+}
+
+func TestRevocationsHandler(t *testing.T) {
+	// Rebuild of a nanosecond: every snapshot request sees the list now.
+	e := newFeedEnv(t, rpc.RevocationsOptions{Rebuild: time.Nanosecond, MaxDelta: 4, FreshFor: time.Minute})
+
+	empty := e.fetch(t, "")
+	if !empty.Snapshot || empty.Seq != 0 || len(empty.Revoked) != 0 || empty.Epoch == "" || empty.Issuer != "sessiond" {
+		t.Fatalf("snapshot of an empty list = %+v", empty)
+	}
+	if got := empty.FreshUntil.Sub(empty.IssuedAt); got != time.Minute {
+		t.Errorf("fresh_until - iat = %v, want FreshFor, 1m", got)
+	}
+	first := e.revoke(t, 3)
+
+	t.Run("snapshot", func(t *testing.T) {
+		l := e.fetch(t, "")
+		if !l.Snapshot || l.Seq != 3 || l.Since != 0 || l.Epoch != empty.Epoch {
+			t.Errorf("GET /revocations = %+v, want a snapshot at seq 3", l)
+		}
+		wantListIDs(t, l, first...)
+		if kid, _, _, _ := e.ring.SigningKey(); l.KeyID != kid {
+			t.Errorf("signed by %q, want the active key %q", l.KeyID, kid)
+		}
+	})
+	t.Run("since 0 is a snapshot", func(t *testing.T) {
+		wantListIDs(t, e.fetch(t, "?since=0"), first...)
+	})
+	t.Run("nothing new", func(t *testing.T) {
+		l := e.fetch(t, "?since=3")
+		if l.Snapshot || l.Seq != 3 || l.Since != 3 || len(l.Revoked) != 0 {
+			t.Errorf("GET ?since=3 = %+v, want an empty delta", l)
+		}
+	})
+	second := e.revoke(t, 2)
+	t.Run("delta", func(t *testing.T) {
+		l := e.fetch(t, "?since=3&epoch="+empty.Epoch)
+		if l.Snapshot || l.Seq != 5 || l.Since != 3 {
+			t.Errorf("GET ?since=3 = seq %d since %d snapshot %v, want a delta from 3 to 5", l.Seq, l.Since, l.Snapshot)
+		}
+		wantListIDs(t, l, second...)
+	})
+	all := append(first, second...)
+	t.Run("since ahead", func(t *testing.T) {
+		l := e.fetch(t, "?since=99")
+		if !l.Snapshot || l.Seq != 5 {
+			t.Errorf("GET ?since=99 = %+v, want a snapshot", l)
+		}
+		wantListIDs(t, l, all...)
+	})
+	t.Run("another epoch", func(t *testing.T) {
+		l := e.fetch(t, "?since=3&epoch=other")
+		if !l.Snapshot {
+			t.Errorf("GET ?since=3&epoch=other is a delta, want a snapshot")
+		}
+		wantListIDs(t, l, all...)
+	})
+	third := e.revoke(t, 5)
+	t.Run("delta over MaxDelta", func(t *testing.T) {
+		l := e.fetch(t, "?since=5")
+		if !l.Snapshot || l.Seq != 10 {
+			t.Errorf("GET ?since=5 with 5 changes, MaxDelta 4 = seq %d snapshot %v, want a snapshot", l.Seq, l.Snapshot)
+		}
+		wantListIDs(t, l, append(all, third...)...)
+	})
+	t.Run("bad requests", func(t *testing.T) {
+		for _, q := range []string{"?since=", "?since=abc", "?since=-1", "?since=%2B1", "?since=1.0", "?since=18446744073709551616", "?since=1&since=2"} {
+			if status, _, body := feedGet(t, http.MethodGet, e.url+q); status != http.StatusBadRequest {
+				t.Errorf("GET %s = %d %.60s, want 400", q, status, body)
+			}
+		}
+		status, hdr, _ := feedGet(t, http.MethodPost, e.url)
+		if status != http.StatusMethodNotAllowed {
+			t.Errorf("POST /revocations = %d, want 405 (Allow %q)", status, hdr.Get("Allow"))
+		}
+	})
+	t.Run("HEAD", func(t *testing.T) {
+		if status, _, body := feedGet(t, http.MethodHead, e.url); status != http.StatusOK || body != "" {
+			t.Errorf("HEAD /revocations = %d with %d bytes, want 200 and no body", status, len(body))
+		}
+	})
+}
+
+// feedAt is a revocation.Feed over a fixed list, for the cache tests and the
+// benchmark.
+type feedAt struct {
+	mu      sync.Mutex
+	seq     uint64
+	entries []revocation.Entry
+	calls   int
+}
+
+func (f *feedAt) Changes(_ context.Context, since uint64) (revocation.Changes, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	c := revocation.Changes{Epoch: "e", Seq: f.seq, Snapshot: since == 0 || since > f.seq}
+	c.Entries = make([]revocation.Entry, 0, len(f.entries))
+	for _, e := range f.entries {
+		if c.Snapshot || e.Seq > since {
+			c.Entries = append(c.Entries, e)
+		}
+	}
+	return c, nil
+}
+
+func (f *feedAt) add(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for range n {
+		f.seq++
+		f.entries = append(f.entries, revocation.Entry{ID: uuid.New(), Until: time.Now().Add(48 * time.Hour).Truncate(time.Second), Seq: f.seq})
+	}
+}
+
+type feedTestClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *feedTestClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *feedTestClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// A large snapshot is built at most every Rebuild; meanwhile requests
+// share it, and an unchanged list is served again for a while longer. A
+// small one is always current.
+func TestRevocationsSnapshotCache(t *testing.T) {
+	ring, err := keys.OpenKeyring(filepath.Join(t.TempDir(), "keys.json"), keys.Policy{MaxTokenLifetime: time.Hour}, keys.KeyringOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := &feedAt{}
+	clock := &feedTestClock{now: time.Now()}
+	h := rpc.NewRevocationsHandler(feed, ring, rpc.RevocationsOptions{Now: clock.Now}) // Rebuild 5s, FreshFor 5m
+	get := func(query string) string {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/revocations"+query, nil))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("GET %s = %d", query, rec.Code)
+		}
+		return rec.Body.String()
+	}
+	parse := func(doc string) *token.RevocationList {
+		t.Helper()
+		l, err := token.ParseRevocations(context.Background(), doc, ring, token.WithClock(clock.Now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	t.Run("small", func(t *testing.T) {
+		first := get("")
+		if again := get(""); again != first {
+			t.Errorf("unchanged small snapshot built again")
+		}
+		feed.add(1)
+		if l := parse(get("")); l.Seq != 1 || len(l.Revoked) != 1 {
+			t.Errorf("small snapshot after a write = seq %d with %d ids, want it current: seq 1 with 1", l.Seq, len(l.Revoked))
+		}
+	})
+
+	feed.add(3000) // about 110 KB: large
+	clock.Add(time.Hour)
+	first := get("")
+	if again := get(""); again != first {
+		t.Errorf("second snapshot request built a new document")
+	}
+	feed.add(1)
+	clock.Add(4 * time.Second)
+	if again := get(""); again != first {
+		t.Errorf("large snapshot rebuilt within Rebuild")
+	}
+	clock.Add(2 * time.Second)
+	changed := get("")
+	if changed == first {
+		t.Fatalf("snapshot not rebuilt after Rebuild although the list changed")
+	}
+	if l := parse(changed); l.Seq != 3002 || len(l.Revoked) != 3002 {
+		t.Fatalf("rebuilt snapshot = seq %d with %d ids; want 3002 and 3002", l.Seq, len(l.Revoked))
+	}
+
+	clock.Add(30 * time.Second)
+	if again := get(""); again != changed {
+		t.Errorf("unchanged list: snapshot rebuilt after 30s, want it served again for a minute")
+	}
+	clock.Add(time.Minute)
+	if again := get(""); again == changed {
+		t.Errorf("snapshot served for more than a minute")
+	}
+
+	t.Run("deltas", func(t *testing.T) {
+		d := get("?since=3002")
+		if again := get("?since=3002"); again != d {
+			t.Errorf("the same delta was signed twice within Rebuild")
+		}
+		feed.add(1)
+		if l := parse(get("?since=3002")); l.Seq != 3003 || len(l.Revoked) != 1 {
+			t.Errorf("delta after a write = seq %d with %d ids; want seq 3003 with 1 id at once", l.Seq, len(l.Revoked))
+		}
+	})
+
+	t.Run("never older than the client's list", func(t *testing.T) {
+		// A client at seq 3004 whose delta is too large gets a snapshot
+		// at 3004 or later, not the shared one at 3003.
+		clock.Add(time.Minute) // the snapshot above is too old: build one at 3003
+		shared := parse(get(""))
+		feed.add(20000) // more than MaxDelta
+		clock.Add(time.Second)
+		if l := parse(get("?since=3003")); l.Seq != shared.Seq || !l.Snapshot {
+			t.Fatalf("GET ?since=3003 = seq %d snapshot %v, want the shared snapshot at %d", l.Seq, l.Snapshot, shared.Seq)
+		}
+		if l := parse(get("?since=3004")); !l.Snapshot || l.Seq < 3004 {
+			t.Errorf("GET ?since=3004 = seq %d snapshot %v, want a snapshot at 3004 or later", l.Seq, l.Snapshot)
+		}
+	})
+}
+
+// A snapshot large enough for the bucketed sort comes out in id order,
+// which the parser checks, with every id.
+func TestRevocationsLargeSnapshot(t *testing.T) {
+	ring, err := keys.OpenKeyring(filepath.Join(t.TempDir(), "keys.json"), keys.Policy{MaxTokenLifetime: time.Hour}, keys.KeyringOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := &feedAt{}
+	feed.add(20000)
+	feed.entries[1].ID = uuid.UUID{0xff, 0xff, 0xff} // the last bucket
+	feed.entries[2].ID = uuid.UUID{}                 // the first
+	h := rpc.NewRevocationsHandler(feed, ring, rpc.RevocationsOptions{})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/revocations", nil))
+	l, err := token.ParseRevocations(context.Background(), rec.Body.String(), ring)
+	if err != nil {
+		t.Fatalf("ParseRevocations() = %v", err)
+	}
+	want := make([]uuid.UUID, len(feed.entries))
+	for i, e := range feed.entries {
+		want[i] = e.ID
+	}
+	wantListIDs(t, l, want...)
+}
+
+// Snapshot requests while revocations are written: every answer verifies,
+// and nothing races.
+func TestRevocationsConcurrent(t *testing.T) {
+	e := newFeedEnv(t, rpc.RevocationsOptions{Rebuild: time.Millisecond})
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				e.revoke(t, 1)
+			}
+		}
+	})
+	var readers sync.WaitGroup
+	for range 4 {
+		readers.Go(func() {
+			var since uint64
+			for range 20 {
+				l := e.fetch(t, "?since="+strconv.FormatUint(since, 10))
+				since = l.Seq
+			}
+		})
+	}
+	readers.Wait()
+	close(stop)
+	wg.Wait()
+}
+
+// A verifier following the feed, next to the session API: closing a
+// session makes it fail verification offline at the next sync.
+func TestRevocationsOfflineVerifier(t *testing.T) {
+	e := newFeedEnv(t, rpc.RevocationsOptions{Rebuild: time.Nanosecond})
+	ctx := context.Background()
+	res, err := e.client.OpenSession(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := token.NewRevocationFeed(e.url, e.ring, token.FeedOptions{})
+	offline := token.NewVerifier(e.ring, token.WithRevocation(feed))
+	if err := feed.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := offline.Verify(ctx, res.AccessToken); err != nil {
+		t.Fatalf("offline Verify() = %v", err)
+	}
+	if err := e.client.CloseSession(ctx, res.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if err := feed.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := offline.Verify(ctx, res.AccessToken); !errors.Is(err, token.ErrRevoked) {
+		t.Fatalf("offline Verify() after close = %v, want %v", err, token.ErrRevoked)
+	}
+}
+
+// discard is a ResponseWriter that keeps nothing.
+type discard struct {
+	hdr http.Header
+	n   int
+}
+
+func (d *discard) Header() http.Header         { return d.hdr }
+func (d *discard) WriteHeader(int)             {}
+func (d *discard) Write(p []byte) (int, error) { d.n = len(p); return len(p), nil }
+
+// BenchmarkRevocationsSnapshot builds, signs and serves a snapshot of a
+// million ids (Changes as the store copies it, conversion, sort, encoding,
+// EdDSA signature), a new one every iteration.
+func BenchmarkRevocationsSnapshot(b *testing.B) {
+	ring, err := keys.OpenKeyring(filepath.Join(b.TempDir(), "keys.json"), keys.Policy{MaxTokenLifetime: time.Hour}, keys.KeyringOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	feed := &feedAt{}
+	feed.add(1_000_000)
+	clock := &feedTestClock{now: time.Now()}
+	h := rpc.NewRevocationsHandler(feed, ring, rpc.RevocationsOptions{Now: clock.Now})
+	req := httptest.NewRequest(http.MethodGet, "/revocations", nil)
+	w := &discard{hdr: http.Header{}}
+	for b.Loop() {
+		clock.Add(time.Minute) // past Rebuild and reuse: build again
+		h.ServeHTTP(w, req)
+	}
+	b.ReportMetric(float64(w.n)/1e6, "MB/doc")
+	b.ReportMetric(float64(w.n)/float64(len(feed.entries)), "bytes/id")
+}

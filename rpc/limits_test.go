@@ -1,0 +1,163 @@
+package rpc_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/rpc"
+)
+
+// The request limits of the session API with the default HandlerOptions, the
+// ones sessiond serves with: 1 MiB of body, 100 requests in a batch, and JSON
+// nested as deep as a client likes. Every hostile request gets a JSON-RPC
+// error object (HTTP 200, or 413 for the body), never a 5xx, a panic in the
+// log or a goroutine left behind.
+func TestSessionLimits(t *testing.T) {
+	s := newFaultService(t) // no faults set: a store that works
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	before := settledGoroutines(t, client, -1)
+
+	const verify = `{"jsonrpc":"2.0","method":"session.verify_session_token","params":{"token":"x"},"id":1}`
+	batch := func(n int) string {
+		return "[" + strings.TrimSuffix(strings.Repeat(verify+",", n), ",") + "]"
+	}
+	padTo := func(body string, n int) string { return body + strings.Repeat(" ", n-len(body)) }
+	const limit = 1 << 20
+	deepArrays := func(depth int) string { return strings.Repeat("[", depth) + strings.Repeat("]", depth) }
+	deepObjects := func(depth int) string {
+		return strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth)
+	}
+	withToken := func(tok string) string {
+		return `{"jsonrpc":"2.0","method":"session.verify_session_token","params":{"token":` + tok + `},"id":1}`
+	}
+
+	tests := []struct {
+		name    string
+		body    io.Reader
+		status  int
+		want    string   // for 200: "result", "array" (a batch reply) or "error"
+		codes   []int    // for want "error": the acceptable codes
+		inBatch []string // for want "array": "result" or "error" per reply
+	}{
+		{name: "body at 1 MiB", body: strings.NewReader(padTo(verify, limit)), status: 200, want: "result"},
+		{name: "body over 1 MiB", body: strings.NewReader(padTo(verify, limit+1)), status: 413, want: "error", codes: []int{rpc.CodeInvalidRequest}},
+		{name: "body over 1 MiB, chunked", body: chunked{strings.NewReader(padTo(verify, 2*limit))}, status: 413, want: "error", codes: []int{rpc.CodeInvalidRequest}},
+		{name: "batch of 100", body: strings.NewReader(batch(100)), status: 200, want: "array", inBatch: slices.Repeat([]string{"result"}, 100)},
+		{name: "batch of 101", body: strings.NewReader(batch(101)), status: 200, want: "error", codes: []int{rpc.CodeInvalidRequest}},
+		{name: "batch of 20000, over 1 MiB", body: strings.NewReader(batch(20000)), status: 413, want: "error", codes: []int{rpc.CodeInvalidRequest}},
+		// Deeper than encoding/json goes (10,000 levels): not JSON.
+		{name: "100k nested arrays in params", body: strings.NewReader(withToken(deepArrays(100_000))), status: 200, want: "error", codes: []int{rpc.CodeParseError}},
+		{name: "500k nested arrays in params", body: strings.NewReader(withToken(deepArrays(500_000))), status: 200, want: "error", codes: []int{rpc.CodeParseError}},
+		{name: "100k nested objects in params", body: strings.NewReader(withToken(deepObjects(100_000))), status: 200, want: "error", codes: []int{rpc.CodeParseError}},
+		{name: "100k nested arrays as the id", body: strings.NewReader(`{"jsonrpc":"2.0","method":"session.open_session","id":` + deepArrays(100_000) + `}`), status: 200, want: "error", codes: []int{rpc.CodeParseError}},
+		{name: "100k nested arrays as the body", body: strings.NewReader(deepArrays(100_000)), status: 200, want: "error", codes: []int{rpc.CodeParseError}},
+		{name: "100k nested arrays in a batch", body: strings.NewReader("[" + withToken(deepArrays(100_000)) + "," + verify + "]"), status: 200, want: "error", codes: []int{rpc.CodeParseError}},
+		// Just within encoding/json's depth: valid JSON, invalid params.
+		{name: "9000 nested arrays in params", body: strings.NewReader(withToken(deepArrays(9000))), status: 200, want: "error", codes: []int{rpc.CodeInvalidParams}},
+		{name: "9000 nested arrays as the id", body: strings.NewReader(`{"jsonrpc":"2.0","method":"session.open_session","id":` + deepArrays(9000) + `}`), status: 200, want: "error", codes: []int{rpc.CodeInvalidRequest}},
+		{name: "9000 nested arrays in a batch", body: strings.NewReader("[" + withToken(deepArrays(9000)) + "," + verify + "]"), status: 200, want: "array", inBatch: []string{"error", "result"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, s.url, tt.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			began := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("POST: %v", err)
+			}
+			data, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("read reply: %v", err)
+			}
+			t.Logf("HTTP %d in %v, %d bytes", resp.StatusCode, time.Since(began).Round(time.Millisecond), len(data))
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d (body %.300s)", resp.StatusCode, tt.status, data)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type = %q, want application/json", ct)
+			}
+			switch tt.want {
+			case "result", "error":
+				var r struct {
+					JSONRPC string          `json:"jsonrpc"`
+					Result  json.RawMessage `json:"result"`
+					Error   *rpc.Error      `json:"error"`
+				}
+				if err := json.Unmarshal(data, &r); err != nil || r.JSONRPC != "2.0" {
+					t.Fatalf("reply %.300s: %v, want one JSON-RPC response", data, err)
+				}
+				if tt.want == "result" {
+					if r.Error != nil || string(r.Result) != `{"active":false}` {
+						t.Errorf("reply %.300s, want the result", data)
+					}
+					return
+				}
+				if r.Error == nil || !slices.Contains(tt.codes, r.Error.Code) {
+					t.Errorf("reply %.300s, want an error with code %v", data, tt.codes)
+				}
+			case "array":
+				var rs []struct {
+					Result json.RawMessage `json:"result"`
+					Error  *rpc.Error      `json:"error"`
+				}
+				if err := json.Unmarshal(data, &rs); err != nil {
+					t.Fatalf("reply %.300s: %v, want a batch reply", data, err)
+				}
+				want := tt.inBatch
+				if len(rs) != len(want) {
+					t.Fatalf("got %d replies, want %d", len(rs), len(want))
+				}
+				for i, r := range rs {
+					if got := map[bool]string{true: "error", false: "result"}[r.Error != nil]; got != want[i] {
+						t.Errorf("reply %d = %s %v, want a %s", i, r.Result, r.Error, want[i])
+					}
+				}
+			}
+		})
+	}
+
+	if strings.Contains(strings.ToLower(s.logs.String()), "panic") {
+		t.Errorf("the handler's log mentions a panic:\n%s", s.logs.String())
+	}
+	settledGoroutines(t, client, before)
+}
+
+// settledGoroutines closes client's idle connections and waits (up to 10 s)
+// for the number of goroutines to settle at or below want, and returns it;
+// want < 0 only waits for the count to stop falling. A count that stays
+// above want fails the test with every goroutine's stack.
+func settledGoroutines(t *testing.T, client *http.Client, want int) int {
+	t.Helper()
+	client.CloseIdleConnections()
+	deadline := time.Now().Add(10 * time.Second)
+	last := runtime.NumGoroutine()
+	for {
+		time.Sleep(50 * time.Millisecond)
+		n := runtime.NumGoroutine()
+		switch {
+		case want < 0 && n >= last:
+			return n
+		case want >= 0 && n <= want:
+			return n
+		case time.Now().After(deadline):
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Errorf("%d goroutines after the requests, want at most %d (before them):\n%s", n, want, bytes.TrimSpace(buf))
+			return n
+		}
+		last = n
+	}
+}

@@ -1,0 +1,610 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// StalePolicy says what a [RevocationFeed] answers once its list is stale.
+type StalePolicy int
+
+const (
+	// FailClosed makes IsRevoked fail with an error matching [ErrStale], so
+	// that [Verifier.Verify] fails: no token verifies while the list may be
+	// missing revocations. The default.
+	FailClosed StalePolicy = iota
+
+	// ServeStale makes IsRevoked answer from the last list it verified,
+	// however old: the ids on it stay revoked, but sessions closed since
+	// it was current keep working. Before any list is loaded IsRevoked
+	// still fails. A caller that wants yet another behaviour wraps the
+	// feed and decides on errors.Is(err, ErrStale) itself.
+	ServeStale
+)
+
+// FeedOptions configures a [RevocationFeed]. The zero value is usable.
+type FeedOptions struct {
+	// Client fetches documents; nil means a client with a one-minute
+	// timeout (a snapshot of a million ids is 37 MB).
+	Client *http.Client
+	// Interval is the time between two syncs of [RevocationFeed.Run]; 0
+	// means 10 seconds. A session closed on the server is refused here
+	// within about one interval.
+	Interval time.Duration
+	// MaxStaleness caps how long after it was issued ("iat") a document
+	// keeps the list fresh, when that is shorter than the issuer's own
+	// "fresh_until". 0 means the issuer's alone. sessiond may serve a large
+	// snapshot of an unchanged list for up to a minute, so a MaxStaleness
+	// under a minute or so can refuse documents as they arrive.
+	MaxStaleness time.Duration
+	// Stale is what IsRevoked answers once the list is stale.
+	Stale StalePolicy
+	// File, if set, is where the feed keeps the verified documents it
+	// receives, and what [RevocationFeed.Run] starts from: a program that
+	// starts without network then still has the list it had (stale, unless
+	// the file is recent). See [RevocationFeed.Load].
+	File string
+	// Issuer is the required "iss" (empty means DefaultIssuer), Leeway the
+	// clock skew allowed on "iat".
+	Issuer string
+	Leeway time.Duration
+	// MaxSize bounds a fetched document; 0 means 256 MiB (some 7 million
+	// ids).
+	MaxSize int64
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives sync failures and list replacements; nil discards.
+	Logger *slog.Logger
+}
+
+// A RevocationFeed is a copy of an issuer's revocation list, kept current
+// from its revocation feed (sessiond's GET /revocations), that answers
+// "revoked?" from memory: it is a [RevocationChecker] for a [Verifier] that
+// verifies offline yet refuses closed sessions.
+//
+//	keys := token.NewRemoteJWKS(base+"/.well-known/jwks.json", token.RemoteOptions{})
+//	feed := token.NewRevocationFeed(base+"/revocations", keys, token.FeedOptions{})
+//	go feed.Run(ctx) // syncs every 10 s until ctx ends
+//	v := token.NewVerifier(keys, token.WithRevocation(feed))
+//
+// Every document is verified against the key source before anything in it
+// is used (see [ParseRevocations]); a document that fails is refused and the
+// list stays as it was. The first sync fetches the whole list (a snapshot);
+// later ones fetch what changed since the list's sequence number (a delta)
+// and add it. A snapshot replaces the list: the server sends one when the
+// delta cannot be given, for example because its store was replaced (a
+// different epoch). Ids whose tokens have expired are dropped from memory.
+//
+// # Freshness
+//
+// Each document says until when its issuer vouches for it ("fresh_until",
+// the server's --revocations-fresh-for after "iat"). The list is fresh until
+// the fresh_until of the newest document applied to it, or iat +
+// [FeedOptions.MaxStaleness] if that is sooner; both are the issuer's
+// signed times, so replaying an old document cannot make the list look
+// fresher than it is. A document that is no longer fresh when it arrives is
+// refused. Once the list is stale (the server unreachable, or an attacker
+// holding back documents), IsRevoked fails closed with [ErrStale] unless
+// [FeedOptions.Stale] says otherwise. The worst case is thus bounded: a
+// session closed on the server stops verifying here within one sync
+// interval when the feed is reachable, and otherwise no later than the
+// fresh-for time after it was closed, when verification stops altogether.
+type RevocationFeed struct {
+	url    string
+	opts   FeedOptions
+	parser *Verifier // keys, issuer, leeway and clock for documents
+	log    *slog.Logger
+
+	// syncMu serialises syncs and loads; it guards the fields below it.
+	syncMu       sync.Mutex
+	file         feedFile
+	wantSnapshot bool // the file's deltas outgrew its snapshot
+
+	mu       sync.RWMutex // guards list and the status below
+	list     feedList
+	lastSync time.Time
+	lastErr  error
+}
+
+// feedList is the list held, replaced as a whole by a snapshot.
+type feedList struct {
+	loaded     bool
+	revoked    map[uuid.UUID]int64 // id → expiry, Unix seconds
+	epoch      string
+	seq        uint64
+	issuedAt   time.Time
+	freshUntil time.Time
+	minExpiry  int64 // no entry expires before; sweep when it has passed
+}
+
+// feedFile is what is known of the file the feed keeps: a snapshot line,
+// then delta lines.
+type feedFile struct {
+	size     int64 // bytes of verified documents; 0: no snapshot in the file
+	snapshot int64 // bytes of the snapshot line
+	emptyAt  int64 // offset of a last line that is an empty delta, else -1
+}
+
+// NewRevocationFeed returns a feed that fetches documents from url and
+// verifies them with keys. It fetches nothing until [RevocationFeed.Run]
+// or [RevocationFeed.Sync]. url may be empty for a feed that only loads
+// files.
+func NewRevocationFeed(url string, keys KeySource, opts FeedOptions) *RevocationFeed {
+	if opts.Client == nil {
+		opts.Client = &http.Client{Timeout: time.Minute}
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = 10 * time.Second
+	}
+	if opts.MaxSize <= 0 {
+		opts.MaxSize = 256 << 20
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Issuer == "" {
+		opts.Issuer = DefaultIssuer
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &RevocationFeed{
+		url:    url,
+		opts:   opts,
+		parser: &Verifier{keys: keys, issuer: opts.Issuer, leeway: opts.Leeway, now: opts.Now},
+		log:    log,
+		file:   feedFile{emptyAt: -1},
+	}
+}
+
+// IsRevoked implements [RevocationChecker] from memory. It fails with an
+// error matching [ErrStale] (and reports true) when no list is loaded, and
+// when the list is stale unless [FeedOptions.Stale] is ServeStale.
+func (f *RevocationFeed) IsRevoked(_ context.Context, id uuid.UUID) (bool, error) {
+	now := f.opts.Now()
+	f.mu.RLock()
+	exp, listed := f.list.revoked[id]
+	loaded, freshUntil := f.list.loaded, f.list.freshUntil
+	f.mu.RUnlock()
+	switch {
+	case !loaded:
+		return true, fmt.Errorf("%w: no revocation list loaded%s", ErrStale, f.lastFailure())
+	case !now.Before(freshUntil) && f.opts.Stale == FailClosed:
+		return true, fmt.Errorf("%w: it was fresh until %s%s", ErrStale, freshUntil.Format(time.RFC3339), f.lastFailure())
+	}
+	return listed && exp > now.Unix(), nil
+}
+
+// lastFailure describes the last sync's error, if any, for ErrStale.
+func (f *RevocationFeed) lastFailure() string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.lastErr == nil {
+		return ""
+	}
+	return " (last sync: " + f.lastErr.Error() + ")"
+}
+
+// FeedStatus describes a [RevocationFeed]'s list and its last sync.
+type FeedStatus struct {
+	Loaded     bool      // a list is held
+	Epoch      string    // of the list held
+	Seq        uint64    // of the list held
+	Len        int       // ids in memory
+	IssuedAt   time.Time // "iat" of the newest document applied
+	FreshUntil time.Time // the list is stale from this instant
+	LastSync   time.Time // of the last successful sync
+	LastErr    error     // of the last sync; nil if it succeeded
+}
+
+// Status returns the feed's state.
+func (f *RevocationFeed) Status() FeedStatus {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return FeedStatus{
+		Loaded:     f.list.loaded,
+		Epoch:      f.list.epoch,
+		Seq:        f.list.seq,
+		Len:        len(f.list.revoked),
+		IssuedAt:   f.list.issuedAt,
+		FreshUntil: f.list.freshUntil,
+		LastSync:   f.lastSync,
+		LastErr:    f.lastErr,
+	}
+}
+
+// Run loads [FeedOptions.File] if set, then syncs every
+// [FeedOptions.Interval] until ctx ends. Failures are logged, and the list
+// kept; [RevocationFeed.Status] reports the last one.
+func (f *RevocationFeed) Run(ctx context.Context) {
+	if f.opts.File != "" {
+		err := f.Load(ctx, f.opts.File)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			f.log.Warn("revocation feed: starting without the saved list", "file", f.opts.File, "err", err)
+		default:
+			st := f.Status()
+			f.log.Info("revocation feed: loaded the saved list", "file", f.opts.File, "seq", st.Seq, "ids", st.Len, "fresh_until", st.FreshUntil)
+		}
+	}
+	t := time.NewTicker(f.opts.Interval)
+	defer t.Stop()
+	for {
+		if err := f.Sync(ctx); err != nil && ctx.Err() == nil {
+			f.log.Warn("revocation feed: sync failed; keeping the list", "url", f.url, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// errGap means a delta that does not follow the list held: another epoch,
+// or changes since a later point than the list's. Sync fetches a snapshot.
+var errGap = errors.New("changes do not follow the list held")
+
+// Sync fetches the changes since the list held (the whole list the first
+// time, or when the changes cannot be applied), verifies and applies them,
+// and saves the document to [FeedOptions.File] if set. On error the list
+// stays as it was.
+func (f *RevocationFeed) Sync(ctx context.Context) error {
+	f.syncMu.Lock()
+	defer f.syncMu.Unlock()
+	err := f.sync(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastErr = err
+	if err == nil {
+		f.lastSync = f.opts.Now()
+	}
+	return err
+}
+
+func (f *RevocationFeed) sync(ctx context.Context) error {
+	if f.url == "" {
+		return errors.New("revocation feed: no URL")
+	}
+	f.mu.RLock()
+	loaded, epoch, since := f.list.loaded, f.list.epoch, f.list.seq
+	f.mu.RUnlock()
+	if !loaded || f.wantSnapshot {
+		since = 0
+	}
+	doc, l, err := f.fetch(ctx, since, epoch)
+	if err != nil {
+		return err
+	}
+	err = f.apply(l, true)
+	if errors.Is(err, errGap) {
+		f.log.Info("revocation feed: changes do not follow the list; fetching the whole list", "epoch", l.Epoch, "since", l.Since)
+		if doc, l, err = f.fetch(ctx, 0, ""); err != nil {
+			return err
+		}
+		err = f.apply(l, true)
+	}
+	if err != nil {
+		return err
+	}
+	if f.opts.File != "" {
+		if err := f.save(doc, l); err != nil {
+			f.log.Warn("revocation feed: cannot save the list", "file", f.opts.File, "err", err)
+		}
+	}
+	f.sweep()
+	return nil
+}
+
+// fetch gets and verifies one document.
+func (f *RevocationFeed) fetch(ctx context.Context, since uint64, epoch string) (string, *RevocationList, error) {
+	u, err := url.Parse(f.url)
+	if err != nil {
+		return "", nil, fmt.Errorf("revocation feed URL: %w", err)
+	}
+	q := u.Query()
+	if since > 0 {
+		q.Set("since", strconv.FormatUint(since, 10))
+		q.Set("epoch", epoch)
+	}
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", nil, err
+	}
+	req.Header.Set("Accept", "application/"+RevocationsType)
+	resp, err := f.opts.Client.Do(req)
+	if err != nil {
+		return "", nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", nil, fmt.Errorf("GET %s: %s", u.Redacted(), resp.Status)
+	}
+	var body strings.Builder
+	if resp.ContentLength > 0 && resp.ContentLength <= f.opts.MaxSize {
+		body.Grow(int(resp.ContentLength))
+	}
+	if _, err := io.Copy(&body, io.LimitReader(resp.Body, f.opts.MaxSize+1)); err != nil {
+		return "", nil, fmt.Errorf("GET %s: %w", u.Redacted(), err)
+	}
+	if int64(body.Len()) > f.opts.MaxSize {
+		return "", nil, fmt.Errorf("GET %s: document larger than %d bytes", u.Redacted(), f.opts.MaxSize)
+	}
+	doc := strings.TrimSpace(body.String())
+	l, err := f.parser.parseRevocations(ctx, doc)
+	if err != nil {
+		return "", nil, err
+	}
+	return doc, l, nil
+}
+
+// deadline is when the list that l brings is no longer fresh.
+func (f *RevocationFeed) deadline(l *RevocationList) time.Time {
+	if f.opts.MaxStaleness > 0 {
+		if capped := l.IssuedAt.Add(f.opts.MaxStaleness); capped.Before(l.FreshUntil) {
+			return capped
+		}
+	}
+	return l.FreshUntil
+}
+
+// apply applies a verified document to the list. A document fetched now
+// must be fresh; one from a file may be stale, but not replace a newer list
+// of the same epoch. A fetched snapshot replaces the list whatever its seq:
+// sessiond never answers a client with a snapshot older than the client's
+// list, unless that list is ahead of its store (a store restored from a
+// backup), and then the store's list is the one to follow.
+func (f *RevocationFeed) apply(l *RevocationList, fetched bool) error {
+	now := f.opts.Now()
+	deadline := f.deadline(l)
+	if fetched && !now.Before(deadline) {
+		return refuse(ErrExpired, "issued %s, fresh until %s", l.IssuedAt.Format(time.RFC3339), deadline.Format(time.RFC3339))
+	}
+	f.mu.RLock()
+	cur := f.list
+	f.mu.RUnlock()
+	nowUnix := now.Unix()
+
+	if l.Snapshot {
+		if !fetched && cur.loaded && cur.epoch == l.Epoch && l.Seq < cur.seq {
+			return refuse(ErrOutdated, "snapshot at seq %d, list at %d", l.Seq, cur.seq)
+		}
+		next := feedList{
+			loaded:     true,
+			revoked:    make(map[uuid.UUID]int64, len(l.Revoked)),
+			epoch:      l.Epoch,
+			seq:        l.Seq,
+			issuedAt:   l.IssuedAt,
+			freshUntil: deadline,
+		}
+		next.minExpiry = addRevoked(next.revoked, l.Revoked, nowUnix, 0)
+		f.mu.Lock()
+		f.list = next
+		f.mu.Unlock()
+		if cur.loaded && cur.epoch != l.Epoch {
+			f.log.Info("revocation feed: the issuer's list was replaced (new epoch); replaced ours", "old_epoch", cur.epoch, "epoch", l.Epoch, "ids", len(next.revoked))
+		}
+		return nil
+	}
+	switch {
+	case !cur.loaded || l.Epoch != cur.epoch || l.Since > cur.seq:
+		return errGap
+	case l.Seq < cur.seq:
+		return refuse(ErrOutdated, "changes up to seq %d, list at %d", l.Seq, cur.seq)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.list.minExpiry = addRevoked(f.list.revoked, l.Revoked, nowUnix, f.list.minExpiry)
+	f.list.seq = l.Seq
+	if l.IssuedAt.After(f.list.issuedAt) {
+		f.list.issuedAt = l.IssuedAt
+	}
+	if deadline.After(f.list.freshUntil) {
+		f.list.freshUntil = deadline
+	}
+	return nil
+}
+
+// addRevoked adds the unexpired entries of rs to m, keeping the later
+// expiry of an id already there, and returns the earliest expiry in m given
+// minExpiry, the earliest before (0: m is empty).
+func addRevoked(m map[uuid.UUID]int64, rs []Revoked, now, minExpiry int64) int64 {
+	for _, r := range rs {
+		exp := r.Expires.Unix()
+		if exp <= now || exp <= m[r.ID] {
+			continue
+		}
+		m[r.ID] = exp
+		if minExpiry == 0 || exp < minExpiry {
+			minExpiry = exp
+		}
+	}
+	return minExpiry
+}
+
+// sweep drops expired ids from memory once the earliest expiry has passed.
+// It runs within a sync, so nothing else changes the list meanwhile: the
+// ids are found under the read lock, which lets IsRevoked go on, and only
+// deleted under the write lock.
+func (f *RevocationFeed) sweep() {
+	now := f.opts.Now().Unix()
+	f.mu.RLock()
+	if f.list.minExpiry == 0 || f.list.minExpiry > now {
+		f.mu.RUnlock()
+		return
+	}
+	var expired []uuid.UUID
+	minExpiry := int64(0)
+	for id, exp := range f.list.revoked {
+		switch {
+		case exp <= now:
+			expired = append(expired, id)
+		case minExpiry == 0 || exp < minExpiry:
+			minExpiry = exp
+		}
+	}
+	f.mu.RUnlock()
+	f.mu.Lock()
+	for _, id := range expired {
+		delete(f.list.revoked, id)
+	}
+	f.list.minExpiry = minExpiry
+	f.mu.Unlock()
+}
+
+// Load reads revocation documents from a file, one per line, as
+// [FeedOptions.File] keeps them (a snapshot, then deltas) or as saved from
+// GET /revocations, verifies each and applies it. The documents may be
+// stale: the list is then loaded, and is stale (see [FeedOptions.Stale]).
+// A snapshot that is older than the list held is refused. Loading stops at
+// the first document that does not verify or apply, with an error matching
+// [ErrFeed]; the documents before it stay applied.
+func (f *RevocationFeed) Load(ctx context.Context, path string) error {
+	f.syncMu.Lock()
+	defer f.syncMu.Unlock()
+	file, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	var data strings.Builder
+	if info, err := file.Stat(); err == nil {
+		data.Grow(int(info.Size()))
+	}
+	if _, err := io.Copy(&data, file); err != nil {
+		return fmt.Errorf("load %s: %w", path, err)
+	}
+	track := path == f.opts.File
+	if track {
+		f.file = feedFile{emptyAt: -1}
+	}
+	rest, offset := data.String(), int64(0)
+	for n := 1; rest != ""; n++ {
+		line, after, _ := strings.Cut(rest, "\n")
+		end := offset + int64(len(line)) + 1
+		rest = after
+		doc := strings.TrimSpace(line)
+		if doc == "" {
+			offset = end
+			continue
+		}
+		l, err := f.parser.parseRevocations(ctx, doc)
+		if err == nil {
+			err = f.apply(l, false)
+		}
+		if errors.Is(err, errGap) {
+			err = &refused{errGap, nil}
+		}
+		if err != nil {
+			return fmt.Errorf("load %s, document %d: %w", path, n, err)
+		}
+		if track {
+			switch {
+			case l.Snapshot:
+				f.file = feedFile{size: end, snapshot: end - offset, emptyAt: -1}
+			case f.file.size > 0:
+				f.file.size, f.file.emptyAt = end, -1
+				if len(l.Revoked) == 0 {
+					f.file.emptyAt = offset
+				}
+			}
+		}
+		offset = end
+	}
+	f.sweep()
+	return nil
+}
+
+// save keeps doc, just applied, in the file: a snapshot replaces the file;
+// a delta is appended, in place of a last line that is an empty delta, so
+// that the file ends with the newest freshness without growing with every
+// sync. When the deltas outgrow the snapshot, the next sync fetches a
+// snapshot to start the file again.
+func (f *RevocationFeed) save(doc string, l *RevocationList) error {
+	path := f.opts.File
+	if l.Snapshot {
+		f.file = feedFile{emptyAt: -1}
+		f.wantSnapshot = false
+		if err := writeFileAtomic(path, doc+"\n"); err != nil {
+			return err
+		}
+		n := int64(len(doc)) + 1
+		f.file = feedFile{size: n, snapshot: n, emptyAt: -1}
+		return nil
+	}
+	if f.file.size == 0 {
+		return nil // no snapshot in the file to add to: wait for one
+	}
+	at := f.file.size
+	if f.file.emptyAt >= 0 {
+		at = f.file.emptyAt
+	}
+	file, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		f.file = feedFile{emptyAt: -1}
+		return err
+	}
+	defer file.Close()
+	end := at + int64(len(doc)) + 1
+	_, err = file.WriteAt([]byte(doc+"\n"), at)
+	if err == nil {
+		err = file.Truncate(end)
+	}
+	if err != nil {
+		f.file = feedFile{emptyAt: -1}
+		return err
+	}
+	f.file.size, f.file.emptyAt = end, -1
+	if len(l.Revoked) == 0 {
+		f.file.emptyAt = at
+	}
+	if deltas := f.file.size - f.file.snapshot; deltas > max(f.file.snapshot, 1<<20) {
+		f.wantSnapshot = true
+	}
+	return nil
+}
+
+// writeFileAtomic replaces path with data: a temporary file in the same
+// directory, synced, renamed over it.
+func writeFileAtomic(path, data string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	if _, err := io.Copy(tmp, strings.NewReader(data)); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+var _ RevocationChecker = (*RevocationFeed)(nil)
