@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -281,5 +282,25 @@ func TestEnvironment(t *testing.T) {
 	err = run(context.Background(), []string{"serve", "--leeway", "-1s", "--data-dir", dataDir(t)}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--leeway must not be negative") {
 		t.Errorf("run() error = %v, want the flag's value to be checked", err)
+	}
+}
+
+// A SIGHUP reloads the keys; it never stops the server.
+func TestSIGHUPKeepsServing(t *testing.T) {
+	p := start(t, dataDir(t))
+	for range 3 {
+		p.cmd.Process.Signal(syscall.SIGHUP)
+	}
+	if _, err := p.client.OpenSession(context.Background(), 0); err != nil {
+		t.Fatalf("after SIGHUP: %v\n%s", err, p.stderr)
+	}
+	resp, err := http.Get(strings.TrimSuffix(p.url, "/") + "/debug/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var stats map[string]uint64
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil || stats["goroutines"] == 0 {
+		t.Errorf("GET /debug/stats = %v, %v, want goroutines > 0", stats, err)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -25,11 +28,17 @@ const serveSummary = `Usage: sessiond serve [flags]
 Serves the session API of API.txt (session.open_session,
 session.verify_session_token, session.close_session) as JSON-RPC 2.0 on
 POST /, the public signing keys on GET /.well-known/jwks.json, the
-signed revocation list for offline verifiers on GET /revocations, and
-GET /healthz. On first start it creates the data directory, an
-Ed25519 signing key (keys.json, mode 0600) and the revocation list
-(revocations/, Badger). SIGINT or SIGTERM stops it gracefully; SIGHUP
-reloads the signing keys at once (they are also re-read every few seconds).`
+signed revocation list for offline verifiers on GET /revocations,
+GET /healthz, and goroutine and memory figures on GET /debug/stats. On
+first start it creates the data directory, an Ed25519 signing key
+(keys.json, mode 0600) and the revocation list (revocations/, Badger).
+SIGINT or SIGTERM stops it gracefully; SIGHUP reloads the signing keys at
+once (they are also re-read every few seconds). The Go runtime gets a soft
+memory limit of 192 MiB unless GOMEMLIMIT sets another.`
+
+// defaultMemoryLimit is the soft memory limit of the Go runtime unless
+// GOMEMLIMIT sets one.
+const defaultMemoryLimit = 192 << 20
 
 // keyReloadInterval is how often a running server re-reads the key file.
 const keyReloadInterval = 2 * time.Second
@@ -56,6 +65,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--revocations-fresh-for must be at least 1s, not %s", freshFor)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	// SIGHUP means "reload the keys"; listen for it before anything else,
+	// so that an early one cannot kill the process (its default action).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit: the garbage collector works harder near it rather
+		// than letting transient buffers (a large revocation snapshot)
+		// grow the heap. GOMEMLIMIT overrides it.
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 
 	if err := makeDataDir(c.dataDir); err != nil {
 		return err
@@ -91,6 +111,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
+	mux.HandleFunc("GET /debug/stats", serveStats)
 	srv := newHTTPServer(mux, log)
 
 	ln, err := net.Listen("tcp", c.listen)
@@ -101,9 +122,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	var wg sync.WaitGroup
 	keysCtx, stopKeys := context.WithCancel(ctx)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	wg.Go(func() { ring.Run(keysCtx, keyReloadInterval, hup) })
 	defer func() { stopKeys(); wg.Wait() }()
 
@@ -124,6 +142,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// serveStats reports the process's goroutines and memory, for the soak run
+// and for operators (GET /debug/stats). It says nothing about sessions.
+func serveStats(w http.ResponseWriter, _ *http.Request) {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]uint64{
+		"goroutines":       uint64(runtime.NumGoroutine()),
+		"heap_alloc_bytes": m.HeapAlloc,
+		"heap_sys_bytes":   m.HeapSys,
+		"gc_cycles":        uint64(m.NumGC),
+	})
 }
 
 // publishedKeys adapts the keyring to what the JWKS handler publishes.
