@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -92,6 +93,10 @@ type Badger struct {
 	rescan bool
 	// index answers Changes from memory.
 	index index
+	// filter holds every id that may be revoked (see filter.go); the
+	// writer replaces it when rebuildFilter is set.
+	filter        atomic.Pointer[filter]
+	rebuildFilter atomic.Bool
 
 	// mu guards closed. Every method holds it for reading for its whole
 	// duration, so Close, which takes it for writing, waits for operations
@@ -161,6 +166,7 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 		db.Close()
 		return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
 	}
+	b.filter.Store(b.filterFromIndex())
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
 	b.wg.Add(2)
@@ -356,6 +362,17 @@ func (b *Badger) commit(batch []*revokeRequest) error {
 		}
 		b.rescan = false
 	}
+	// Every committed entry is in the index, and no commit is under way:
+	// a filter rebuilt from the index now misses nothing.
+	if b.rebuildFilter.CompareAndSwap(true, false) {
+		b.filter.Store(b.filterFromIndex())
+	}
+	// Before the commit, so the filter holds each id by the time its
+	// Revoke returns.
+	f := b.filter.Load()
+	for id := range want {
+		f.add(id)
+	}
 
 	txn := b.db.NewTransaction(true)
 	defer txn.Discard()
@@ -400,6 +417,16 @@ func (b *Badger) commit(batch []*revokeRequest) error {
 	}
 	b.index.add(added, extended, seq)
 	return nil
+}
+
+// filterFromIndex returns a filter of every id in the index.
+func (b *Badger) filterFromIndex() *filter {
+	entries, _, _ := b.index.view()
+	f := newFilter(len(entries))
+	for _, e := range entries {
+		f.add(e.id)
+	}
+	return f
 }
 
 // encodeValue is the stored value of an entry: the expiry in Unix seconds
@@ -537,6 +564,9 @@ func (b *Badger) IsRevoked(ctx context.Context, id uuid.UUID) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return true, fmt.Errorf("is revoked %s: %w", id, err)
 	}
+	if !b.filter.Load().mayContain(id) {
+		return false, nil
+	}
 	err := b.db.View(func(txn *badger.Txn) error {
 		_, err := txn.Get(id[:])
 		return err
@@ -608,6 +638,7 @@ func (b *Badger) Reclaim() error {
 	start := time.Now()
 	if dropped := b.index.compact(uint64(b.now().Unix())); dropped > 0 {
 		b.log.Debug("revocation index compacted", "dropped", dropped, "took", time.Since(start))
+		b.rebuildFilter.Store(true) // forget the expired ids at the next commit
 	}
 	rewrites := 0
 	for rewrites < maxGCRewrites {
