@@ -5,6 +5,7 @@
 //	go run ./cmd/sessiond-bench            # the full run, a few minutes
 //	go run ./cmd/sessiond-bench --quick    # the same in under a minute
 //	go run ./cmd/sessiond-bench --json     # one JSON object on stdout
+//	go run ./cmd/sessiond-bench soak       # issue 4's soak run (soak.go)
 //
 // Run it from inside the module: it builds cmd/sessiond (or takes
 // --sessiond). Progress goes to stderr, the report to stdout.
@@ -97,6 +98,9 @@ var (
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "serve-floor" {
 		return serveFloor(ctx, args[1:], stderr)
+	}
+	if len(args) > 0 && args[0] == "soak" {
+		return soak(ctx, args[1:], stdout, stderr)
 	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
