@@ -11,50 +11,21 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/sessiond/sessiond/keys"
-	"github.com/sessiond/sessiond/revocation"
-	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/token"
 )
-
-// newAttackService is newService with its keyring at hand, so that tests
-// can forge tokens with the server's own key the way only a bug could.
-func newAttackService(t *testing.T) (*service, *keys.Keyring) {
-	t.Helper()
-	dir := t.TempDir()
-	store, err := revocation.OpenBadger(filepath.Join(dir, "revocations"), revocation.Options{})
-	if err != nil {
-		t.Fatalf("OpenBadger() error = %v", err)
-	}
-	t.Cleanup(func() { store.Close() })
-	ring, err := keys.OpenKeyring(filepath.Join(dir, "keys.json"), keys.Policy{MaxTokenLifetime: rpc.DefaultMaxExpiresIn}, keys.KeyringOptions{})
-	if err != nil {
-		t.Fatalf("OpenKeyring() error = %v", err)
-	}
-	sessions := &rpc.Sessions{
-		Issuer:   token.NewIssuer("", ring, nil),
-		Verifier: token.NewVerifier(ring, token.WithRevocation(store)),
-		Revoker:  store,
-	}
-	handler := rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{})
-	srv := httptest.NewServer(handler)
-	t.Cleanup(srv.Close)
-	return &service{url: srv.URL, handler: handler, store: store, client: rpc.NewClient(srv.URL, srv.Client())}, ring
-}
 
 // The important cases of token's attack table (TestVerifyAttacks),
 // through the real session methods: each is inactive, closing it answers
 // true, and nothing reaches the revocation store.
 func TestSessionAttacks(t *testing.T) {
-	s, ring := newAttackService(t)
+	s := newService(t)
+	ring := s.ring
 	ctx := context.Background()
 	kid, alg, signer, err := ring.SigningKey()
 	if err != nil || alg != "EdDSA" {

@@ -24,6 +24,7 @@ type service struct {
 	url     string
 	handler http.Handler
 	store   *revocation.Badger
+	ring    *keys.Keyring // to forge tokens with the server's own key, as only a bug could
 	client  *rpc.Client
 }
 
@@ -47,7 +48,7 @@ func newService(t testing.TB) *service {
 	handler := rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{})
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
-	return &service{url: srv.URL, handler: handler, store: store, client: rpc.NewClient(srv.URL, srv.Client())}
+	return &service{url: srv.URL, handler: handler, store: store, ring: ring, client: rpc.NewClient(srv.URL, srv.Client())}
 }
 
 // post sends body and decodes the single JSON-RPC response.
