@@ -215,11 +215,14 @@ func keysRemove(args []string, stdout, stderr io.Writer) error {
 	}
 	kid := rest[0]
 	if _, err := keys.Update(c.keyFile(), func(s *keys.Set) error {
+		// The active key is refused whatever else the set holds: without
+		// it, either nothing could sign or an older, retired key would
+		// silently sign again.
+		if active := s.Active(time.Now()); active != nil && active.ID == kid {
+			return fmt.Errorf("key %s signs new tokens now; run \"sessiond keys rotate --now\" first, then remove it", kid)
+		}
 		if !s.Remove(kid) {
 			return fmt.Errorf("no key %q in %s", kid, c.keyFile())
-		}
-		if s.Active(time.Now()) == nil {
-			return fmt.Errorf("key %s is the only one that can sign; run \"sessiond keys rotate --now\" first, then remove it", kid)
 		}
 		return nil
 	}); err != nil {

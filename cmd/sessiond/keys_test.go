@@ -347,20 +347,26 @@ func TestKeysListJSON(t *testing.T) {
 	}
 }
 
-// Removing the key that signs, when no other key could take over, is
-// refused with a message that says what to do; `--` ends the flags, so a
-// kid may start with '-'.
+// Removing the key that signs is refused with a message that says what to
+// do, whether or not an older key could take over; `--` ends the flags, so
+// a kid may start with '-'.
 func TestKeysRemoveRefused(t *testing.T) {
 	dir := dataDir(t)
 	only := rotate(t, dir)
 	rotate(t, dir, "--activate-after", "1h") // next: cannot sign yet
 
 	r := sessiond(t, commandEnv(), "keys", "remove", "--data-dir", dir, only)
-	if r.code != 1 || !strings.Contains(r.stderr, "only one that can sign") || !strings.Contains(r.stderr, "rotate --now") {
+	if r.code != 1 || !strings.Contains(r.stderr, "signs new tokens now") || !strings.Contains(r.stderr, "rotate --now") {
 		t.Errorf("keys remove of the only active key: exit %d, stderr %q; want exit 1 and advice to rotate --now", r.code, r.stderr)
 	}
 	if list := listKeys(t, dir); findKey(list, only) == nil || len(list) != 2 {
 		t.Errorf("after a refused remove: keys = %+v, want both still there", list)
+	}
+	// An older, retired key must not silently sign again either.
+	newest := rotate(t, dir, "--now")
+	r = sessiond(t, commandEnv(), "keys", "remove", "--data-dir", dir, newest)
+	if r.code != 1 || !strings.Contains(r.stderr, "signs new tokens now") {
+		t.Errorf("keys remove of the active key with a retired one left: exit %d, stderr %q; want exit 1", r.code, r.stderr)
 	}
 
 	r = sessiond(t, commandEnv(), "keys", "remove", "--data-dir", dir, "--", "-abc")
