@@ -223,9 +223,15 @@ func TestParseRevocationsRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	parts := strings.Split(good, ".")
+	// flip changes one character in the middle to another base64url
+	// character (flipping a bit could make it no base64 at all).
 	flip := func(s string) string {
 		b := []byte(s)
-		b[len(b)/2] ^= 1
+		if b[len(b)/2] == 'A' {
+			b[len(b)/2] = 'B'
+		} else {
+			b[len(b)/2] = 'A'
+		}
 		return string(b)
 	}
 	// tamper changes the seq of a payload, keeping it valid JSON.
