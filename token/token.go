@@ -165,6 +165,8 @@ type Verifier struct {
 	now        func() time.Time
 	parser     *jwt.Parser
 	cacheSize  int
+	// slow bounds the signature checks running at once (nil: no bound).
+	slow chan struct{}
 	cache      *cache
 }
 
@@ -193,6 +195,21 @@ func WithRevocation(rc RevocationChecker) Option { return func(v *Verifier) { v.
 // against the clock, the key source (a removed key takes effect at once) and
 // the revocation checker.
 func WithCache(size int) Option { return func(v *Verifier) { v.cacheSize = size } }
+
+// WithConcurrencyLimit lets at most n signature checks (of tokens not in
+// the cache) run at once; the others wait their turn, or until their
+// context ends. Tokens that verified before never wait. A server sets it
+// to its number of cores, so that a flood of forged tokens, each costing
+// a full signature check, queues behind itself instead of taking the CPU
+// from traffic that the cache answers. 0 (the default) means no limit.
+func WithConcurrencyLimit(n int) Option {
+	return func(v *Verifier) {
+		v.slow = nil
+		if n > 0 {
+			v.slow = make(chan struct{}, n)
+		}
+	}
+}
 
 // NewVerifier returns a Verifier that finds keys in keys.
 func NewVerifier(keys KeySource, opts ...Option) *Verifier {
@@ -254,6 +271,14 @@ func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error
 	if v.cache != nil {
 		if e, ok := v.cache.get(s); ok {
 			return v.verifyCached(ctx, s, e)
+		}
+	}
+	if v.slow != nil {
+		select {
+		case v.slow <- struct{}{}:
+			defer func() { <-v.slow }()
+		case <-ctx.Done():
+			return Claims{}, fmt.Errorf("wait to verify: %w", ctx.Err())
 		}
 	}
 	var rc claims

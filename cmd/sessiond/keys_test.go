@@ -237,7 +237,7 @@ func TestKeysRemove(t *testing.T) {
 	tok1 := p.openWithKid(t, kid1, 5*time.Second)
 
 	t.Run("with SIGHUP", func(t *testing.T) {
-		r := keysCmd(t, dir, "remove", kid0)
+		r := keysCmd(t, dir, "remove", "--", kid0)
 		if !strings.Contains(r.stdout, "removed key "+kid0) {
 			t.Errorf("keys remove printed %q", r.stdout)
 		}
@@ -257,7 +257,7 @@ func TestKeysRemove(t *testing.T) {
 		kid2 := rotate(t, dir, "--now")
 		p.hup(t)
 		tok2 := p.openWithKid(t, kid2, 5*time.Second)
-		keysCmd(t, dir, "remove", kid1)
+		keysCmd(t, dir, "remove", "--", kid1)
 		p.waitActive(t, tok1, false, 3*keyReloadInterval)
 		if active, err := p.client.VerifySessionToken(ctx, tok2); !active || err != nil {
 			t.Errorf("token of the remaining key: active = %v, %v, want true", active, err)
@@ -355,7 +355,7 @@ func TestKeysRemoveRefused(t *testing.T) {
 	only := rotate(t, dir)
 	rotate(t, dir, "--activate-after", "1h") // next: cannot sign yet
 
-	r := sessiond(t, commandEnv(), "keys", "remove", "--data-dir", dir, only)
+	r := sessiond(t, commandEnv(), "keys", "remove", "--data-dir", dir, "--", only)
 	if r.code != 1 || !strings.Contains(r.stderr, "signs new tokens now") || !strings.Contains(r.stderr, "rotate --now") {
 		t.Errorf("keys remove of the only active key: exit %d, stderr %q; want exit 1 and advice to rotate --now", r.code, r.stderr)
 	}
@@ -364,7 +364,7 @@ func TestKeysRemoveRefused(t *testing.T) {
 	}
 	// An older, retired key must not silently sign again either.
 	newest := rotate(t, dir, "--now")
-	r = sessiond(t, commandEnv(), "keys", "remove", "--data-dir", dir, newest)
+	r = sessiond(t, commandEnv(), "keys", "remove", "--data-dir", dir, "--", newest)
 	if r.code != 1 || !strings.Contains(r.stderr, "signs new tokens now") {
 		t.Errorf("keys remove of the active key with a retired one left: exit %d, stderr %q; want exit 1", r.code, r.stderr)
 	}

@@ -96,7 +96,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("open signing keys: %w", err)
 	}
 
-	verifier := token.NewVerifier(ring, token.WithIssuer(c.issuer), token.WithLeeway(c.leeway), token.WithRevocation(store))
+	verifier := token.NewVerifier(ring, token.WithIssuer(c.issuer), token.WithLeeway(c.leeway), token.WithRevocation(store),
+		// Signature checks of tokens not seen before queue for the cores,
+		// so a flood of forged tokens cannot take them from cached ones.
+		token.WithConcurrencyLimit(runtime.GOMAXPROCS(0)))
 	sessions := &rpc.Sessions{
 		Issuer:       token.NewIssuer(c.issuer, ring, nil),
 		Verifier:     verifier,
