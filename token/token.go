@@ -166,8 +166,8 @@ type Verifier struct {
 	parser     *jwt.Parser
 	cacheSize  int
 	// slow bounds the signature checks running at once (nil: no bound).
-	slow chan struct{}
-	cache      *cache
+	slow  chan struct{}
+	cache *cache
 }
 
 // An Option configures a [Verifier].
