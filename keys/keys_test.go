@@ -191,7 +191,11 @@ func TestLoadRefuses(t *testing.T) {
 		k, _ := keys.Load(path)
 		kid := k.Keys()[0].ID
 		p := filepath.Join(dir, "tampered")
-		os.WriteFile(p, []byte(strings.Replace(string(data), kid, "A"+kid[1:], 1)), 0o600)
+		other := "A" + kid[1:]
+		if other == kid {
+			other = "B" + kid[1:]
+		}
+		os.WriteFile(p, []byte(strings.Replace(string(data), kid, other, 1)), 0o600)
 		if _, err := keys.Load(p); !errors.Is(err, keys.ErrCorrupt) {
 			t.Errorf("Load() error = %v, want ErrCorrupt", err)
 		}
