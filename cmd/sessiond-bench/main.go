@@ -252,6 +252,30 @@ func (b *bench) note(format string, args ...any) {
 	b.progress("NOTE: %s", msg)
 }
 
+// choosePinning decides whether the server and this process get a CPU
+// each (benchmark and soak alike), and records the choice in b.
+func (b *bench) choosePinning(stderr io.Writer) error {
+	var err error
+	if b.allCPUs, err = allowedCPUs(); err != nil {
+		return err
+	}
+	cfg := b.cfg
+	switch {
+	case cfg.noPin:
+	case !pinSupported:
+		b.note("CPU pinning needs Linux; server and load generator share the CPUs")
+	case len(b.allCPUs) < 2:
+		b.note("only %d CPU available; server and load generator share it", len(b.allCPUs))
+	case !slices.Contains(b.allCPUs, cfg.serverCPU) || !slices.Contains(b.allCPUs, cfg.clientCPU) || cfg.serverCPU == cfg.clientCPU:
+		fmt.Fprintf(stderr, "sessiond-bench: --server-cpu %d and --client-cpu %d must be two different CPUs of %v\n", cfg.serverCPU, cfg.clientCPU, b.allCPUs)
+		return errUsage
+	default:
+		b.pinned = true
+		b.serverCPUs, b.clientCPUs = []int{cfg.serverCPU}, []int{cfg.clientCPU}
+	}
+	return nil
+}
+
 // place moves this process to cpus (when pinning) with procs Ps.
 func (b *bench) place(cpus []int, procs int) error {
 	runtime.GOMAXPROCS(procs)
@@ -300,21 +324,8 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 	}
 
 	// Pin after building, or the compiler would run on one CPU.
-	if b.allCPUs, err = allowedCPUs(); err != nil {
+	if err := b.choosePinning(stderr); err != nil {
 		return err
-	}
-	switch {
-	case cfg.noPin:
-	case !pinSupported:
-		b.note("CPU pinning needs Linux; server and load generator share the CPUs")
-	case len(b.allCPUs) < 2:
-		b.note("only %d CPU available; server and load generator share it", len(b.allCPUs))
-	case !slices.Contains(b.allCPUs, cfg.serverCPU) || !slices.Contains(b.allCPUs, cfg.clientCPU) || cfg.serverCPU == cfg.clientCPU:
-		fmt.Fprintf(stderr, "sessiond-bench: --server-cpu %d and --client-cpu %d must be two different CPUs of %v\n", cfg.serverCPU, cfg.clientCPU, b.allCPUs)
-		return errUsage
-	default:
-		b.pinned = true
-		b.serverCPUs, b.clientCPUs = []int{cfg.serverCPU}, []int{cfg.clientCPU}
 	}
 	if err := b.place(b.clientCPUs, 1); err != nil {
 		return err

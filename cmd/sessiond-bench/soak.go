@@ -214,30 +214,6 @@ func soak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// choosePinning decides, as benchmark does, whether the server and this
-// process get a CPU each, and records the choice in b.
-func (b *bench) choosePinning(stderr io.Writer) error {
-	var err error
-	if b.allCPUs, err = allowedCPUs(); err != nil {
-		return err
-	}
-	cfg := b.cfg
-	switch {
-	case cfg.noPin:
-	case !pinSupported:
-		b.note("CPU pinning needs Linux; server and load generator share the CPUs")
-	case len(b.allCPUs) < 2:
-		b.note("only %d CPU available; server and load generator share it", len(b.allCPUs))
-	case !slices.Contains(b.allCPUs, cfg.serverCPU) || !slices.Contains(b.allCPUs, cfg.clientCPU) || cfg.serverCPU == cfg.clientCPU:
-		fmt.Fprintf(stderr, "sessiond-bench: --server-cpu %d and --client-cpu %d must be two different CPUs of %v\n", cfg.serverCPU, cfg.clientCPU, b.allCPUs)
-		return errUsage
-	default:
-		b.pinned = true
-		b.serverCPUs, b.clientCPUs = []int{cfg.serverCPU}, []int{cfg.clientCPU}
-	}
-	return nil
-}
-
 // Phase names, in order.
 const (
 	phaseWarmup   = "warmup"
