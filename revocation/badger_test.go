@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -191,12 +192,10 @@ func TestCrashHelper(t *testing.T) {
 	select {} // until SIGKILL
 }
 
-func TestDurableAfterKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a child process")
-	}
-	t.Parallel()
-	dir := t.TempDir()
+// startCrashHelper runs TestCrashHelper in a child process that revokes
+// into dir and prints each acknowledged id on the returned stdout.
+func startCrashHelper(t *testing.T, dir string) (*exec.Cmd, io.Reader) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$")
 	cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir)
 	stdout, err := cmd.StdoutPipe()
@@ -206,6 +205,16 @@ func TestDurableAfterKill(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	return cmd, stdout
+}
+
+func TestDurableAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a child process")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	cmd, stdout := startCrashHelper(t, dir)
 
 	const want = 300
 	var acked []uuid.UUID
