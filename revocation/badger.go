@@ -2,6 +2,7 @@ package revocation
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -48,6 +49,12 @@ var (
 	// epochKey holds the store's epoch, 16 random bytes made when the store
 	// was created.
 	epochKey = []byte("\x00meta/epoch")
+	// sealedKey marks a store that has a seal file (seal.go), so that a
+	// seal deleted from beside it is noticed. Its value is one byte, 1.
+	sealedKey = []byte("\x00meta/sealed")
+	// retainKey holds the store's retention in nanoseconds, 8 bytes
+	// big-endian: the largest Options.Retention it was ever opened with.
+	retainKey = []byte("\x00meta/retain")
 )
 
 // Options configures [OpenBadger]. The zero value is ready to use.
@@ -62,9 +69,18 @@ type Options struct {
 	GCInterval time.Duration
 
 	// Now returns the current time; nil means time.Now. Revoke uses it to
-	// decide whether until is already in the past. Badger itself compares
+	// decide whether a record would already be past. Badger itself compares
 	// expiry with the wall clock.
 	Now func() time.Time
+
+	// Retention is how long past a token's expiry its record must be kept:
+	// at least the leeway on exp of every verifier that consults the store
+	// (or its feed), which would otherwise accept a closed token once its
+	// record is gone. The store remembers the largest Retention it was ever
+	// opened with and keeps using that; when a larger one is given, every
+	// record already stored is extended by the difference before
+	// [OpenBadger] returns. Zero keeps records until the token's expiry.
+	Retention time.Duration
 }
 
 // Badger is a [Store] kept in a Badger database in a directory of its own.
@@ -82,6 +98,19 @@ type Badger struct {
 
 	// writes carries Revoke requests to the single writer goroutine.
 	writes chan *revokeRequest
+	// sealing carries committed batches from the writer to the sealer,
+	// which records their sequence number in the seal and then answers
+	// their callers. It has room for one batch, so the next batch is
+	// committed while the previous one's seal is fsynced.
+	sealing chan sealJob
+	seal    *seal
+	// dir is the store's directory.
+	dir string
+	// retention is the store's retention (Options.Retention).
+	retention time.Duration
+	// space tracks the free disk space (writer only, and Reclaim under
+	// reclaimMu for its own check).
+	space spaceGuard
 
 	// epoch identifies this store for Changes; set at open.
 	epoch string
@@ -111,6 +140,12 @@ type Badger struct {
 	closeErr  error
 }
 
+// sealJob is a committed batch on its way to the sealer.
+type sealJob struct {
+	batch []*revokeRequest
+	seq   uint64
+}
+
 // revokeRequest is one Revoke call waiting for the group commit.
 type revokeRequest struct {
 	id        uuid.UUID
@@ -126,6 +161,16 @@ type revokeRequest struct {
 // Badger's directory lock is the first thing taken: if another process, or
 // another open [Badger] in this process, holds dir, OpenBadger returns an
 // error wrapping [ErrLocked] at once.
+//
+// The store keeps a seal beside dir, in the file dir + ".seal" (see
+// seal.go), that names the store and how many of its writes were
+// acknowledged. OpenBadger refuses, changing nothing on disk, a store that
+// does not match its seal: an error wrapping [ErrMissing] when dir is gone
+// but the seal is there, and [ErrDamaged] when a Badger file is missing,
+// truncated or corrupt, when dir holds another store, or when it holds fewer
+// writes than were acknowledged. A store without a seal (new, or made by a
+// version that kept none) gets one. It also refuses, with [ErrDiskFull], to
+// open on a file system with less free space than the store's reserve.
 func OpenBadger(dir string, opts Options) (*Badger, error) {
 	log := opts.Logger
 	if log == nil {
@@ -139,12 +184,47 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 	if gcInterval <= 0 {
 		gcInterval = defaultGCInterval
 	}
+	if opts.Retention < 0 {
+		return nil, fmt.Errorf("open revocation store: negative retention %s", opts.Retention)
+	}
 
+	sl, err := openSeal(sealPath(dir))
+	if err != nil && !errors.Is(err, errNoSeal) {
+		return nil, fmt.Errorf("open revocation store %q: %w: %v", dir, ErrDamaged, err)
+	}
+	ok := false
+	defer func() {
+		if !ok && sl != nil {
+			sl.close()
+		}
+	}()
+	exists, err := preflight(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open revocation store %q: %w: %v", dir, ErrDamaged, err)
+	}
+	if sl != nil && !exists {
+		return nil, fmt.Errorf("open revocation store %q: %w: the directory holds no store, but %s records one with %d acknowledged writes", dir, ErrMissing, sealPath(dir), sl.state.seq)
+	}
+	if exists {
+		if err := checkCopy(dir, sl, log); err != nil {
+			return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
+		}
+	}
 	// Badger would create the directory with the same mode; doing it here
 	// keeps the 0700 promise independent of Badger's internals.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open revocation store: %w", err)
 	}
+	// Opening writes (a new memtable file, the value log's header) through
+	// memory maps, so the reserve is checked before Badger sees the disk.
+	tree, err := treeBytes(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
+	}
+	if err := checkSpace(dir, reserve(tree)); err != nil {
+		return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
+	}
+
 	db, err := badger.Open(badgerOptions(dir, log))
 	if err != nil {
 		// Badger formats the flock error with %+v, so only its text is left
@@ -152,7 +232,7 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("open revocation store %q: %w: %v", dir, ErrLocked, err)
 		}
-		return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
+		return nil, fmt.Errorf("open revocation store %q: %w: %v", dir, ErrDamaged, err)
 	}
 
 	b := &Badger{
@@ -160,19 +240,107 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 		log:        log,
 		now:        now,
 		gcInterval: gcInterval,
+		dir:        dir,
 		writes:     make(chan *revokeRequest, maxBatch),
+		sealing:    make(chan sealJob, 1),
 	}
-	if err := b.openFeed(); err != nil {
+	b.space.dir = dir
+	if err := b.open(sl, opts.Retention); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
 	}
+	ok = true
 	b.filter.Store(b.filterFromIndex())
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
-	b.wg.Add(2)
+	b.wg.Add(3)
 	go b.writeLoop(ctx)
+	go b.sealLoop()
 	go b.gcLoop(ctx)
 	return b, nil
+}
+
+// open reads the store's records and index, holds them against the seal sl
+// (nil when there is none), makes a seal when there is none, and applies
+// retention.
+func (b *Badger) open(sl *seal, retention time.Duration) error {
+	// A store with a seal has an epoch; one without may be from a version
+	// that kept neither, and gets both.
+	sealed, err := b.openFeed(sl != nil)
+	if err != nil {
+		return err
+	}
+	epoch, err := parseEpoch(b.epoch)
+	if err != nil {
+		return err
+	}
+	switch {
+	case sl != nil && sl.state.epoch != epoch:
+		return fmt.Errorf("%w: the directory holds another store (epoch %s) than %s records (epoch %s)", ErrDamaged, b.epoch, sealPath(b.dir), epochString(sl.state.epoch[:]))
+	case sl != nil && b.seq < sl.state.seq:
+		return fmt.Errorf("%w: it holds writes up to number %d, but %d were acknowledged (%s): files were lost or damaged", ErrDamaged, b.seq, sl.state.seq, sealPath(b.dir))
+	case sl == nil && sealed:
+		return fmt.Errorf("%w: its seal %s is missing", ErrDamaged, sealPath(b.dir))
+	case sl == nil:
+		// A new store, or one from a version without seals: the disk is
+		// the only record there is.
+		if err := b.db.Update(func(txn *badger.Txn) error { return txn.Set(sealedKey, []byte{1}) }); err != nil {
+			return fmt.Errorf("mark the store sealed: %w", err)
+		}
+		if sl, err = createSeal(sealPath(b.dir), sealState{epoch: epoch, seq: b.seq}); err != nil {
+			return fmt.Errorf("create seal: %w", err)
+		}
+	}
+	b.seal = sl
+	return b.applyRetention(retention)
+}
+
+// treeBytes returns the size of the tables in dir.
+func treeBytes(dir string) (int64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".sst") {
+			info, err := e.Info()
+			if err != nil {
+				return 0, err
+			}
+			n += info.Size()
+		}
+	}
+	return n, nil
+}
+
+// checkSpace returns an error wrapping ErrDiskFull when the file system of
+// dir has less than need bytes free.
+func checkSpace(dir string, need int64) error {
+	free, err := freeSpace(dir)
+	if err != nil {
+		return err
+	}
+	if free < need {
+		return fmt.Errorf("%w: %s free, the store needs at least %s", ErrDiskFull, mib(free), mib(need))
+	}
+	return nil
+}
+
+// spaceGuard decides whether the writer may write: it reads the free space
+// before every commit (one statfs) and recomputes the reserve from the
+// tree's size at most once a second.
+type spaceGuard struct {
+	dir     string
+	need    int64
+	checked time.Time
+}
+
+func (g *spaceGuard) check(tree func() int64) error {
+	if now := time.Now(); now.Sub(g.checked) > time.Second {
+		g.need, g.checked = reserve(tree()), now
+	}
+	return checkSpace(g.dir, g.need)
 }
 
 // badgerOptions tunes Badger for this workload instead of its defaults,
@@ -201,7 +369,7 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 		// memtables: one being written while the other is flushed to L0.
 		// The write rate is low, so a flush always finishes long before the
 		// active memtable fills.
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(memTableSize).
 		WithNumMemtables(2).
 		// Most lookups are misses (tokens that were never revoked). The bloom
 		// filter lets a miss skip a table without reading a block; 0.1% false
@@ -233,18 +401,26 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 		// Badger's expvar metrics are process-global and would collide with
 		// the service's own; sessiond exports Len instead.
 		WithMetricsEnabled(false).
+		// A compaction on Close would rewrite tables even when the open is
+		// refused (OpenBadger closes the database it found damaged), and only
+		// saves a little time at the next start.
+		WithCompactL0OnClose(false).
 		// Only writeLoop writes, one transaction at a time, so no two
 		// transactions can conflict and tracking read sets for conflict
 		// detection would cost memory for nothing.
 		WithDetectConflicts(false)
 }
 
-// Revoke records id as revoked until the instant until. It returns nil only
-// after the record is fsynced; concurrent calls share one fsync. If until is
-// not after Options.Now, Revoke writes nothing and returns nil. An error,
+// Revoke records id, of a token that expires at expires, as revoked until
+// expires plus [Badger.Retention]. It returns nil only after the record is
+// fsynced and counted in the seal; concurrent calls share the fsyncs. If the
+// record would already be past at Options.Now, Revoke writes nothing and
+// returns nil. While the disk has less free space than the store's reserve
+// it writes nothing and returns an error wrapping [ErrDiskFull]. An error,
 // including the context's, means the record may or may not have been
 // written; calling Revoke again is safe.
-func (b *Badger) Revoke(ctx context.Context, id uuid.UUID, until time.Time) error {
+func (b *Badger) Revoke(ctx context.Context, id uuid.UUID, expires time.Time) error {
+	until := expires.Add(b.retention)
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed {
@@ -305,6 +481,7 @@ func expiresAt(until time.Time) uint64 {
 // still msyncs its write-ahead log once per transaction.
 func (b *Badger) writeLoop(ctx context.Context) {
 	defer b.wg.Done()
+	defer close(b.sealing)
 	batch := make([]*revokeRequest, 0, maxBatch)
 	for {
 		clear(batch)
@@ -327,11 +504,40 @@ func (b *Badger) writeLoop(ctx context.Context) {
 				break collect
 			}
 		}
-		err := b.commit(batch)
-		if err != nil {
-			b.log.Error("revocation store commit failed", "batch", len(batch), "err", err)
+		if err := b.commit(batch); err != nil {
+			if errors.Is(err, ErrDiskFull) {
+				b.log.Warn("revocation store refuses writes", "batch", len(batch), "err", err)
+			} else {
+				b.log.Error("revocation store commit failed", "batch", len(batch), "err", err)
+			}
+			for _, req := range batch {
+				req.done <- err
+			}
+			continue
 		}
-		for _, req := range batch {
+		// The sealer answers the callers; batch is its now.
+		b.sealing <- sealJob{batch: batch, seq: b.seq}
+		batch = make([]*revokeRequest, 0, maxBatch)
+	}
+}
+
+// sealLoop records each committed batch's sequence number in the seal, in
+// commit order, and then answers the batch's callers: a Revoke returns nil
+// only once the seal counts its write, so that a store which later loses it
+// is refused at open. A batch that stored nothing new waits its turn all the
+// same, since the write it found may belong to a batch still being sealed.
+// It ends when the writer closes b.sealing.
+func (b *Badger) sealLoop() {
+	defer b.wg.Done()
+	for job := range b.sealing {
+		var err error
+		if job.seq > b.seal.state.seq {
+			err = b.seal.write(sealState{epoch: b.seal.state.epoch, seq: job.seq})
+			if err != nil {
+				b.log.Error("revocation store seal failed", "batch", len(job.batch), "err", err)
+			}
+		}
+		for _, req := range job.batch {
 			req.done <- err
 		}
 	}
@@ -351,6 +557,9 @@ func (b *Badger) writeLoop(ctx context.Context) {
 // There is no retry on badger.ErrConflict: this is the only writer and
 // conflict detection is off (see badgerOptions), so it cannot occur.
 func (b *Badger) commit(batch []*revokeRequest) error {
+	if err := b.space.check(b.treeSize); err != nil {
+		return err
+	}
 	want := make(map[uuid.UUID]uint64, len(batch))
 	for _, req := range batch {
 		want[req.id] = max(want[req.id], req.expiresAt)
@@ -451,10 +660,11 @@ func decodeValue(v []byte) (expires, seq uint64, err error) {
 	return 0, 0, fmt.Errorf("stored value of %d bytes", len(v))
 }
 
-// openFeed reads the epoch, creating it when the store is new, and the
-// sequence number, and loads the index.
-func (b *Badger) openFeed() error {
-	err := b.db.Update(func(txn *badger.Txn) error {
+// openFeed reads the epoch (creating it when the store has none, unless
+// mustExist), the sequence number, the retention and whether the store is
+// sealed, and loads the index.
+func (b *Badger) openFeed(mustExist bool) (sealed bool, err error) {
+	err = b.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(epochKey)
 		switch {
 		case err == nil:
@@ -466,6 +676,8 @@ func (b *Badger) openFeed() error {
 				return fmt.Errorf("stored epoch of %d bytes", len(raw))
 			}
 			b.epoch = epochString(raw)
+		case errors.Is(err, badger.ErrKeyNotFound) && mustExist:
+			return fmt.Errorf("%w: its epoch record is missing", ErrDamaged)
 		case errors.Is(err, badger.ErrKeyNotFound):
 			raw, err := newEpoch()
 			if err != nil {
@@ -478,29 +690,109 @@ func (b *Badger) openFeed() error {
 		default:
 			return err
 		}
-		item, err = txn.Get(seqKey)
-		switch {
-		case err == nil:
-			return item.Value(func(v []byte) error {
-				if len(v) != 8 {
-					return fmt.Errorf("stored sequence number of %d bytes", len(v))
-				}
-				b.seq = binary.BigEndian.Uint64(v)
-				return nil
-			})
-		case errors.Is(err, badger.ErrKeyNotFound):
-			return nil
-		default:
+		seq, err := readUint64(txn, seqKey)
+		if err != nil {
 			return err
 		}
+		b.seq = seq
+		retain, err := readUint64(txn, retainKey)
+		if err != nil {
+			return err
+		}
+		b.retention = time.Duration(retain)
+		_, err = txn.Get(sealedKey)
+		switch {
+		case err == nil:
+			sealed = true
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("read the epoch and sequence number: %w", err)
+		return false, fmt.Errorf("read the store's records: %w", err)
 	}
 	if err := b.scan(); err != nil {
-		return fmt.Errorf("load the index: %w", err)
+		return false, fmt.Errorf("load the index: %w", err)
 	}
+	return sealed, nil
+}
+
+// readUint64 reads an 8-byte record; a missing one is 0.
+func readUint64(txn *badger.Txn, key []byte) (uint64, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("%w: record %q of %d bytes", ErrDamaged, key, len(v))
+		}
+		n = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return n, err
+}
+
+// parseEpoch returns the raw bytes of an epoch string.
+func parseEpoch(s string) ([16]byte, error) {
+	var e [16]byte
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(raw) != len(e) {
+		return e, fmt.Errorf("%w: epoch %q", ErrDamaged, s)
+	}
+	copy(e[:], raw)
+	return e, nil
+}
+
+// applyRetention raises the store's retention to r if it is larger, first
+// extending every stored record by the difference, so that a verifier
+// that now allows more leeway on exp still finds every closed token's
+// record. It runs in OpenBadger, before the writer starts.
+func (b *Badger) applyRetention(r time.Duration) error {
+	if r <= b.retention {
+		return nil
+	}
+	// Whole seconds up: Badger's expiry is in seconds.
+	delta := uint64((r - b.retention + time.Second - 1) / time.Second)
+	entries, _, _ := b.index.view()
+	start, total := time.Now(), len(entries)
+	for len(entries) > 0 {
+		n := min(len(entries), maxBatch)
+		batch := make([]*revokeRequest, n)
+		for i, e := range entries[:n] {
+			batch[i] = &revokeRequest{id: e.id, expiresAt: e.expires + delta}
+		}
+		if err := b.commit(batch); err != nil {
+			return fmt.Errorf("extend records for a retention of %s: %w", r, err)
+		}
+		entries = entries[n:]
+	}
+	if err := b.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(retainKey, binary.BigEndian.AppendUint64(nil, uint64(r)))
+	}); err != nil {
+		return fmt.Errorf("store the retention: %w", err)
+	}
+	if err := b.seal.write(sealState{epoch: b.seal.state.epoch, seq: b.seq}); err != nil {
+		return err
+	}
+	b.log.Info("revocation store retention raised", "from", b.retention, "to", r, "records", total, "took", time.Since(start))
+	b.retention = r
 	return nil
+}
+
+// Retention returns how long past a token's expiry its record is kept: the
+// largest Options.Retention the store was ever opened with.
+func (b *Badger) Retention() time.Duration { return b.retention }
+
+// treeSize returns the size of the LSM tree's tables in bytes.
+func (b *Badger) treeSize() int64 {
+	_, size := b.tree()
+	return size
 }
 
 // scan replaces the index with every unexpired entry on disk, in one pass
@@ -649,11 +941,22 @@ func (b *Badger) Reclaim() error {
 		}
 		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
 			b.log.Debug("revocation store reclaimed", "rewrites", rewrites, "took", time.Since(start), "stop", err)
-			return b.compactExpired()
+			return b.compactIfRoom()
 		}
 		return fmt.Errorf("reclaim revocation store: %w", err)
 	}
 	b.log.Debug("revocation store reclaimed", "rewrites", rewrites, "took", time.Since(start), "stop", "rewrite limit")
+	return b.compactIfRoom()
+}
+
+// compactIfRoom runs compactExpired unless the disk is below the store's
+// reserve: a compaction writes its new tables through memory maps before it
+// deletes the old ones.
+func (b *Badger) compactIfRoom() error {
+	if err := checkSpace(b.dir, reserve(b.treeSize())); err != nil {
+		b.log.Warn("revocation store compaction skipped", "err", err)
+		return nil
+	}
 	return b.compactExpired()
 }
 
@@ -687,6 +990,9 @@ func (b *Badger) Close() error {
 		b.wg.Wait()
 		if err := b.db.Close(); err != nil {
 			b.closeErr = fmt.Errorf("close revocation store: %w", err)
+		}
+		if err := b.seal.close(); err != nil && b.closeErr == nil {
+			b.closeErr = fmt.Errorf("close revocation store seal: %w", err)
 		}
 	})
 	return b.closeErr

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -56,7 +57,12 @@ func TestReclaimShrinksDisk(t *testing.T) {
 	closeStore(t, s)
 
 	// The burst. StreamWriter.Prepare empties the store first; it was empty
-	// but for the store's own records, which it recreates on open.
+	// but for the store's own records, which it recreates on open once the
+	// seal that names the old store is gone (otherwise the open would,
+	// rightly, refuse a store that lost its records).
+	if err := os.Remove(dir + ".seal"); err != nil {
+		t.Fatal(err)
+	}
 	var lastExpiry uint64
 	ids := make([]uuid.UUID, burst)
 	for i := range ids {

@@ -170,7 +170,7 @@ func (s *Sessions) close(ctx context.Context, p Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Revoker.Revoke(ctx, c.ID, c.Expires.Add(s.Verifier.Leeway())); err != nil {
+	if err := s.Revoker.Revoke(ctx, c.ID, c.Expires); err != nil {
 		return nil, err
 	}
 	return true, nil

@@ -82,7 +82,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// The store's directory lock comes first: it keeps a second server off
 	// this data directory before either can create a key.
-	store, err := revocation.OpenBadger(c.storeDir(), revocation.Options{Logger: log.With("component", "badger")})
+	store, err := revocation.OpenBadger(c.storeDir(), revocation.Options{Logger: log.With("component", "badger"), Retention: c.leeway})
 	if err != nil {
 		return fmt.Errorf("open revocation list: %w", err)
 	}

@@ -1,0 +1,190 @@
+package revocation
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// The seal is a small file beside the store's directory (dir + ".seal") that
+// records which store the directory must hold and how much of it was
+// acknowledged: the store's epoch and the sequence number of the latest
+// write that Revoke reported durable. It is what lets [OpenBadger] tell a
+// damaged, truncated, replaced or deleted store from a good one, since a
+// Badger directory that lost its MANIFEST, its memtable or all of its files
+// opens without complaint and simply knows fewer revocations.
+//
+// The file holds two slots of sealSlotSize bytes. Each write goes to the
+// slot the previous one did not use, in place (the file never changes size,
+// so the write needs no new disk blocks and cannot fail for lack of space),
+// and is fsynced; the valid slot with the higher generation wins. A write
+// torn by a crash therefore leaves the other slot, the previous seal, intact.
+//
+// Slot layout, big-endian: magic (8 bytes), generation (8), epoch (16),
+// acknowledged sequence number (8), CRC-32C of the preceding 40 bytes (4),
+// zero padding to 64 bytes.
+
+const (
+	sealMagic    = "SDSEAL01"
+	sealSlotSize = 64
+	sealBodySize = 8 + 8 + 16 + 8
+)
+
+var crc32c = crc32.MakeTable(crc32.Castagnoli)
+
+// sealPath returns the seal file of the store in dir.
+func sealPath(dir string) string {
+	return filepath.Clean(dir) + ".seal"
+}
+
+// sealState is what a seal records.
+type sealState struct {
+	epoch [16]byte
+	seq   uint64
+}
+
+// seal is an open seal file. Only one goroutine writes it at a time.
+type seal struct {
+	f     *os.File
+	gen   uint64
+	state sealState
+}
+
+// errNoSeal reports that the seal file does not exist.
+var errNoSeal = errors.New("no seal file")
+
+// openSeal opens and reads the seal at path. It returns an error wrapping
+// errNoSeal when the file does not exist.
+func openSeal(path string) (*seal, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", path, errNoSeal)
+	}
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 2*sealSlotSize)
+	n, err := f.ReadAt(buf, 0)
+	if n < len(buf) {
+		f.Close()
+		return nil, fmt.Errorf("seal %s is %d bytes long, not %d: it is damaged", path, n, len(buf))
+	}
+	_ = err // a full read may report io.EOF
+	s := &seal{f: f}
+	found := false
+	for i := range 2 {
+		gen, st, ok := decodeSealSlot(buf[i*sealSlotSize : (i+1)*sealSlotSize])
+		if ok && (!found || gen > s.gen) {
+			s.gen, s.state, found = gen, st, true
+		}
+	}
+	if !found {
+		f.Close()
+		return nil, fmt.Errorf("seal %s holds no valid record: it is damaged", path)
+	}
+	return s, nil
+}
+
+// createSeal writes a new seal file at path holding st, fsynced along with
+// its directory. It fails if the file exists.
+func createSeal(path string, st sealState) (*seal, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	s := &seal{f: f}
+	buf := make([]byte, 2*sealSlotSize)
+	encodeSealSlot(buf[:sealSlotSize], 1, st)
+	encodeSealSlot(buf[sealSlotSize:], 0, st)
+	if _, err := f.WriteAt(buf, 0); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		f.Close()
+		return nil, err
+	}
+	s.gen, s.state = 1, st
+	return s, nil
+}
+
+// write records st in the slot the latest record is not in, and fsyncs.
+func (s *seal) write(st sealState) error {
+	gen := s.gen + 1
+	var slot [sealSlotSize]byte
+	encodeSealSlot(slot[:], gen, st)
+	if _, err := s.f.WriteAt(slot[:], int64(gen%2)*sealSlotSize); err != nil {
+		return fmt.Errorf("write seal: %w", err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("sync seal: %w", err)
+	}
+	s.gen, s.state = gen, st
+	return nil
+}
+
+func (s *seal) close() error { return s.f.Close() }
+
+func encodeSealSlot(b []byte, gen uint64, st sealState) {
+	clear(b)
+	copy(b, sealMagic)
+	binary.BigEndian.PutUint64(b[8:], gen)
+	copy(b[16:32], st.epoch[:])
+	binary.BigEndian.PutUint64(b[32:], st.seq)
+	binary.BigEndian.PutUint32(b[sealBodySize:], crc32.Checksum(b[:sealBodySize], crc32c))
+}
+
+func decodeSealSlot(b []byte) (gen uint64, st sealState, ok bool) {
+	if string(b[:8]) != sealMagic {
+		return 0, st, false
+	}
+	if crc32.Checksum(b[:sealBodySize], crc32c) != binary.BigEndian.Uint32(b[sealBodySize:]) {
+		return 0, st, false
+	}
+	gen = binary.BigEndian.Uint64(b[8:])
+	copy(st.epoch[:], b[16:32])
+	st.seq = binary.BigEndian.Uint64(b[32:])
+	return gen, st, true
+}
+
+// syncDir fsyncs a directory, so that a file created in it survives a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// match reports, as an error wrapping ErrDamaged, how the store in dir, with
+// the raw epoch and sequence number records read from it (nil when absent),
+// differs from what the seal records; nil when it does not.
+func (s *seal) match(dir string, epoch, seq []byte) error {
+	switch {
+	case epoch == nil:
+		return fmt.Errorf("%w: its epoch record is missing", ErrDamaged)
+	case len(epoch) != 16 || [16]byte(epoch) != s.state.epoch:
+		return fmt.Errorf("%w: the directory holds another store (epoch %s) than %s records (epoch %s)", ErrDamaged, epochString(epoch), sealPath(dir), epochString(s.state.epoch[:]))
+	}
+	var n uint64
+	if len(seq) == 8 {
+		n = binary.BigEndian.Uint64(seq)
+	} else if seq != nil {
+		return fmt.Errorf("%w: its sequence number record is %d bytes long", ErrDamaged, len(seq))
+	}
+	if n < s.state.seq {
+		return fmt.Errorf("%w: it holds writes up to number %d, but %d were acknowledged (%s): files were lost or damaged", ErrDamaged, n, s.state.seq, sealPath(dir))
+	}
+	return nil
+}
