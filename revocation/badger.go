@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"slices"
@@ -198,6 +199,18 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 			sl.close()
 		}
 	}()
+	// The checks below read the files, which must not change meanwhile:
+	// hold Badger's directory lock for them (released for badger.Open,
+	// which takes it again).
+	unlock := func() {}
+	if _, err := os.Stat(dir); err == nil {
+		release, err := lockDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
+		}
+		unlock = sync.OnceFunc(release)
+		defer unlock()
+	}
 	exists, err := preflight(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open revocation store %q: %w: %v", dir, ErrDamaged, err)
@@ -205,18 +218,14 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 	if sl != nil && !exists {
 		return nil, fmt.Errorf("open revocation store %q: %w: the directory holds no store, but %s records one with %d acknowledged writes", dir, ErrMissing, sealPath(dir), sl.state.seq)
 	}
-	if exists {
-		if err := checkCopy(dir, sl, log); err != nil {
-			return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
-		}
-	}
 	// Badger would create the directory with the same mode; doing it here
 	// keeps the 0700 promise independent of Badger's internals.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open revocation store: %w", err)
 	}
-	// Opening writes (a new memtable file, the value log's header) through
-	// memory maps, so the reserve is checked before Badger sees the disk.
+	// Opening writes (a new memtable file, the value log's header, the
+	// scratch copy's) through memory maps, so the reserve is checked before
+	// Badger sees the disk.
 	tree, err := treeBytes(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
@@ -224,6 +233,12 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 	if err := checkSpace(dir, reserve(tree)); err != nil {
 		return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
 	}
+	if exists {
+		if err := checkCopy(dir, sl, log); err != nil {
+			return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
+		}
+	}
+	unlock()
 
 	db, err := badger.Open(badgerOptions(dir, log))
 	if err != nil {
@@ -250,7 +265,6 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 		return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
 	}
 	ok = true
-	b.filter.Store(b.filterFromIndex())
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
 	b.wg.Add(3)
@@ -292,12 +306,17 @@ func (b *Badger) open(sl *seal, retention time.Duration) error {
 		}
 	}
 	b.seal = sl
+	b.filter.Store(b.filterFromIndex())
 	return b.applyRetention(retention)
 }
 
-// treeBytes returns the size of the tables in dir.
+// treeBytes returns the size of the tables in dir (0 when dir does not
+// exist).
 func treeBytes(dir string) (int64, error) {
 	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -988,7 +1007,15 @@ func (b *Badger) Close() error {
 
 		b.cancel()
 		b.wg.Wait()
-		if err := b.db.Close(); err != nil {
+		// Closing flushes the memtable into a new table through a memory
+		// map, which on a full disk kills the process with SIGBUS. Every
+		// write is already synced to the memtable's log, so below the
+		// reserve the database is left as a crash would leave it, and the
+		// next open replays the log. Its directory lock then lasts until
+		// the process exits.
+		if err := checkSpace(b.dir, reserve(b.treeSize())); errors.Is(err, ErrDiskFull) {
+			b.log.Warn("revocation store left for replay at the next start, not flushed", "err", err)
+		} else if err := b.db.Close(); err != nil {
 			b.closeErr = fmt.Errorf("close revocation store: %w", err)
 		}
 		if err := b.seal.close(); err != nil && b.closeErr == nil {

@@ -52,6 +52,9 @@ Usage:
                                   (sessiond keys --help)
   sessiond verify --jwks FILE|URL [flags] TOKEN
                                   verify a token offline (sessiond verify --help)
+  sessiond revocations reset --yes
+                                  start over with an empty revocation list
+                                  (sessiond revocations --help)
 
 Every flag can also be set by an environment variable (SESSIOND_<FLAG>, e.g.
 SESSIOND_DATA_DIR for --data-dir); a flag wins over the environment.
@@ -70,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return keysCommand(args[1:], stdout, stderr)
 	case "verify":
 		return verify(ctx, args[1:], stdout, stderr)
+	case "revocations":
+		return revocationsCommand(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -84,7 +84,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// this data directory before either can create a key.
 	store, err := revocation.OpenBadger(c.storeDir(), revocation.Options{Logger: log.With("component", "badger"), Retention: c.leeway})
 	if err != nil {
-		return fmt.Errorf("open revocation list: %w", err)
+		return storeError(fmt.Errorf("open revocation list: %w", err), &c)
 	}
 	defer func() {
 		if err := store.Close(); err != nil {

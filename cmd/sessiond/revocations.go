@@ -1,0 +1,97 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/sessiond/sessiond/revocation"
+)
+
+const revocationsUsage = `Usage: sessiond revocations reset [--data-dir DIR] --yes
+
+Sets the revocation list in DATA_DIR/revocations aside (renamed with a
+".discarded-TIME" suffix, not deleted) so that the next "sessiond serve"
+starts with an empty one. This forgets every closed session: a session that
+was closed and has not expired yet verifies again. It is the way out when the
+server refuses a damaged or missing revocation list and there is no backup to
+restore; to log everyone out instead, also rotate and remove the signing keys
+(README, "Backup and restore"). The server must be stopped.
+
+Without --yes it only says what it would throw away.
+`
+
+func revocationsCommand(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, revocationsUsage)
+		return errUsage
+	}
+	switch args[0] {
+	case "reset":
+		return revocationsReset(args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, revocationsUsage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "sessiond revocations: unknown command %q\n\n%s", args[0], revocationsUsage)
+	return errUsage
+}
+
+func revocationsReset(args []string, stdout, stderr io.Writer) error {
+	var c config
+	fs := newFlagSet("sessiond revocations reset", revocationsUsage, stderr)
+	c.lifecycleFlags(fs)
+	yes := fs.Bool("yes", false, "really set the revocation list aside")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sessiond revocations reset: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
+	if !*yes {
+		fmt.Fprintf(stderr, "sessiond revocations reset: this sets %s aside and forgets every closed session in it:\n"+
+			"sessions that were closed and have not expired would verify again.\n"+
+			"Run it again with --yes to do it.\n", c.storeDir())
+		return exitCode(1)
+	}
+	d, err := revocation.Discard(c.storeDir())
+	if errors.Is(err, revocation.ErrLocked) {
+		return fmt.Errorf("%w: stop the server first", err)
+	}
+	if err != nil {
+		return err
+	}
+	if d.Dir == "" && d.Seal == "" {
+		fmt.Fprintf(stdout, "no revocation list in %s: nothing to reset\n", c.dataDir)
+		return nil
+	}
+	fmt.Fprintf(stdout, "revocation list set aside (%d acknowledged writes forgotten):\n", d.Acknowledged)
+	for _, p := range []string{d.Dir, d.Seal} {
+		if p != "" {
+			fmt.Fprintf(stdout, "  %s\n", p)
+		}
+	}
+	fmt.Fprintln(stdout, "the next \"sessiond serve\" starts with an empty list")
+	return nil
+}
+
+// storeError explains a revocation store that cannot be opened: what it
+// means and what to do.
+func storeError(err error, c *config) error {
+	switch {
+	case errors.Is(err, revocation.ErrDamaged), errors.Is(err, revocation.ErrMissing):
+		return fmt.Errorf("%w\n\nThe revocation list on disk is not the one this data dir acknowledged closed sessions to; "+
+			"serving from it would let closed sessions verify again, so sessiond refuses and has changed nothing.\n"+
+			"Restore the data dir from a backup (README, \"Backup and restore\"), or start with an empty list, "+
+			"which lets every closed session that has not expired verify again:\n"+
+			"  sessiond revocations reset --data-dir %s --yes", err, c.dataDir)
+	case errors.Is(err, revocation.ErrDiskFull):
+		return fmt.Errorf("%w\n\nFree disk space on the file system of %s, or move --data-dir to a larger one "+
+			"(README, \"Disk space\")", err, c.dataDir)
+	}
+	return err
+}

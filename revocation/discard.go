@@ -1,0 +1,83 @@
+package revocation
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Discarded says what [Discard] set aside.
+type Discarded struct {
+	// Dir is where the store's directory went; empty when there was none.
+	Dir string
+	// Seal is where its seal went; empty when there was none.
+	Seal string
+	// Acknowledged is the number of writes the seal recorded as
+	// acknowledged (0 without a readable seal).
+	Acknowledged uint64
+}
+
+// Discard sets the store in dir aside so that the next [OpenBadger] starts
+// an empty one: the directory and its seal are renamed, with the suffix
+// ".discarded-" and the time in UTC, not deleted, so that they can still be
+// examined or restored. It is the deliberate reset that OpenBadger's refusal
+// of a damaged or missing store asks for, and it forgets every revocation
+// in the store. It fails with an error wrapping [ErrLocked] while the store
+// is open, here or in another process.
+func Discard(dir string) (Discarded, error) {
+	dir = filepath.Clean(dir)
+	var d Discarded
+	suffix := ".discarded-" + time.Now().UTC().Format("20060102T150405.000000000Z")
+	if sl, err := openSeal(sealPath(dir)); err == nil {
+		d.Acknowledged = sl.state.seq
+		sl.close()
+	}
+	if _, err := os.Stat(dir); err == nil {
+		unlock, err := lockDir(dir)
+		if err != nil {
+			return d, fmt.Errorf("discard revocation store %q: %w", dir, err)
+		}
+		defer unlock()
+		d.Dir = dir + suffix
+		if err := os.Rename(dir, d.Dir); err != nil {
+			return Discarded{}, fmt.Errorf("discard revocation store: %w", err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return d, fmt.Errorf("discard revocation store: %w", err)
+	}
+	if _, err := os.Stat(sealPath(dir)); err == nil {
+		d.Seal = sealPath(dir) + suffix
+		if err := os.Rename(sealPath(dir), d.Seal); err != nil {
+			return d, fmt.Errorf("discard revocation store seal: %w", err)
+		}
+	}
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return d, fmt.Errorf("discard revocation store: %w", err)
+	}
+	return d, nil
+}
+
+// lockDir takes the lock Badger takes on a store's directory (flock on the
+// directory), so that nothing else opens the store while it is checked or
+// moved. It fails with an error wrapping [ErrLocked] when the lock is held.
+// Badger's own open in this process conflicts with it too, so release it
+// before calling badger.Open.
+func lockDir(dir string) (unlock func(), err error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, ErrLocked
+		}
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
