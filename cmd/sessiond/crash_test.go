@@ -14,7 +14,7 @@ import (
 	"github.com/sessiond/sessiond/rpc"
 )
 
-// Crash safety of the real binary: 16 clients open and close sessions while
+// Crash safety of the real binary: 32 clients open and close sessions while
 // the server is SIGKILLed at a random moment, 50 to 300 ms after the first
 // close of the round was answered, five times over on the same data
 // directory. Every restart must open the store cleanly (the server starts,
@@ -26,38 +26,41 @@ import (
 // logged.
 func TestCrashSafety(t *testing.T) {
 	t.Parallel()
-	const (
-		rounds  = 5
-		workers = 16
-	)
+	dir := dataDir(t)
+	closed, open := crashRounds(t, dir, 5, 32)
+	p := start(t, dir)
+	healthz(t, p)
+	checkSessions(t, p.client, closed, false, 5)
+	checkSessions(t, p.client, open, true, 5)
+	if log := p.stderr.String(); strings.Contains(log, "level=ERROR") || strings.Contains(log, "panic") {
+		t.Errorf("last restart: the server's log has errors:\n%s", log)
+	}
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("SIGTERM after the last restart: exit %v, want status 0\n%s", err, p.stderr)
+	}
+}
+
+// crashRounds runs rounds of load and SIGKILL on dir (see TestCrashSafety)
+// and returns every token whose close was answered true and every token
+// opened and never closed. The server is left killed after the last round.
+func crashRounds(t *testing.T, dir string, rounds, workers int) (closed, open []string) {
+	t.Helper()
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
 	t.Logf("seed %d", seed)
-	dir := dataDir(t)
 	ctx := context.Background()
 
-	var closed, open []string // across rounds: closes answered true; sessions never closed
 	var lastClosed, lastOpen []string
-	for round := range rounds + 1 {
+	for round := range rounds {
 		p := start(t, dir)
 		transport := &http.Transport{MaxIdleConnsPerHost: workers}
 		client := rpc.NewClient(p.url, &http.Client{Transport: transport, Timeout: 30 * time.Second})
 		healthz(t, p)
-		// The round before the kill, or at the end everything.
-		if round == rounds {
-			lastClosed, lastOpen = closed, open
-		}
 		checkSessions(t, client, lastClosed, false, round)
 		checkSessions(t, client, lastOpen, true, round)
 		// The store opened cleanly: nothing worse than a warning.
 		if log := p.stderr.String(); strings.Contains(log, "level=ERROR") || strings.Contains(log, "panic") {
 			t.Errorf("restart %d: the server's log has errors:\n%s", round, log)
-		}
-		if round == rounds {
-			if err := p.stop(t, syscall.SIGTERM); err != nil {
-				t.Errorf("SIGTERM after the last restart: exit %v, want status 0\n%s", err, p.stderr)
-			}
-			break
 		}
 
 		var (
@@ -127,6 +130,7 @@ func TestCrashSafety(t *testing.T) {
 	if len(closed) == 0 {
 		t.Error("no close was answered before a kill: the test exercised nothing")
 	}
+	return closed, open
 }
 
 // healthz fails the test unless GET /healthz answers 200.
