@@ -5,14 +5,18 @@
 // Start here: [Store] is the contract the rest of sessiond relies on, and
 // [OpenBadger] returns the implementation that runs on a single node.
 //
-//	store, err := revocation.OpenBadger("/var/lib/sessiond/revocation", revocation.Options{Logger: logger})
+//	store, err := revocation.OpenBadger("/var/lib/sessiond/revocations", revocation.Options{
+//		Logger:    logger,
+//		Retention: leeway, // the verifiers' leeway on exp
+//	})
 //	if err != nil {
-//		return err // errors.Is(err, revocation.ErrLocked): another sessiond owns the directory
+//		return err // ErrLocked: another sessiond owns it; ErrDamaged, ErrMissing: refuse to serve
 //	}
 //	defer store.Close()
 //
-//	// Closing a session: the token expires at exp; keep the record a little longer.
-//	if err := store.Revoke(ctx, jti, exp.Add(leeway)); err != nil {
+//	// Closing a session whose token expires at exp; the store keeps the
+//	// record until exp plus its retention.
+//	if err := store.Revoke(ctx, jti, exp); err != nil {
 //		return err // the session is NOT known to be closed; report failure, let the caller retry
 //	}
 //
@@ -37,13 +41,44 @@
 //     such an error exactly like "revoked". An implementation never returns
 //     (false, nil) unless it positively knows the ID is not revoked, and after
 //     [Badger.Close] every method returns an error wrapping [ErrClosed].
-//   - Never shortening. A record lives at least until the `until` passed to
-//     Revoke. Revoking again with a later `until` extends it; an earlier one
-//     never shortens it.
+//   - Never shortening. A record lives at least until the token's expiry
+//     plus the retention. Revoking again with a later expiry extends it; an
+//     earlier one never shortens it, and the retention only grows.
 //
-// Records are not kept forever: once a token has expired it is refused on its
-// expiry alone, so its revocation record may vanish. Revoke with an `until`
-// that is already in the past writes nothing and returns nil.
+// Records are not kept forever: once a token is past its expiry by more
+// than any verifier's leeway it is refused on its expiry alone, so its
+// revocation record may vanish. That is what the retention is for: it must
+// be at least the leeway on exp of every verifier that consults the store.
+// A store remembers the largest [Options.Retention] it was ever opened with,
+// and extends every stored record when a larger one is given, so raising the
+// leeway between runs cannot let a closed token verify once its old record
+// expired. A Revoke whose record would already be past writes nothing and
+// returns nil.
+//
+// # Damage, and the seal
+//
+// Badger opens a directory that lost its MANIFEST, a table, its memtable or
+// everything as if nothing had happened, with fewer revocations, and deletes
+// tables its MANIFEST does not list. A revocation list must never do that,
+// so the store keeps a seal beside its directory (dir + ".seal", seal.go):
+// the store's epoch and the sequence number of the latest write that Revoke
+// acknowledged, written (in place, fsynced) after the write is committed and
+// before Revoke returns. [OpenBadger] checks the files before Badger sees
+// them (preflight.go: the MANIFEST replays to its end and lists exactly the
+// tables there are, each table's checksums hold), then opens a scratch copy
+// and holds its epoch and sequence number against the seal, and only then
+// opens the store itself; any mismatch is [ErrDamaged] or [ErrMissing], and
+// nothing on disk is changed. [Discard] is the deliberate way out.
+//
+// # Disk space
+//
+// Badger writes its memtable log and tables through memory maps; a mapped
+// write to a full file system kills the process with SIGBUS instead of
+// returning an error. The store therefore keeps a reserve of free space
+// (space.go: 40 MiB plus the size of its tables) and refuses below it:
+// Revoke returns [ErrDiskFull], Reclaim skips the compaction, Close leaves
+// the memtable to be replayed rather than flushing it, and OpenBadger
+// refuses to open.
 //
 // # TTL rounding
 //
@@ -66,9 +101,11 @@
 // entries are invisible to reads at once and are removed from disk by
 // Badger's compactions.
 //
-// Two records of the store's own have keys of other lengths, so that they
-// can never collide with an entry: the sequence number of the latest write
-// ("\x00meta/seq") and the epoch ("\x00meta/epoch").
+// Records of the store's own have keys of other lengths, so that they can
+// never collide with an entry: the sequence number of the latest write
+// ("\x00meta/seq"), the epoch ("\x00meta/epoch"), the retention
+// ("\x00meta/retain") and a mark that the store has a seal
+// ("\x00meta/sealed").
 //
 // Opening takes Badger's directory lock before anything else; a directory that
 // is held by another process, or by another open [Badger] in this process,
@@ -77,7 +114,9 @@
 // Writes are group-committed: one goroutine owned by [Badger] collects every
 // Revoke that arrives while the previous commit is being fsynced and commits
 // them together in one transaction, so N concurrent Revokes cost one fsync
-// instead of N. Badger's own write pipeline batches concurrent transactions
+// instead of N. A second goroutine then writes the batch's sequence number
+// into the seal and answers the callers, while the first commits the next
+// batch: the two fsyncs of a batch overlap with the next batch's. Badger's own write pipeline batches concurrent transactions
 // but still fsyncs its write-ahead log once per transaction, which the
 // benchmarks in this package measure (see BenchmarkRevoke). Because that one
 // goroutine is the only writer, the read-modify-write that keeps the later
