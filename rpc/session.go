@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/token"
 )
 
@@ -21,11 +22,17 @@ const DefaultExpiresIn = 30 * 24 * time.Hour
 // configured otherwise: one year.
 const DefaultMaxExpiresIn = 365 * 24 * time.Hour
 
-// Revoker records that a token id is revoked until a time; when it returns
-// nil the record is durable. revocation.Store implements it.
+// Revoker records that the token with id, which expires at expires, is
+// revoked (until expires plus the store's retention); when it returns nil
+// the record is durable. revocation.Store implements it.
 type Revoker interface {
-	Revoke(ctx context.Context, id uuid.UUID, until time.Time) error
+	Revoke(ctx context.Context, id uuid.UUID, expires time.Time) error
 }
+
+// errDiskFull is close_session's answer while the revocation list refuses
+// writes for lack of disk space: still an internal error, but one that says
+// the session is not closed and that retrying later may work.
+var errDiskFull = &Error{Code: CodeInternalError, Message: "internal error: the revocation list cannot be written (disk full); the session is not closed, retry later"}
 
 // Sessions is the session API of API.txt: session.open_session,
 // session.verify_session_token and session.close_session.
@@ -171,6 +178,9 @@ func (s *Sessions) close(ctx context.Context, p Params) (any, error) {
 		return nil, err
 	}
 	if err := s.Revoker.Revoke(ctx, c.ID, c.Expires); err != nil {
+		if errors.Is(err, revocation.ErrDiskFull) {
+			return nil, errDiskFull
+		}
 		return nil, err
 	}
 	return true, nil

@@ -261,7 +261,7 @@ func fullDiskLoad(t *testing.T, p *process, keep string) {
 			t.Fatalf("open_session on a full disk: %v\n%s", err, p.stderr)
 		}
 		err = p.client.CloseSession(ctx, res.AccessToken)
-		if rpcErr, ok := errors.AsType[*rpc.Error](err); !ok || rpcErr.Code != -32603 {
+		if rpcErr, ok := errors.AsType[*rpc.Error](err); !ok || rpcErr.Code != -32603 || !strings.Contains(rpcErr.Message, "disk full") {
 			t.Fatalf("close %d on a full disk = %v, want error -32603\n%s", i, err, p.stderr)
 		}
 		if active, err := p.client.VerifySessionToken(ctx, res.AccessToken); err != nil || !active {
