@@ -439,6 +439,10 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 // including the context's, means the record may or may not have been
 // written; calling Revoke again is safe.
 func (b *Badger) Revoke(ctx context.Context, id uuid.UUID, expires time.Time) error {
+	// One second more than the retention: a verifier reads the clock for
+	// the token's exp and Badger reads it again for the entry's expiry, so
+	// an entry that expired at the token's exp could vanish between the two
+	// readings, and a token closed a moment before its exp would pass both.
 	until := expires.Add(b.retention)
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -451,7 +455,7 @@ func (b *Badger) Revoke(ctx context.Context, id uuid.UUID, expires time.Time) er
 	if !until.After(b.now()) {
 		return nil
 	}
-	exp := expiresAt(until)
+	exp := expiresAt(until.Add(time.Second))
 	if exp == 0 {
 		// until is before 1970-01-01T00:00:01Z and so past by Badger's wall
 		// clock too. Writing it would be wrong: ExpiresAt 0 means "never".

@@ -38,6 +38,11 @@ func revoke(tb testing.TB, s revocation.Store, until time.Time, ids ...uuid.UUID
 	}
 }
 
+// margin is how much longer than the token's expiry (plus retention) the
+// store keeps an entry: one second, so that the entry cannot vanish between
+// a verifier's reading of the clock for exp and Badger's for the entry.
+const margin = time.Second
+
 func newIDs(n int) []uuid.UUID {
 	ids := make([]uuid.UUID, n)
 	for i := range ids {
@@ -99,8 +104,8 @@ func TestChanges(t *testing.T) {
 		}
 		wantIDs(t, snap, first...)
 		for _, e := range snap.Entries {
-			if !e.Until.Equal(until) {
-				t.Errorf("Until of %s = %v, want %v", e.ID, e.Until, until)
+			if !e.Until.Equal(until.Add(margin)) {
+				t.Errorf("Until of %s = %v, want %v", e.ID, e.Until, until.Add(margin))
 			}
 		}
 	})
@@ -146,13 +151,13 @@ func TestChanges(t *testing.T) {
 		revoke(t, s, later, first[2])
 		c := changes(t, s, before)
 		wantIDs(t, c, first[2])
-		if e := c.Entries[0]; !e.Until.Equal(later) || e.Seq != before+1 {
-			t.Errorf("extended entry = %+v, want Until %v, Seq %d", e, later, before+1)
+		if e := c.Entries[0]; !e.Until.Equal(later.Add(margin)) || e.Seq != before+1 {
+			t.Errorf("extended entry = %+v, want Until %v, Seq %d", e, later.Add(margin), before+1)
 		}
 		all := changes(t, s, 0)
 		wantIDs(t, all, append(first, second...)...) // once, with the later expiry
-		if e := ids(t, all)[first[2]]; !e.Until.Equal(later) {
-			t.Errorf("snapshot has %s until %v, want %v", e.ID, e.Until, later)
+		if e := ids(t, all)[first[2]]; !e.Until.Equal(later.Add(margin)) {
+			t.Errorf("snapshot has %s until %v, want %v", e.ID, e.Until, later.Add(margin))
 		}
 		if err := s.Reclaim(); err != nil {
 			t.Fatal(err)
@@ -248,8 +253,8 @@ func TestChangesOldFormat(t *testing.T) {
 	revoke(t, s, later, fresh...)
 	c := changes(t, s, 0)
 	wantIDs(t, c, append(old, fresh...)...)
-	if e := ids(t, c)[old[0]]; e.Seq != 1 || !e.Until.Equal(later) {
-		t.Errorf("extended old entry = %+v, want seq 1 until %v", e, later)
+	if e := ids(t, c)[old[0]]; e.Seq != 1 || !e.Until.Equal(later.Add(margin)) {
+		t.Errorf("extended old entry = %+v, want seq 1 until %v", e, later.Add(margin))
 	}
 	wantIDs(t, changes(t, s, 1), fresh...)
 }
