@@ -245,6 +245,7 @@ func TestUsage(t *testing.T) {
 		{[]string{}, errUsage, "Usage:"},
 		{[]string{"bogus"}, errUsage, `unknown command "bogus"`},
 		{[]string{"serve", "--help"}, flag.ErrHelp, "-max-expires-in duration"},
+		{[]string{"serve", "--help"}, flag.ErrHelp, "expires_in null or absent grants it instead of 30 days"},
 		{[]string{"serve", "--leeway", "soon"}, errUsage, "invalid value"},
 		{[]string{"serve", "--max-expires-in", "0s"}, nil, ""},
 		{[]string{"serve", "extra"}, errUsage, "unexpected argument"},
