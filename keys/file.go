@@ -93,7 +93,7 @@ func decodeSet(stored fileSet, path string) (*Set, error) {
 func Save(path string, s *Set) error {
 	stored := fileSet{Version: fileVersion, Keys: make([]fileKey, 0, len(s.keys))}
 	for _, k := range s.keys {
-		der, err := x509.MarshalPKCS8PrivateKey(k.signer)
+		der, err := x509.MarshalPKCS8PrivateKey(k.priv.key())
 		if err != nil {
 			return fmt.Errorf("encode key %s: %w", k.ID, err)
 		}

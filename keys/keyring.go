@@ -108,7 +108,7 @@ func (r *Keyring) SigningKey() (kid, alg string, key crypto.Signer, err error) {
 	if k == nil {
 		return "", "", nil, ErrNoActiveKey
 	}
-	return k.ID, string(k.Algorithm), k.signer, nil
+	return k.ID, string(k.Algorithm), k.priv, nil
 }
 
 // VerificationKey returns the algorithm and public key of the published key
