@@ -145,10 +145,11 @@ func syncDir(dir string) error {
 // lockTimeout bounds how long Update waits for another process's lock.
 const lockTimeout = 10 * time.Second
 
-// Update changes the key file at path under an exclusive lock (a lock file
-// beside it), so that concurrent commands serialise and none loses another's
-// key: it loads the set (an empty one when the file does not exist yet),
-// calls fn, and saves the result unless fn fails. It returns the saved set.
+// Update changes the existing key file at path under an exclusive lock (a
+// lock file beside it), so that concurrent commands serialise and none loses
+// another's key: it loads the set, calls fn, and saves the result unless fn
+// fails. It returns the saved set. A missing key file is an error matching
+// fs.ErrNotExist, and nothing is created: use [Create] to make one.
 func Update(path string, fn func(*Set) error) (*Set, error) {
 	unlock, err := lockFile(path + ".lock")
 	if err != nil {
@@ -156,12 +157,35 @@ func Update(path string, fn func(*Set) error) (*Set, error) {
 	}
 	defer unlock()
 	s, err := Load(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		s, err = new(Set), nil
-	}
 	if err != nil {
 		return nil, err
 	}
+	if err := fn(s); err != nil {
+		return nil, err
+	}
+	if err := Save(path, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Create makes a new key file at path under the lock of [Update]: it calls
+// fn with an empty set and saves the result unless fn fails. When something
+// is at path already (even a dangling symbolic link) it changes nothing and
+// returns an error matching fs.ErrExist; of two concurrent calls, one
+// succeeds. The directory must exist.
+func Create(path string, fn func(*Set) error) (*Set, error) {
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("create key file: %s: %w", path, fs.ErrExist)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("create key file: %w", err)
+	}
+	s := new(Set)
 	if err := fn(s); err != nil {
 		return nil, err
 	}

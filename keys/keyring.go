@@ -64,10 +64,7 @@ func OpenKeyring(path string, policy Policy, opts KeyringOptions) (*Keyring, err
 	}
 	set, err := Load(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		set, err = Update(path, func(s *Set) error {
-			if s.Len() > 0 {
-				return nil // created meanwhile by someone else
-			}
+		set, err = Create(path, func(s *Set) error {
 			now := r.now()
 			k, err := Generate(EdDSA, 0, now, now)
 			if err != nil {
@@ -77,6 +74,9 @@ func OpenKeyring(path string, policy Policy, opts KeyringOptions) (*Keyring, err
 			r.log.Info("generated the first signing key", "key", k, "file", path)
 			return nil
 		})
+		if errors.Is(err, fs.ErrExist) {
+			set, err = Load(path) // created meanwhile by someone else
+		}
 	}
 	if err != nil {
 		return nil, err

@@ -34,7 +34,7 @@ func secretForms(t *testing.T, k *keys.Key) []string {
 	// The Signer is deliberately opaque; the key's own storage format
 	// gives the test the private key to look for.
 	path := filepath.Join(t.TempDir(), "keys.json")
-	if _, err := keys.Update(path, func(s *keys.Set) error { s.Add(k); return nil }); err != nil {
+	if _, err := keys.Create(path, func(s *keys.Set) error { s.Add(k); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	priv := privateKeyOf(t, path)
@@ -103,7 +103,7 @@ func TestNothingPrintsPrivateKeys(t *testing.T) {
 			k := generate(t, alg, t0)
 			forms := secretForms(t, k)
 			path := filepath.Join(t.TempDir(), "keys.json")
-			set, err := keys.Update(path, func(s *keys.Set) error { s.Add(k); return nil })
+			set, err := keys.Create(path, func(s *keys.Set) error { s.Add(k); return nil })
 			if err != nil {
 				t.Fatal(err)
 			}
