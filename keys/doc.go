@@ -47,6 +47,14 @@ var (
 	ErrInsecure = errors.New("key file is not private")
 	// ErrCorrupt means the key file cannot be parsed.
 	ErrCorrupt = errors.New("key file is corrupt")
+	// ErrNotRegular means the key file is a symbolic link (dangling or not),
+	// a directory or anything else but a regular file. Links are refused,
+	// not followed: saving renames a new file over the old one, which would
+	// replace the link.
+	ErrNotRegular = errors.New("key file is not a regular file")
+	// ErrNoKeys means the key file holds no key; a key file is never saved
+	// without one.
+	ErrNoKeys = errors.New("key file holds no keys")
 	// ErrNoActiveKey means no key has activated yet, so nothing can sign.
 	ErrNoActiveKey = errors.New("no active signing key")
 	// ErrUnknownKey means no published key has the requested id.

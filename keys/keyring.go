@@ -48,9 +48,11 @@ type verificationKey struct {
 	expires time.Time        // zero: does not expire while the set stays as it is
 }
 
-// OpenKeyring loads the key file at path. When the file does not exist it
-// creates it with one Ed25519 key, active at once (nobody can know an older
-// key, so there is nothing to propagate). Callers must hold whatever lock
+// OpenKeyring loads the key file at path, which must have a key active now
+// (else ErrNoActiveKey). When the file does not exist it creates it with one
+// Ed25519 key, active at once (nobody can know an older key, so there is
+// nothing to propagate); a dangling symbolic link is not "does not exist"
+// but ErrNotRegular (see [Load]). Callers must hold whatever lock
 // keeps a second server away from the same data directory, so that two
 // first starts cannot race; the file lock of [Update] keeps the commands
 // safe on their own.
@@ -81,10 +83,34 @@ func OpenKeyring(path string, policy Policy, opts KeyringOptions) (*Keyring, err
 	if err != nil {
 		return nil, err
 	}
+	if err := checkActive(set, path, r.now()); err != nil {
+		return nil, err
+	}
 	stamp, _ := statFile(path)
 	r.stamp = stamp
 	r.cur.Store(r.index(set))
 	return r, nil
+}
+
+// Check tells whether the existing key file at path could start a
+// [Keyring] at now: it loads as [Load] does, and a key must be active (else
+// ErrNoActiveKey). It writes nothing, so a server can refuse a bad key file
+// before it creates anything else; OpenKeyring makes the same checks.
+func Check(path string, now time.Time) error {
+	set, err := Load(path)
+	if err != nil {
+		return err
+	}
+	return checkActive(set, path, now)
+}
+
+// checkActive refuses a set that has no key to sign with at now.
+func checkActive(set *Set, path string, now time.Time) error {
+	if set.Active(now) == nil {
+		return fmt.Errorf("%w: no key in %s has activated yet (the first activates at %s): run sessiond keys rotate --now",
+			ErrNoActiveKey, path, set.Keys()[0].Activates.Format(time.RFC3339))
+	}
+	return nil
 }
 
 func (r *Keyring) index(set *Set) *snapshot {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,6 +85,21 @@ func parse(fs *flag.FlagSet, args []string) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// checkServe validates what serve needs, before it writes anything: the
+// lifecycle settings (check) and an existing key file, which must be one
+// the server can start with (a missing one is created later).
+func (c *config) checkServe() error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(c.keyFile()); !errors.Is(err, fs.ErrNotExist) {
+		if err := keys.Check(c.keyFile(), time.Now()); err != nil {
+			return fmt.Errorf("open signing keys: %w", err)
+		}
+	}
+	return nil
 }
 
 // check validates the lifecycle settings.

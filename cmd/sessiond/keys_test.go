@@ -556,3 +556,77 @@ func TestKeysInit(t *testing.T) {
 		t.Errorf("after rotate: %d keys, want 2", len(list))
 	}
 }
+
+// A symbolic link as keys.json, dangling or not, and a key file without a
+// key are refused by the server and by the key commands, which say what to
+// do; nothing is changed or created, not even the revocation list.
+func TestKeyFileRefusedAtStart(t *testing.T) {
+	serve := func(dir string) []string { return []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir} }
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string) (check func(t *testing.T))
+		want  []string
+	}{
+		{"symbolic link", func(t *testing.T, dir string) func(t *testing.T) {
+			other := dataDir(t)
+			initKeys(t, other)
+			elsewhere := filepath.Join(other, "keys.json")
+			if err := os.Remove(filepath.Join(dir, "keys.json")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(elsewhere, filepath.Join(dir, "keys.json")); err != nil {
+				t.Fatal(err)
+			}
+			return func(t *testing.T) {
+				if target, err := os.Readlink(filepath.Join(dir, "keys.json")); err != nil || target != elsewhere {
+					t.Errorf("keys.json is no longer the symbolic link: %q, %v", target, err)
+				}
+			}
+		}, []string{"is a symbolic link to", "mv "}},
+		{"dangling symbolic link", func(t *testing.T, dir string) func(t *testing.T) {
+			missing := filepath.Join(t.TempDir(), "keys.json")
+			os.Remove(filepath.Join(dir, "keys.json"))
+			if err := os.Symlink(missing, filepath.Join(dir, "keys.json")); err != nil {
+				t.Fatal(err)
+			}
+			return func(t *testing.T) {
+				if _, err := os.Lstat(missing); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("a key file was created behind the dangling link: %v", err)
+				}
+			}
+		}, []string{"which does not exist", "rm "}},
+		{"no keys", func(t *testing.T, dir string) func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(dir, "keys.json"), []byte(`{"version": 1, "keys": []}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return func(t *testing.T) {
+				if data, _ := os.ReadFile(filepath.Join(dir, "keys.json")); string(data) != `{"version": 1, "keys": []}` {
+					t.Errorf("the key file changed: %s", data)
+				}
+			}
+		}, []string{"holds no keys", "sessiond keys init"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, args := range [][]string{serve(""), {"keys", "rotate", "--data-dir", ""}, {"keys", "list", "--data-dir", ""}} {
+				dir := dataDir(t)
+				initKeys(t, dir)
+				check := tt.setup(t, dir)
+				args[len(args)-1] = dir
+				if args[0] == "serve" {
+					os.RemoveAll(filepath.Join(dir, "revocations"))
+				}
+				r := sessiond(t, commandEnv(), args...)
+				for _, want := range tt.want {
+					if r.code != 1 || !strings.Contains(r.stderr, want) {
+						t.Errorf("%s: exit %d, stderr %q; want exit 1 and %q", args[0]+" "+args[1], r.code, r.stderr, want)
+					}
+				}
+				check(t)
+				if _, err := os.Lstat(filepath.Join(dir, "revocations")); args[0] == "serve" && !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("a refused serve created the revocation list: %v", err)
+				}
+			}
+		})
+	}
+}
