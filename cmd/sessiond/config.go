@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,10 +91,15 @@ func parse(fs *flag.FlagSet, args []string) error {
 }
 
 // checkServe validates what serve needs, before it writes anything: the
-// lifecycle settings (check) and an existing key file, which must be one
-// the server can start with (a missing one is created later).
+// lifecycle settings (check), the listen address (its syntax: whether it
+// can be bound shows only when the server listens), and an existing key
+// file, which must be one the server can start with (a missing one is
+// created later).
 func (c *config) checkServe() error {
 	if err := c.check(); err != nil {
+		return err
+	}
+	if err := checkListen(c.listen); err != nil {
 		return err
 	}
 	if _, err := os.Lstat(c.keyFile()); !errors.Is(err, fs.ErrNotExist) {
@@ -115,4 +123,59 @@ func (c *config) check() error {
 		return fmt.Errorf("--jwks-max-age must not be negative, not %s", c.jwksMaxAge)
 	}
 	return nil
+}
+
+// checkListen checks the syntax of a listen address, offline: host:port,
+// where host is empty (every interface), an IP address (IPv6 in brackets,
+// with a zone if need be) or a host name, and port is a number from 0 to
+// 65535 or a service name from the system's services database.
+func checkListen(addr string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("listen address %q %s: set --listen (or SESSIOND_LISTEN) to host:port, such as 127.0.0.1:8080, [::1]:8080 or :8080 (every interface)", addr, why)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return bad("is not host:port (" + strings.TrimPrefix(err.Error(), "address "+addr+": ") + ")")
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		if port == "" || strings.Trim(port, "0123456789+-") == "" {
+			return bad(fmt.Sprintf("has port %q, not a number from 0 to 65535", port))
+		}
+		if _, err := net.LookupPort("tcp", port); err != nil {
+			return bad(fmt.Sprintf("has port %q, neither a number from 0 to 65535 nor a known service name", port))
+		}
+	}
+	if host == "" {
+		return nil
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	if !validHostname(host) {
+		return bad(fmt.Sprintf("has host %q, neither an IP address nor a host name", host))
+	}
+	return nil
+}
+
+// validHostname reports whether name is a DNS host name (RFC 1123): dot-
+// separated labels of letters, digits and inner hyphens, at most 63 bytes
+// each and 253 in all, the last not all digits (that would be a bad IPv4
+// address); one final dot is allowed.
+func validHostname(name string) bool {
+	name = strings.TrimSuffix(name, ".")
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	labels := strings.Split(name, ".")
+	for _, label := range labels {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return strings.Trim(labels[len(labels)-1], "0123456789") != ""
 }

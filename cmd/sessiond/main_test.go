@@ -305,3 +305,42 @@ func TestSIGHUPKeepsServing(t *testing.T) {
 		t.Errorf("GET /debug/stats = %v, %v, want goroutines > 0", stats, err)
 	}
 }
+
+// A bad listen address, from the flag or the environment, is refused before
+// anything is written: the data dir is not created.
+func TestServeRefusesBadListenAddress(t *testing.T) {
+	for _, addr := range []string{"garbage", "127.0.0.1", "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:8080x",
+		"[::1", "::1:8080", "bad host:80", "under_score.example:80", "-lead.example:80", "1.2.3.4.5:80", "256.1.1.1:80", ""} {
+		for _, viaEnv := range []bool{false, true} {
+			name := addr
+			if viaEnv {
+				name = "SESSIOND_LISTEN=" + addr
+			}
+			t.Run(name, func(t *testing.T) {
+				dir := dataDir(t)
+				env, args := commandEnv(), []string{"serve", "--data-dir", dir, "--listen", addr}
+				if viaEnv {
+					env, args = commandEnv("SESSIOND_LISTEN="+addr), args[:3]
+				}
+				r := sessiond(t, env, args...)
+				if r.code != 1 || !strings.Contains(r.stderr, "listen address") || !strings.Contains(r.stderr, "SESSIOND_LISTEN") {
+					t.Errorf("exit %d, stderr %q; want exit 1 naming the listen address and how to set it", r.code, r.stderr)
+				}
+				if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("a refused serve created the data dir: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// checkListen accepts what net.Listen takes, offline: an IP literal (with
+// a zone), localhost, a host name or nothing, and a port number or name.
+func TestCheckListen(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:8080", ":8080", ":0", "0.0.0.0:65535", "[::1]:8080", "[::]:80", "[fe80::1%lo]:80",
+		"localhost:8080", "example.com:443", "sessiond.internal.:80", "host-1:80", "127.0.0.1:http"} {
+		if err := checkListen(addr); err != nil {
+			t.Errorf("checkListen(%q) = %v, want nil", addr, err)
+		}
+	}
+}
