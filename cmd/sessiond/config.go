@@ -28,21 +28,29 @@ type config struct {
 	jwksMaxAge   time.Duration
 }
 
-// defaultDataDir follows the XDG base-directory convention for state.
+// defaultDataDir follows the XDG base-directory convention for state:
+// $XDG_STATE_HOME/sessiond, else $HOME/.local/state/sessiond. A relative
+// value of either variable is ignored (as the XDG specification says of
+// XDG_STATE_HOME), and without a usable one there is no default: "", which
+// check refuses, rather than a directory relative to wherever the command
+// happens to run.
 func defaultDataDir() string {
-	if dir := os.Getenv("XDG_STATE_HOME"); dir != "" {
+	if dir := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(dir) {
 		return filepath.Join(dir, "sessiond")
 	}
-	if home, err := os.UserHomeDir(); err == nil {
+	if home, err := os.UserHomeDir(); err == nil && filepath.IsAbs(home) {
 		return filepath.Join(home, ".local", "state", "sessiond")
 	}
-	return "sessiond-data"
+	return ""
 }
+
+// errNoDataDir says how to give a data dir when there is no default.
+var errNoDataDir = errors.New("no data dir: set --data-dir (or SESSIOND_DATA_DIR), or HOME or XDG_STATE_HOME (absolute paths) for the default $XDG_STATE_HOME/sessiond, else $HOME/.local/state/sessiond")
 
 // lifecycleFlags registers the settings that the key commands share with
 // serve, so that one environment configures both.
 func (c *config) lifecycleFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "directory for the signing keys and the revocation list (created with mode 0700)")
+	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "directory for the signing keys and the revocation list (created with mode 0700); the default is $XDG_STATE_HOME/sessiond, else $HOME/.local/state/sessiond, and without either variable there is none: it must be given")
 	fs.DurationVar(&c.maxExpiresIn, "max-expires-in", rpc.DefaultMaxExpiresIn, "longest session lifetime open_session grants, in whole seconds; when it is under 30 days, expires_in null or absent grants it instead of 30 days")
 	fs.DurationVar(&c.leeway, "leeway", 0, "clock skew allowed when checking exp and iat")
 	fs.DurationVar(&c.jwksMaxAge, "jwks-max-age", 5*time.Minute, "how long verifiers may cache the published keys; also how long a new key waits before it signs")
@@ -114,7 +122,7 @@ func (c *config) checkServe() error {
 func (c *config) check() error {
 	switch {
 	case c.dataDir == "":
-		return errors.New("--data-dir must not be empty")
+		return errNoDataDir
 	case c.maxExpiresIn < time.Second:
 		return fmt.Errorf("--max-expires-in must be at least 1s, not %s", c.maxExpiresIn)
 	case c.leeway < 0:

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -342,5 +343,43 @@ func TestCheckListen(t *testing.T) {
 		if err := checkListen(addr); err != nil {
 			t.Errorf("checkListen(%q) = %v, want nil", addr, err)
 		}
+	}
+}
+
+// Without HOME (and XDG_STATE_HOME) there is no default data dir: serve
+// and the key commands refuse and say what to set, rather than use a
+// directory relative to wherever they were started. A relative
+// XDG_STATE_HOME is ignored, as the XDG specification says.
+func TestNoDefaultDataDirWithoutHome(t *testing.T) {
+	noHome := slices.DeleteFunc(commandEnv(), func(kv string) bool {
+		return strings.HasPrefix(kv, "HOME=") || strings.HasPrefix(kv, "XDG_STATE_HOME=")
+	})
+	for _, env := range [][]string{noHome, append(slices.Clone(noHome), "XDG_STATE_HOME=state"), append(slices.Clone(noHome), "HOME=")} {
+		for _, args := range [][]string{{"serve", "--listen", "127.0.0.1:0"}, {"keys", "init"}, {"keys", "list"}, {"keys", "rotate"}} {
+			t.Run(strings.Join(args, " ")+" "+strings.Join(env[len(noHome):], " "), func(t *testing.T) {
+				wd := t.TempDir()
+				cmd, stdout, stderr := command(t, env, args...)
+				cmd.Dir = wd
+				r := finish(t, cmd.Run(), stdout, stderr)
+				for _, want := range []string{"--data-dir", "SESSIOND_DATA_DIR", "HOME", "XDG_STATE_HOME"} {
+					if r.code != 1 || !strings.Contains(r.stderr, want) {
+						t.Errorf("exit %d, stderr %q; want exit 1 and a message naming %s", r.code, r.stderr, want)
+					}
+				}
+				if entries, _ := os.ReadDir(wd); len(entries) != 0 {
+					t.Errorf("%s wrote %d files in the working directory, want none", args[0], len(entries))
+				}
+			})
+		}
+	}
+	// With HOME, the default is under it.
+	home := t.TempDir()
+	cmd, stdout, stderr := command(t, append(slices.Clone(noHome), "HOME="+home), "keys", "init")
+	cmd.Dir = t.TempDir()
+	if r := finish(t, cmd.Run(), stdout, stderr); r.code != 0 {
+		t.Fatalf("keys init with HOME: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(home, ".local", "state", "sessiond", "keys.json")); err != nil {
+		t.Errorf("keys init with HOME: %v", err)
 	}
 }
