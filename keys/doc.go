@@ -9,7 +9,7 @@
 // key-id look-ups for verification, and follows changes that the `sessiond
 // keys` commands make to the file while the server runs. The commands change
 // the file through [Update], which locks it, so two of them at once never lose
-// a key.
+// a key; only [Create] (and OpenKeyring, through it) makes a new file.
 //
 // # Lifecycle
 //
@@ -33,8 +33,9 @@
 // One JSON file (keys.json in the data directory) with mode 0600 holds every
 // key, the private halves in PKCS #8. It is written atomically (temporary
 // file, fsync, rename, directory fsync). [Load] refuses a file that others
-// can read ([ErrInsecure]) and one it cannot parse ([ErrCorrupt]); a running
-// [Keyring] then keeps its last good keys.
+// can read ([ErrInsecure]), one it cannot parse ([ErrCorrupt]), a symbolic
+// link or anything else but a regular file ([ErrNotRegular]) and one without
+// keys ([ErrNoKeys]); a running [Keyring] then keeps its last good keys.
 package keys
 
 import "errors"
