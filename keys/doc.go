@@ -9,7 +9,7 @@
 // key-id look-ups for verification, and follows changes that the `sessiond
 // keys` commands make to the file while the server runs. The commands change
 // the file through [Update], which locks it, so two of them at once never lose
-// a key.
+// a key; only [Create] (and OpenKeyring, through it) makes a new file.
 //
 // # Lifecycle
 //
@@ -33,8 +33,9 @@
 // One JSON file (keys.json in the data directory) with mode 0600 holds every
 // key, the private halves in PKCS #8. It is written atomically (temporary
 // file, fsync, rename, directory fsync). [Load] refuses a file that others
-// can read ([ErrInsecure]) and one it cannot parse ([ErrCorrupt]); a running
-// [Keyring] then keeps its last good keys.
+// can read ([ErrInsecure]), one it cannot parse ([ErrCorrupt]), a symbolic
+// link or anything else but a regular file ([ErrNotRegular]) and one without
+// keys ([ErrNoKeys]); a running [Keyring] then keeps its last good keys.
 package keys
 
 import "errors"
@@ -47,6 +48,14 @@ var (
 	ErrInsecure = errors.New("key file is not private")
 	// ErrCorrupt means the key file cannot be parsed.
 	ErrCorrupt = errors.New("key file is corrupt")
+	// ErrNotRegular means the key file is a symbolic link (dangling or not),
+	// a directory or anything else but a regular file. Links are refused,
+	// not followed: saving renames a new file over the old one, which would
+	// replace the link.
+	ErrNotRegular = errors.New("key file is not a regular file")
+	// ErrNoKeys means the key file holds no key; a key file is never saved
+	// without one.
+	ErrNoKeys = errors.New("key file holds no keys")
 	// ErrNoActiveKey means no key has activated yet, so nothing can sign.
 	ErrNoActiveKey = errors.New("no active signing key")
 	// ErrUnknownKey means no published key has the requested id.

@@ -32,18 +32,38 @@ type fileSet struct {
 	Keys    []fileKey `json:"keys"`
 }
 
-// Load reads the key file at path. The file must be readable by its owner
-// only; otherwise Load returns ErrInsecure and does not read it. A missing
-// file is an error matching fs.ErrNotExist.
+// Load reads the key file at path. The file must be a regular file
+// (a symbolic link is refused, not followed: ErrNotRegular) readable by its
+// owner only (otherwise ErrInsecure, and it is not read), and it must hold
+// at least one key (ErrNoKeys). A missing file is an error matching
+// fs.ErrNotExist; a dangling link is not missing, but ErrNotRegular.
 func Load(path string) (*Set, error) {
-	f, err := os.Open(path)
+	info, err := os.Lstat(path)
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	if err := checkRegular(path, info); err != nil {
+		return nil, err
+	}
+	// O_NOFOLLOW: a link put in place since the Lstat is refused too, and
+	// a FIFO (which would block the open) is already.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		info, err = os.Lstat(path)
+		if err == nil {
+			err = checkRegular(path, info)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read key file: %w", err)
 	}
 	defer f.Close()
-	info, err := f.Stat()
+	info, err = f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	if err := checkRegular(path, info); err != nil {
+		return nil, err
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("%w: %s has mode %04o; private keys must be readable by their owner only: run chmod 600 %s",
@@ -58,9 +78,43 @@ func Load(path string) (*Set, error) {
 	return decodeSet(stored, path)
 }
 
+// checkRegular refuses anything at path but a regular file, saying what it
+// is and what to do about it.
+func checkRegular(path string, info fs.FileInfo) error {
+	mode := info.Mode()
+	switch {
+	case mode.IsRegular():
+		return nil
+	case mode&fs.ModeSymlink != 0:
+		target, err := os.Readlink(path)
+		if err != nil {
+			return fmt.Errorf("%w: %s is a symbolic link: %v", ErrNotRegular, path, err)
+		}
+		resolved := target
+		if !filepath.IsAbs(resolved) {
+			resolved = filepath.Join(filepath.Dir(path), resolved)
+		}
+		const why = "sessiond does not follow it, because saving the keys replaces the file, which would replace the link"
+		if _, err := os.Stat(resolved); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: %s is a symbolic link to %s, which does not exist; %s: point --data-dir at the directory that holds the key file, or remove the link (rm %s) for a new key",
+				ErrNotRegular, path, target, why, path)
+		}
+		return fmt.Errorf("%w: %s is a symbolic link to %s; %s: move the key file into place (rm %s && mv %s %s), or point --data-dir at the directory that holds it",
+			ErrNotRegular, path, target, why, path, resolved, path)
+	case mode.IsDir():
+		return fmt.Errorf("%w: %s is a directory; it must be the key file itself", ErrNotRegular, path)
+	default:
+		return fmt.Errorf("%w: %s has file mode %s; it must be the key file itself", ErrNotRegular, path, mode.Type())
+	}
+}
+
 func decodeSet(stored fileSet, path string) (*Set, error) {
 	if stored.Version != fileVersion {
 		return nil, fmt.Errorf("%w: %s: format version %d, want %d", ErrCorrupt, path, stored.Version, fileVersion)
+	}
+	if len(stored.Keys) == 0 {
+		return nil, fmt.Errorf("%w: %s, so nothing can sign: remove it, then run sessiond keys init (or start sessiond serve) to make a first key",
+			ErrNoKeys, path)
 	}
 	s := new(Set)
 	for i, fk := range stored.Keys {
@@ -89,11 +143,21 @@ func decodeSet(stored fileSet, path string) (*Set, error) {
 // Save writes s to path atomically: a temporary file in the same directory,
 // fsynced, renamed over path, and the directory fsynced, so a crash leaves
 // either the old file or the new one. The file has mode 0600. Callers that
-// read, change and save must hold the lock (use [Update]).
+// read, change and save must hold the lock (use [Update]). An empty set is
+// refused (ErrNoKeys), and so is a path that holds anything but a regular
+// file (ErrNotRegular).
 func Save(path string, s *Set) error {
+	if s.Len() == 0 {
+		return fmt.Errorf("write key file %s: %w: a key file must hold a key", path, ErrNoKeys)
+	}
+	if info, err := os.Lstat(path); err == nil {
+		if err := checkRegular(path, info); err != nil {
+			return err
+		}
+	}
 	stored := fileSet{Version: fileVersion, Keys: make([]fileKey, 0, len(s.keys))}
 	for _, k := range s.keys {
-		der, err := x509.MarshalPKCS8PrivateKey(k.signer)
+		der, err := x509.MarshalPKCS8PrivateKey(k.priv.key())
 		if err != nil {
 			return fmt.Errorf("encode key %s: %w", k.ID, err)
 		}
@@ -145,10 +209,11 @@ func syncDir(dir string) error {
 // lockTimeout bounds how long Update waits for another process's lock.
 const lockTimeout = 10 * time.Second
 
-// Update changes the key file at path under an exclusive lock (a lock file
-// beside it), so that concurrent commands serialise and none loses another's
-// key: it loads the set (an empty one when the file does not exist yet),
-// calls fn, and saves the result unless fn fails. It returns the saved set.
+// Update changes the existing key file at path under an exclusive lock (a
+// lock file beside it), so that concurrent commands serialise and none loses
+// another's key: it loads the set, calls fn, and saves the result unless fn
+// fails. It returns the saved set. A missing key file is an error matching
+// fs.ErrNotExist, and nothing is created: use [Create] to make one.
 func Update(path string, fn func(*Set) error) (*Set, error) {
 	unlock, err := lockFile(path + ".lock")
 	if err != nil {
@@ -156,12 +221,35 @@ func Update(path string, fn func(*Set) error) (*Set, error) {
 	}
 	defer unlock()
 	s, err := Load(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		s, err = new(Set), nil
-	}
 	if err != nil {
 		return nil, err
 	}
+	if err := fn(s); err != nil {
+		return nil, err
+	}
+	if err := Save(path, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Create makes a new key file at path under the lock of [Update]: it calls
+// fn with an empty set and saves the result unless fn fails. When something
+// is at path already (even a dangling symbolic link) it changes nothing and
+// returns an error matching fs.ErrExist; of two concurrent calls, one
+// succeeds. The directory must exist.
+func Create(path string, fn func(*Set) error) (*Set, error) {
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("create key file: %s: %w", path, fs.ErrExist)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("create key file: %w", err)
+	}
+	s := new(Set)
 	if err := fn(s); err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"time"
@@ -43,7 +44,10 @@ func ParseAlgorithm(s string) (Algorithm, error) {
 }
 
 // A Key is one signing key with its lifecycle times. The private half never
-// prints: String and LogValue show only the key id and algorithm.
+// prints, by any fmt verb, log or slog handler, or encoding/json, whether
+// the Key is printed itself, by pointer, or inside a slice, map or struct:
+// a Key formats as its algorithm and id, and what holds the private key
+// ([Key.Signer]) formats as a fixed placeholder.
 type Key struct {
 	// ID is the key id ("kid"): the RFC 7638 JWK thumbprint of the public key,
 	// base64url without padding.
@@ -55,7 +59,7 @@ type Key struct {
 	// published ("next") so that verifiers know it in advance.
 	Activates time.Time
 
-	signer crypto.Signer
+	priv *privateKey
 }
 
 // Generate makes a new key for alg. bits is the RSA modulus size (0 means
@@ -103,7 +107,7 @@ func newKey(alg Algorithm, signer crypto.Signer, created, activates time.Time) (
 		// added with --now tie with one activated earlier in the same second
 		// (the tie then goes by kid, so the new key might never sign).
 		Activates: activates.UTC(),
-		signer:    signer,
+		priv:      newPrivateKey(signer),
 	}, nil
 }
 
@@ -123,19 +127,76 @@ func checkAlgorithm(alg Algorithm, pub crypto.PublicKey) error {
 	return nil
 }
 
-// Signer returns the private key.
-func (k *Key) Signer() crypto.Signer { return k.signer }
+// Signer returns the private key as a crypto.Signer that never prints. Its
+// concrete type is unexported: sign through the crypto.Signer interface
+// (for EdDSA with crypto.Hash(0), for ES256 and RS256 a SHA-256 digest with
+// crypto.SHA256; ECDSA signatures come in ASN.1 DER).
+func (k *Key) Signer() crypto.Signer { return k.priv }
 
 // Public returns the public key: ed25519.PublicKey, *ecdsa.PublicKey or
 // *rsa.PublicKey.
-func (k *Key) Public() crypto.PublicKey { return k.signer.Public() }
+func (k *Key) Public() crypto.PublicKey { return k.priv.Public() }
 
-// String describes the key without its secret.
-func (k *Key) String() string { return fmt.Sprintf("%s key %s", k.Algorithm, k.ID) }
+// String describes the key without its secret: "EdDSA key KID".
+func (k Key) String() string { return fmt.Sprintf("%s key %s", k.Algorithm, k.ID) }
+
+// GoString is what %#v prints: the public fields, never the private key.
+func (k Key) GoString() string {
+	return fmt.Sprintf("keys.Key{ID:%q, Algorithm:%q, Created:%#v, Activates:%#v}", k.ID, k.Algorithm, k.Created, k.Activates)
+}
+
+// Format prints the key's String for every verb (GoString for %#v), so
+// that no verb reaches the private key through reflection.
+func (k Key) Format(f fmt.State, verb rune) { format(f, verb, k.String(), k.GoString()) }
 
 // LogValue makes slog print the key id and algorithm, never the private key.
-func (k *Key) LogValue() slog.Value {
+func (k Key) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("kid", k.ID), slog.String("alg", string(k.Algorithm)))
+}
+
+// redacted is what a private key prints as.
+const redacted = "[redacted private key]"
+
+// privateKey is a private key that never prints. Keys hold it by pointer,
+// and it holds the key inside a closure: fmt prints the fields of structs,
+// the elements of slices and what pointers point to by reflection, even
+// behind unexported fields whose methods it cannot call (a bad verb such as
+// %s on a struct prints a pointer field's target at full depth), but a func
+// it prints only as an address.
+type privateKey struct {
+	key func() crypto.Signer
+}
+
+func newPrivateKey(s crypto.Signer) *privateKey {
+	return &privateKey{key: func() crypto.Signer { return s }}
+}
+
+// Public returns the public key.
+func (p privateKey) Public() crypto.PublicKey { return p.key().Public() }
+
+// Sign signs digest with the private key (see crypto.Signer).
+func (p privateKey) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return p.key().Sign(rand, digest, opts)
+}
+
+func (privateKey) String() string   { return redacted }
+func (privateKey) GoString() string { return redacted }
+
+func (privateKey) Format(f fmt.State, verb rune) { format(f, verb, redacted, redacted) }
+
+func (privateKey) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+func (privateKey) MarshalJSON() ([]byte, error) { return json.Marshal(redacted) }
+
+func (privateKey) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// format prints s as the directive (verb and flags) asks, or gs for %#v.
+func format(f fmt.State, verb rune, s, gs string) {
+	if verb == 'v' && f.Flag('#') {
+		io.WriteString(f, gs)
+		return
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), s)
 }
 
 // Thumbprint returns the RFC 7638 JWK thumbprint (SHA-256, base64url without

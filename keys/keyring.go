@@ -48,9 +48,11 @@ type verificationKey struct {
 	expires time.Time        // zero: does not expire while the set stays as it is
 }
 
-// OpenKeyring loads the key file at path. When the file does not exist it
-// creates it with one Ed25519 key, active at once (nobody can know an older
-// key, so there is nothing to propagate). Callers must hold whatever lock
+// OpenKeyring loads the key file at path, which must have a key active now
+// (else ErrNoActiveKey). When the file does not exist it creates it with one
+// Ed25519 key, active at once (nobody can know an older key, so there is
+// nothing to propagate); a dangling symbolic link is not "does not exist"
+// but ErrNotRegular (see [Load]). Callers must hold whatever lock
 // keeps a second server away from the same data directory, so that two
 // first starts cannot race; the file lock of [Update] keeps the commands
 // safe on their own.
@@ -64,10 +66,7 @@ func OpenKeyring(path string, policy Policy, opts KeyringOptions) (*Keyring, err
 	}
 	set, err := Load(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		set, err = Update(path, func(s *Set) error {
-			if s.Len() > 0 {
-				return nil // created meanwhile by someone else
-			}
+		set, err = Create(path, func(s *Set) error {
 			now := r.now()
 			k, err := Generate(EdDSA, 0, now, now)
 			if err != nil {
@@ -77,14 +76,41 @@ func OpenKeyring(path string, policy Policy, opts KeyringOptions) (*Keyring, err
 			r.log.Info("generated the first signing key", "key", k, "file", path)
 			return nil
 		})
+		if errors.Is(err, fs.ErrExist) {
+			set, err = Load(path) // created meanwhile by someone else
+		}
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := checkActive(set, path, r.now()); err != nil {
 		return nil, err
 	}
 	stamp, _ := statFile(path)
 	r.stamp = stamp
 	r.cur.Store(r.index(set))
 	return r, nil
+}
+
+// Check tells whether the existing key file at path could start a
+// [Keyring] at now: it loads as [Load] does, and a key must be active (else
+// ErrNoActiveKey). It writes nothing, so a server can refuse a bad key file
+// before it creates anything else; OpenKeyring makes the same checks.
+func Check(path string, now time.Time) error {
+	set, err := Load(path)
+	if err != nil {
+		return err
+	}
+	return checkActive(set, path, now)
+}
+
+// checkActive refuses a set that has no key to sign with at now.
+func checkActive(set *Set, path string, now time.Time) error {
+	if set.Active(now) == nil {
+		return fmt.Errorf("%w: no key in %s has activated yet (the first activates at %s): run sessiond keys rotate --now",
+			ErrNoActiveKey, path, set.Keys()[0].Activates.Format(time.RFC3339))
+	}
+	return nil
 }
 
 func (r *Keyring) index(set *Set) *snapshot {
@@ -108,7 +134,7 @@ func (r *Keyring) SigningKey() (kid, alg string, key crypto.Signer, err error) {
 	if k == nil {
 		return "", "", nil, ErrNoActiveKey
 	}
-	return k.ID, string(k.Algorithm), k.signer, nil
+	return k.ID, string(k.Algorithm), k.priv, nil
 }
 
 // VerificationKey returns the algorithm and public key of the published key

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,14 +122,14 @@ func TestLifecycle(t *testing.T) {
 
 func TestSaveLoad(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keys.json")
-	saved, err := keys.Update(path, func(s *keys.Set) error {
+	saved, err := keys.Create(path, func(s *keys.Set) error {
 		for i, alg := range []keys.Algorithm{keys.EdDSA, keys.ES256, keys.RS256} {
 			s.Add(generate(t, alg, t0.Add(time.Duration(i)*time.Hour)))
 		}
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("Update() error = %v", err)
+		t.Fatalf("Create() error = %v", err)
 	}
 	info, err := os.Stat(path)
 	if err != nil || info.Mode().Perm() != 0o600 {
@@ -161,7 +162,7 @@ func TestLoadRefuses(t *testing.T) {
 	if _, err := keys.Load(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Load(missing) error = %v, want fs.ErrNotExist", err)
 	}
-	if _, err := keys.Update(path, func(s *keys.Set) error { s.Add(generate(t, keys.EdDSA, t0)); return nil }); err != nil {
+	if _, err := keys.Create(path, func(s *keys.Set) error { s.Add(generate(t, keys.EdDSA, t0)); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("readable by others", func(t *testing.T) {
@@ -202,12 +203,29 @@ func TestLoadRefuses(t *testing.T) {
 	})
 }
 
-// Concurrent updates, in-process here (the lock is a file lock, which holds
-// between processes the same way), must lose no key.
+// Concurrent creates and updates, in-process here (the lock is a file lock,
+// which holds between processes the same way): exactly one create wins, and
+// the updates lose no key.
 func TestUpdateConcurrent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keys.json")
 	const n = 8
 	var wg sync.WaitGroup
+	var created atomic.Int32
+	for range n {
+		wg.Go(func() {
+			_, err := keys.Create(path, func(s *keys.Set) error { s.Add(generate(t, keys.EdDSA, t0)); return nil })
+			switch {
+			case err == nil:
+				created.Add(1)
+			case !errors.Is(err, fs.ErrExist):
+				t.Errorf("Create() error = %v, want nil or fs.ErrExist", err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := created.Load(); got != 1 {
+		t.Fatalf("%d concurrent Create() calls succeeded, want 1", got)
+	}
 	for range n {
 		wg.Go(func() {
 			if _, err := keys.Update(path, func(s *keys.Set) error {
@@ -223,8 +241,31 @@ func TestUpdateConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	s, err := keys.Load(path)
-	if err != nil || s.Len() != n {
-		t.Fatalf("Load() = %d keys, %v, want %d", s.Len(), err, n)
+	if err != nil || s.Len() != n+1 {
+		t.Fatalf("Load() = %d keys, %v, want %d", s.Len(), err, n+1)
+	}
+}
+
+// Update never creates a key file; Create never replaces one.
+func TestUpdateAndCreateRefuse(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keys.json")
+	called := false
+	if _, err := keys.Update(path, func(*keys.Set) error { called = true; return nil }); !errors.Is(err, fs.ErrNotExist) || called {
+		t.Errorf("Update(missing file) error = %v, fn called %v; want fs.ErrNotExist and no call", err, called)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Update(missing file) created it: %v", err)
+	}
+	if _, err := keys.Create(path, func(s *keys.Set) error { s.Add(generate(t, keys.EdDSA, t0)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	if _, err := keys.Create(path, func(s *keys.Set) error { called = true; s.Add(generate(t, keys.EdDSA, t0)); return nil }); !errors.Is(err, fs.ErrExist) || called {
+		t.Errorf("Create(existing file) error = %v, fn called %v; want fs.ErrExist and no call", err, called)
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Error("Create(existing file) changed it")
 	}
 }
 

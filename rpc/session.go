@@ -15,7 +15,7 @@ import (
 )
 
 // DefaultExpiresIn is the lifetime of a session opened with expires_in
-// absent or null: 30 days.
+// absent or null: 30 days, or the maximum when that is shorter.
 const DefaultExpiresIn = 30 * 24 * time.Hour
 
 // DefaultMaxExpiresIn is the longest lifetime open_session grants unless
@@ -42,7 +42,9 @@ type Sessions struct {
 	// store Revoker writes to.
 	Verifier *token.Verifier
 	Revoker  Revoker
-	// MaxExpiresIn caps expires_in; zero means DefaultMaxExpiresIn.
+	// MaxExpiresIn caps every granted lifetime, in whole seconds (rounded
+	// down): an explicit expires_in above it is refused, and the default
+	// (DefaultExpiresIn) is shortened to it. Zero means DefaultMaxExpiresIn.
 	MaxExpiresIn time.Duration
 }
 
@@ -86,15 +88,18 @@ func (s *Sessions) open(_ context.Context, p Params) (any, error) {
 	return OpenResult{AccessToken: tok, ExpiresIn: int64(lifetime / time.Second)}, nil
 }
 
-// expiresIn reads expires_in: absent or null means DefaultExpiresIn;
-// otherwise a whole number of seconds from 1 to the maximum. A JSON number
-// with an integral value (3600.0, 3.6e3) counts as that integer.
+// expiresIn reads expires_in: absent or null means DefaultExpiresIn, or the
+// maximum when that is shorter; otherwise a whole number of seconds from 1
+// to the maximum. A JSON number with an integral value (3600.0, 3.6e3)
+// counts as that integer. No granted lifetime exceeds the maximum, which
+// the keys' lifecycle trusts: a key is pruned once the maximum has passed
+// since it stopped signing.
 func (s *Sessions) expiresIn(p Params) (time.Duration, error) {
+	maxSecs := int64(s.maxExpiresIn() / time.Second)
 	raw, ok := p.Get("expires_in")
 	if !ok || string(raw) == "null" {
-		return DefaultExpiresIn, nil
+		return min(DefaultExpiresIn, time.Duration(maxSecs)*time.Second), nil
 	}
-	maxSecs := int64(s.maxExpiresIn() / time.Second)
 	bad := InvalidParams("expires_in must be null or a whole number of seconds from 1 to %d", maxSecs)
 	if len(raw) == 0 || raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
 		return 0, bad // a string, boolean, object or array

@@ -2,12 +2,14 @@ package rpc_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,20 +32,32 @@ type service struct {
 
 func newService(t testing.TB) *service {
 	t.Helper()
+	return newServiceMax(t, 0)
+}
+
+// newServiceMax is newService with Sessions.MaxExpiresIn (and the keys'
+// MaxTokenLifetime) set to maxExpiresIn; zero means the default.
+func newServiceMax(t testing.TB, maxExpiresIn time.Duration) *service {
+	t.Helper()
 	dir := t.TempDir()
+	lifetime := maxExpiresIn
+	if lifetime == 0 {
+		lifetime = rpc.DefaultMaxExpiresIn
+	}
 	store, err := revocation.OpenBadger(filepath.Join(dir, "revocations"), revocation.Options{})
 	if err != nil {
 		t.Fatalf("OpenBadger() error = %v", err)
 	}
 	t.Cleanup(func() { store.Close() })
-	ring, err := keys.OpenKeyring(filepath.Join(dir, "keys.json"), keys.Policy{MaxTokenLifetime: rpc.DefaultMaxExpiresIn}, keys.KeyringOptions{})
+	ring, err := keys.OpenKeyring(filepath.Join(dir, "keys.json"), keys.Policy{MaxTokenLifetime: lifetime}, keys.KeyringOptions{})
 	if err != nil {
 		t.Fatalf("OpenKeyring() error = %v", err)
 	}
 	sessions := &rpc.Sessions{
-		Issuer:   token.NewIssuer("", ring, nil),
-		Verifier: token.NewVerifier(ring, token.WithRevocation(store)),
-		Revoker:  store,
+		Issuer:       token.NewIssuer("", ring, nil),
+		Verifier:     token.NewVerifier(ring, token.WithRevocation(store)),
+		Revoker:      store,
+		MaxExpiresIn: maxExpiresIn,
 	}
 	handler := rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{})
 	srv := httptest.NewServer(handler)
@@ -243,6 +257,52 @@ func TestOpenExpiresIn(t *testing.T) {
 			t.Errorf("result %s, error %v, want the default lifetime", result, rpcErr)
 		}
 	})
+}
+
+// A maximum below the 30-day default caps the default: expires_in null or
+// absent grants the maximum, says so in expires_in, and the token's own
+// lifetime (exp - iat) is no longer, so pruning keys by the maximum can
+// never cut a granted session short.
+func TestOpenDefaultCappedByMax(t *testing.T) {
+	for _, tt := range []struct {
+		max  time.Duration
+		want int64
+	}{
+		{time.Hour, 3600},
+		{90*time.Minute + 500*time.Millisecond, 5400}, // whole seconds only, rounded down
+		{rpc.DefaultExpiresIn, 2592000},
+		{rpc.DefaultExpiresIn + time.Hour, 2592000}, // a larger maximum leaves the default alone
+	} {
+		t.Run(tt.max.String(), func(t *testing.T) {
+			s := newServiceMax(t, tt.max)
+			for _, params := range []string{`{}`, `{"expires_in": null}`, `[]`, `[null]`, ``} {
+				body := `{"jsonrpc":"2.0","method":"session.open_session","id":1}`
+				if params != "" {
+					body = `{"jsonrpc":"2.0","method":"session.open_session","params":` + params + `,"id":1}`
+				}
+				result, rpcErr, _ := s.post(t, body)
+				var res rpc.OpenResult
+				if rpcErr != nil || json.Unmarshal(result, &res) != nil || res.ExpiresIn != tt.want {
+					t.Fatalf("params %s: result %s, error %v, want expires_in %d", params, result, rpcErr, tt.want)
+				}
+				var claims struct{ Exp, Iat int64 }
+				payload, err := base64.RawURLEncoding.DecodeString(strings.Split(res.AccessToken, ".")[1])
+				if err != nil || json.Unmarshal(payload, &claims) != nil {
+					t.Fatalf("token payload %q: %v", payload, err)
+				}
+				if got := claims.Exp - claims.Iat; got != tt.want {
+					t.Errorf("params %s: token lifetime exp - iat = %d s, want %d", params, got, tt.want)
+				}
+			}
+			over := strconv.FormatInt(tt.want+1, 10)
+			if tt.want < 2592000 {
+				_, rpcErr, _ := s.post(t, `{"jsonrpc":"2.0","method":"session.open_session","params":{"expires_in":`+over+`},"id":1}`)
+				if rpcErr == nil || rpcErr.Code != rpc.CodeInvalidParams || !strings.Contains(rpcErr.Message, strconv.FormatInt(tt.want, 10)) {
+					t.Errorf("expires_in %s: error %v, want invalid params naming the maximum %d", over, rpcErr, tt.want)
+				}
+			}
+		})
+	}
 }
 
 func TestTokenParam(t *testing.T) {

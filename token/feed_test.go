@@ -167,7 +167,7 @@ func feedCraft(tb testing.TB, s feedSigner, header map[string]any, claims jwt.Ma
 			t.Header[k] = v
 		}
 	}
-	doc, err := t.SignedString(s.key.Signer())
+	doc, err := t.SignedString(rawPrivateKey(tb, s.key))
 	if err != nil {
 		tb.Fatal(err)
 	}

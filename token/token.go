@@ -90,8 +90,9 @@ func NewIssuer(name string, keys SigningKeys, now func() time.Time) *Issuer {
 //
 // The signing input is assembled here rather than by jwt.Token.SignedString,
 // which marshals a header map and a claims struct through reflection on
-// every call; the signature itself is golang-jwt's, and so is every check
-// on the verifying side.
+// every call; the signature goes through the crypto.Signer interface, as
+// for revocation documents (keys.Key's signer is opaque, so that it never
+// prints), and every check on the verifying side is golang-jwt's.
 func (i *Issuer) Issue(lifetime time.Duration) (string, Claims, error) {
 	kid, alg, key, err := i.keys.SigningKey()
 	if err != nil {
@@ -128,7 +129,7 @@ func (i *Issuer) Issue(lifetime time.Duration) (string, Claims, error) {
 	tok = append(tok, i.headerFor(kid, alg)...)
 	tok = append(tok, '.')
 	tok = b64.AppendEncode(tok, claims)
-	sig, err := method.Sign(string(tok), key)
+	sig, err := sign(alg, key, tok)
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("issue token: %w", err)
 	}

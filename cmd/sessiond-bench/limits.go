@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/binary"
@@ -239,9 +240,8 @@ func (b *bench) measureLimits(ctx context.Context) (limits, error) {
 	if err != nil {
 		return l, err
 	}
-	priv, ok := signer.(ed25519.PrivateKey)
-	if !ok {
-		return l, fmt.Errorf("the signing key is %T, not Ed25519", signer)
+	if _, ok := signer.Public().(ed25519.PublicKey); !ok {
+		return l, fmt.Errorf("the signing key is %T, not Ed25519", signer.Public())
 	}
 	_, pubKey, err := ring.VerificationKey(ctx, claims.KeyID)
 	if err != nil {
@@ -251,7 +251,7 @@ func (b *bench) measureLimits(ctx context.Context) (limits, error) {
 	if !ed25519.Verify(pub, msg, sig) {
 		return l, errors.New("a fresh token's signature does not verify with raw Ed25519")
 	}
-	sign := func(int) error { ed25519.Sign(priv, msg); return nil }
+	sign := func(int) error { _, err := signer.Sign(nil, msg, crypto.Hash(0)); return err }
 	verify := func(int) error {
 		if !ed25519.Verify(pub, msg, sig) {
 			return errors.New("bad signature")

@@ -5,8 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,22 +28,30 @@ type config struct {
 	jwksMaxAge   time.Duration
 }
 
-// defaultDataDir follows the XDG base-directory convention for state.
+// defaultDataDir follows the XDG base-directory convention for state:
+// $XDG_STATE_HOME/sessiond, else $HOME/.local/state/sessiond. A relative
+// value of either variable is ignored (as the XDG specification says of
+// XDG_STATE_HOME), and without a usable one there is no default: "", which
+// check refuses, rather than a directory relative to wherever the command
+// happens to run.
 func defaultDataDir() string {
-	if dir := os.Getenv("XDG_STATE_HOME"); dir != "" {
+	if dir := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(dir) {
 		return filepath.Join(dir, "sessiond")
 	}
-	if home, err := os.UserHomeDir(); err == nil {
+	if home, err := os.UserHomeDir(); err == nil && filepath.IsAbs(home) {
 		return filepath.Join(home, ".local", "state", "sessiond")
 	}
-	return "sessiond-data"
+	return ""
 }
+
+// errNoDataDir says how to give a data dir when there is no default.
+var errNoDataDir = errors.New("no data dir: set --data-dir (or SESSIOND_DATA_DIR), or HOME or XDG_STATE_HOME (absolute paths) for the default $XDG_STATE_HOME/sessiond, else $HOME/.local/state/sessiond")
 
 // lifecycleFlags registers the settings that the key commands share with
 // serve, so that one environment configures both.
 func (c *config) lifecycleFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "directory for the signing keys and the revocation list (created with mode 0700)")
-	fs.DurationVar(&c.maxExpiresIn, "max-expires-in", rpc.DefaultMaxExpiresIn, "longest session lifetime open_session grants")
+	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "directory for the signing keys and the revocation list (created with mode 0700); the default is $XDG_STATE_HOME/sessiond, else $HOME/.local/state/sessiond, and without either variable there is none: it must be given")
+	fs.DurationVar(&c.maxExpiresIn, "max-expires-in", rpc.DefaultMaxExpiresIn, "longest session lifetime open_session grants, in whole seconds; when it is under 30 days, expires_in null or absent grants it instead of 30 days")
 	fs.DurationVar(&c.leeway, "leeway", 0, "clock skew allowed when checking exp and iat")
 	fs.DurationVar(&c.jwksMaxAge, "jwks-max-age", 5*time.Minute, "how long verifiers may cache the published keys; also how long a new key waits before it signs")
 }
@@ -86,11 +98,31 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return errors.Join(errs...)
 }
 
+// checkServe validates what serve needs, before it writes anything: the
+// lifecycle settings (check), the listen address (its syntax: whether it
+// can be bound shows only when the server listens), and an existing key
+// file, which must be one the server can start with (a missing one is
+// created later).
+func (c *config) checkServe() error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	if err := checkListen(c.listen); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(c.keyFile()); !errors.Is(err, fs.ErrNotExist) {
+		if err := keys.Check(c.keyFile(), time.Now()); err != nil {
+			return fmt.Errorf("open signing keys: %w", err)
+		}
+	}
+	return nil
+}
+
 // check validates the lifecycle settings.
 func (c *config) check() error {
 	switch {
 	case c.dataDir == "":
-		return errors.New("--data-dir must not be empty")
+		return errNoDataDir
 	case c.maxExpiresIn < time.Second:
 		return fmt.Errorf("--max-expires-in must be at least 1s, not %s", c.maxExpiresIn)
 	case c.leeway < 0:
@@ -99,4 +131,59 @@ func (c *config) check() error {
 		return fmt.Errorf("--jwks-max-age must not be negative, not %s", c.jwksMaxAge)
 	}
 	return nil
+}
+
+// checkListen checks the syntax of a listen address, offline: host:port,
+// where host is empty (every interface), an IP address (IPv6 in brackets,
+// with a zone if need be) or a host name, and port is a number from 0 to
+// 65535 or a service name from the system's services database.
+func checkListen(addr string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("listen address %q %s: set --listen (or SESSIOND_LISTEN) to host:port, such as 127.0.0.1:8080, [::1]:8080 or :8080 (every interface)", addr, why)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return bad("is not host:port (" + strings.TrimPrefix(err.Error(), "address "+addr+": ") + ")")
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		if port == "" || strings.Trim(port, "0123456789+-") == "" {
+			return bad(fmt.Sprintf("has port %q, not a number from 0 to 65535", port))
+		}
+		if _, err := net.LookupPort("tcp", port); err != nil {
+			return bad(fmt.Sprintf("has port %q, neither a number from 0 to 65535 nor a known service name", port))
+		}
+	}
+	if host == "" {
+		return nil
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	if !validHostname(host) {
+		return bad(fmt.Sprintf("has host %q, neither an IP address nor a host name", host))
+	}
+	return nil
+}
+
+// validHostname reports whether name is a DNS host name (RFC 1123): dot-
+// separated labels of letters, digits and inner hyphens, at most 63 bytes
+// each and 253 in all, the last not all digits (that would be a bad IPv4
+// address); one final dot is allowed.
+func validHostname(name string) bool {
+	name = strings.TrimSuffix(name, ".")
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	labels := strings.Split(name, ".")
+	for _, label := range labels {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return strings.Trim(labels[len(labels)-1], "0123456789") != ""
 }

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -18,6 +20,10 @@ Manages the signing keys in DATA_DIR/keys.json. The commands work while the
 server runs: it picks up changes within a few seconds, or at once on SIGHUP.
 
 Commands:
+  init [--alg EdDSA|ES256|RS256]
+                  create the data directory (mode 0700) and its key file
+                  with a first key, active at once ("sessiond serve" does
+                  the same on its first start)
   rotate [--alg EdDSA|ES256|RS256] [--activate-after D | --now]
                   add the next key; a running server publishes it within
                   2s, and it signs after the propagation delay (default:
@@ -30,7 +36,8 @@ Commands:
 
 Each takes --data-dir, --max-expires-in, --leeway and --jwks-max-age, from
 flags or the same SESSIOND_* environment variables as "sessiond serve".
-Flags come before arguments; -- ends the flags.
+Flags come before arguments; -- ends the flags. Only init creates anything:
+the other commands refuse a data directory that holds no key file.
 `
 
 func keysCommand(args []string, stdout, stderr io.Writer) error {
@@ -39,6 +46,8 @@ func keysCommand(args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 	switch args[0] {
+	case "init":
+		return keysInit(args[1:], stdout, stderr)
 	case "rotate":
 		return keysRotate(args[1:], stdout, stderr)
 	case "list":
@@ -74,7 +83,75 @@ func keysFlags(name, summary string, nargs int, args []string, stderr io.Writer,
 	if err := c.check(); err != nil {
 		return nil, nil, err
 	}
+	if name != "init" {
+		if err := requireKeyFile(&c); err != nil {
+			return nil, nil, err
+		}
+	}
 	return &c, fs.Args(), nil
+}
+
+// requireKeyFile checks, for every key command but init, that the data
+// directory exists, is private, and holds a key file: those commands never
+// create one, so that a mistyped --data-dir cannot pass for a new service.
+func requireKeyFile(c *config) error {
+	info, err := os.Stat(c.dataDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("data dir %s does not exist: check --data-dir (or SESSIOND_DATA_DIR), or create it with a first key: sessiond keys init --data-dir %s (sessiond serve also does on its first start)", c.dataDir, c.dataDir)
+	case err != nil:
+		return fmt.Errorf("data dir: %w", err)
+	case !info.IsDir():
+		return fmt.Errorf("data dir %s is not a directory: check --data-dir (or SESSIOND_DATA_DIR)", c.dataDir)
+	}
+	if err := makeDataDir(c.dataDir); err != nil { // exists: only checks its mode
+		return err
+	}
+	if _, err := os.Lstat(c.keyFile()); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("data dir %s holds no key file (keys.json): check --data-dir (or SESSIOND_DATA_DIR), or create one with a first key: sessiond keys init --data-dir %s", c.dataDir, c.dataDir)
+	}
+	return nil // anything else about the file is for keys.Load to judge
+}
+
+func keysInit(args []string, stdout, stderr io.Writer) error {
+	var algName string
+	var bits int
+	c, _, err := keysFlags("init", "Usage: sessiond keys init [flags]\n\nCreates the data directory and its key file with a first signing key, active at once.", 0, args, stderr, func(c *config, fs *flag.FlagSet) {
+		fs.StringVar(&algName, "alg", string(keys.EdDSA), "algorithm of the first key: EdDSA, ES256 or RS256")
+		fs.IntVar(&bits, "rsa-bits", keys.DefaultRSABits, "RSA modulus size, 2048 to 4096")
+	})
+	if err != nil {
+		return err
+	}
+	alg, err := keys.ParseAlgorithm(algName)
+	if err != nil {
+		return err
+	}
+	if info, err := os.Lstat(c.keyFile()); err == nil && info.Mode().IsRegular() {
+		return fmt.Errorf("data dir %s already holds a key file (keys.json): add a key with sessiond keys rotate --data-dir %s", c.dataDir, c.dataDir)
+	}
+	if err := makeDataDir(c.dataDir); err != nil {
+		return err
+	}
+	first, err := keys.Generate(alg, bits, time.Now(), time.Now())
+	if err != nil {
+		return err
+	}
+	_, err = keys.Create(c.keyFile(), func(s *keys.Set) error {
+		// No verifier can know an older key: nothing to wait for.
+		now := time.Now()
+		first.Created, first.Activates = now.UTC().Truncate(time.Second), now.UTC()
+		s.Add(first)
+		return nil
+	})
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s exists already (not as a regular file): move it away, or point --data-dir at the data dir it belongs to", c.keyFile())
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "created %s with %s key %s, active at once\n", c.keyFile(), first.Algorithm, first.ID)
+	return nil
 }
 
 func keysRotate(args []string, stdout, stderr io.Writer) error {
@@ -108,9 +185,6 @@ func keysRotate(args []string, stdout, stderr io.Writer) error {
 		// the old key signs nothing after it retires.
 		after = c.jwksMaxAge + keyReloadInterval
 	}
-	if err := makeDataDir(c.dataDir); err != nil {
-		return err
-	}
 	// Generate first (an RSA key takes a while), and set the times under
 	// the lock, just before the key is saved: neither the generation nor a
 	// wait for another command's lock may eat into the propagation delay.
@@ -121,9 +195,6 @@ func keysRotate(args []string, stdout, stderr io.Writer) error {
 	if _, err := keys.Update(c.keyFile(), func(s *keys.Set) error {
 		created := time.Now().UTC()
 		added.Created, added.Activates = created.Truncate(time.Second), created.Add(after)
-		if s.Len() == 0 {
-			added.Activates = created // no verifier can know an older key: nothing to wait for
-		}
 		s.Add(added)
 		return nil
 	}); err != nil {

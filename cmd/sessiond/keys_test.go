@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -269,7 +271,7 @@ func TestKeysRemove(t *testing.T) {
 // keeps every key either of them added.
 func TestKeysRotateConcurrent(t *testing.T) {
 	dir := dataDir(t)
-	var all []string
+	all := []string{initKeys(t, dir)}
 	for round := range 4 {
 		var wg sync.WaitGroup
 		algs := []string{"EdDSA", "ES256"}
@@ -318,7 +320,7 @@ func TestKeysRotateConcurrent(t *testing.T) {
 // its lifecycle times.
 func TestKeysListJSON(t *testing.T) {
 	dir := dataDir(t)
-	first := rotate(t, dir, "--alg", "ES256") // the first key is active at once
+	first := initKeys(t, dir, "--alg", "ES256") // the first key is active at once
 	next := rotate(t, dir, "--alg", "RS256", "--activate-after", "1h")
 	list := listKeys(t, dir, "--max-expires-in", "2h", "--leeway", "1m")
 	if len(list) != 2 {
@@ -352,7 +354,7 @@ func TestKeysListJSON(t *testing.T) {
 // a kid may start with '-'.
 func TestKeysRemoveRefused(t *testing.T) {
 	dir := dataDir(t)
-	only := rotate(t, dir)
+	only := initKeys(t, dir)
 	rotate(t, dir, "--activate-after", "1h") // next: cannot sign yet
 
 	r := sessiond(t, commandEnv(), "keys", "remove", "--data-dir", dir, "--", only)
@@ -391,7 +393,7 @@ func TestKeysEnvironment(t *testing.T) {
 	env := commandEnv("SESSIOND_DATA_DIR="+dir, "SESSIOND_JWKS_MAX_AGE=1m",
 		"SESSIOND_MAX_EXPIRES_IN=2h", "SESSIOND_LEEWAY=30s")
 	for _, args := range [][]string{
-		{"keys", "rotate"},
+		{"keys", "init"},
 		{"keys", "rotate", "--alg", "ES256"},
 		{"keys", "rotate", "--alg", "EdDSA", "--jwks-max-age", "10m"},
 	} {
@@ -425,5 +427,206 @@ func TestKeysEnvironment(t *testing.T) {
 	r = sessiond(t, commandEnv("SESSIOND_DATA_DIR="+dir, "SESSIOND_LEEWAY=soon"), "keys", "list")
 	if r.code != 1 || !strings.Contains(r.stderr, "SESSIOND_LEEWAY") {
 		t.Errorf("bad SESSIOND_LEEWAY: exit %d, stderr %q; want exit 1 naming the variable", r.code, r.stderr)
+	}
+}
+
+// rawPrivateKey returns k's private key as its concrete type
+// (ed25519.PrivateKey, *ecdsa.PrivateKey or *rsa.PrivateKey), for tests that
+// sign with golang-jwt, whose ES256 and RS256 take only those types.
+// keys.Key.Signer is opaque so that it never prints; the key file is where
+// the raw key leaves the keys package, so it is read from there.
+func rawPrivateKey(tb testing.TB, k *keys.Key) crypto.Signer {
+	tb.Helper()
+	var s keys.Set
+	s.Add(k)
+	path := filepath.Join(tb.TempDir(), "keys.json")
+	if err := keys.Save(path, &s); err != nil {
+		tb.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var file struct {
+		Keys []struct {
+			PrivateKey []byte `json:"private_key_pkcs8"`
+		}
+	}
+	if err := json.Unmarshal(data, &file); err != nil || len(file.Keys) != 1 {
+		tb.Fatalf("key file: %v, %d keys", err, len(file.Keys))
+	}
+	priv, err := x509.ParsePKCS8PrivateKey(file.Keys[0].PrivateKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return priv.(crypto.Signer)
+}
+
+// initKeys runs `sessiond keys init` on dir and returns the first kid.
+func initKeys(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	r := keysCmd(t, dir, "init", args...)
+	m := createdRE.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("keys init printed %q, want \"created FILE with ALG key KID\"", r.stdout)
+	}
+	return m[2]
+}
+
+var createdRE = regexp.MustCompile(`(?m)^created \S+ with (\S+) key ([^\s,]+)`)
+
+// The key commands other than init never create a data directory or a key
+// file: a mistyped --data-dir (or SESSIOND_DATA_DIR) is refused with a
+// message that says how to make one, and nothing is written.
+func TestKeysRefuseMissingKeyFile(t *testing.T) {
+	commands := [][]string{{"rotate"}, {"rotate", "--now"}, {"list"}, {"list", "--json"}, {"prune"}, {"remove", "--", "somekid"}}
+	t.Run("no data dir", func(t *testing.T) {
+		for _, args := range commands {
+			dir := dataDir(t)
+			for _, env := range [][]string{commandEnv(), commandEnv("SESSIOND_DATA_DIR=" + dir)} {
+				cmdArgs := append([]string{"keys", args[0]}, args[1:]...)
+				if len(env) == len(commandEnv()) {
+					cmdArgs = append([]string{"keys", args[0], "--data-dir", dir}, args[1:]...)
+				}
+				r := sessiond(t, env, cmdArgs...)
+				if r.code != 1 || !strings.Contains(r.stderr, "does not exist") || !strings.Contains(r.stderr, "sessiond keys init --data-dir "+dir) || r.stdout != "" {
+					t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 1 saying the data dir does not exist and how to create it", strings.Join(cmdArgs, " "), r.code, r.stdout, r.stderr)
+				}
+				if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s created the data dir: %v", strings.Join(cmdArgs, " "), err)
+				}
+			}
+		}
+	})
+	t.Run("no key file", func(t *testing.T) {
+		for _, args := range commands {
+			dir := dataDir(t)
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			cmdArgs := append([]string{"keys", args[0], "--data-dir", dir}, args[1:]...)
+			r := sessiond(t, commandEnv(), cmdArgs...)
+			if r.code != 1 || !strings.Contains(r.stderr, "holds no key file") || !strings.Contains(r.stderr, "sessiond keys init --data-dir "+dir) || r.stdout != "" {
+				t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 1 saying there is no key file and how to create one", strings.Join(cmdArgs, " "), r.code, r.stdout, r.stderr)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("%s left %d files in the data dir, want none", strings.Join(cmdArgs, " "), len(entries))
+			}
+		}
+	})
+}
+
+// `keys init` makes the data dir and its first key, active at once, and
+// refuses a data dir that holds a key file already.
+func TestKeysInit(t *testing.T) {
+	dir := dataDir(t)
+	kid := initKeys(t, dir, "--alg", "ES256")
+	list := listKeys(t, dir)
+	if len(list) != 1 || list[0].ID != kid || list[0].Algorithm != "ES256" || list[0].State != keys.Active {
+		t.Fatalf("after keys init: keys = %+v, want one active ES256 key %s", list, kid)
+	}
+	if got := permOf(t, dir); got != 0o700 {
+		t.Errorf("data dir mode = %04o, want 0700", got)
+	}
+	if got := permOf(t, filepath.Join(dir, "keys.json")); got != 0o600 {
+		t.Errorf("keys.json mode = %04o, want 0600", got)
+	}
+	before, err := os.ReadFile(filepath.Join(dir, "keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sessiond(t, commandEnv(), "keys", "init", "--data-dir", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, "already holds a key file") || !strings.Contains(r.stderr, "sessiond keys rotate") {
+		t.Errorf("second keys init: exit %d, stderr %q; want exit 1 pointing to keys rotate", r.code, r.stderr)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "keys.json")); !bytes.Equal(after, before) {
+		t.Error("a refused keys init changed the key file")
+	}
+	// The server uses the key init made, and rotate works from there.
+	p := start(t, dir)
+	res, err := p.client.OpenSession(context.Background(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := kidOf(t, res.AccessToken); got != kid {
+		t.Errorf("token signed by %s, want the key init made, %s", got, kid)
+	}
+	rotate(t, dir)
+	if list := listKeys(t, dir); len(list) != 2 {
+		t.Errorf("after rotate: %d keys, want 2", len(list))
+	}
+}
+
+// A symbolic link as keys.json, dangling or not, and a key file without a
+// key are refused by the server and by the key commands, which say what to
+// do; nothing is changed or created, not even the revocation list.
+func TestKeyFileRefusedAtStart(t *testing.T) {
+	serve := func(dir string) []string { return []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir} }
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string) (check func(t *testing.T))
+		want  []string
+	}{
+		{"symbolic link", func(t *testing.T, dir string) func(t *testing.T) {
+			other := dataDir(t)
+			initKeys(t, other)
+			elsewhere := filepath.Join(other, "keys.json")
+			if err := os.Remove(filepath.Join(dir, "keys.json")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(elsewhere, filepath.Join(dir, "keys.json")); err != nil {
+				t.Fatal(err)
+			}
+			return func(t *testing.T) {
+				if target, err := os.Readlink(filepath.Join(dir, "keys.json")); err != nil || target != elsewhere {
+					t.Errorf("keys.json is no longer the symbolic link: %q, %v", target, err)
+				}
+			}
+		}, []string{"is a symbolic link to", "mv "}},
+		{"dangling symbolic link", func(t *testing.T, dir string) func(t *testing.T) {
+			missing := filepath.Join(t.TempDir(), "keys.json")
+			os.Remove(filepath.Join(dir, "keys.json"))
+			if err := os.Symlink(missing, filepath.Join(dir, "keys.json")); err != nil {
+				t.Fatal(err)
+			}
+			return func(t *testing.T) {
+				if _, err := os.Lstat(missing); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("a key file was created behind the dangling link: %v", err)
+				}
+			}
+		}, []string{"which does not exist", "rm "}},
+		{"no keys", func(t *testing.T, dir string) func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(dir, "keys.json"), []byte(`{"version": 1, "keys": []}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return func(t *testing.T) {
+				if data, _ := os.ReadFile(filepath.Join(dir, "keys.json")); string(data) != `{"version": 1, "keys": []}` {
+					t.Errorf("the key file changed: %s", data)
+				}
+			}
+		}, []string{"holds no keys", "sessiond keys init"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, args := range [][]string{serve(""), {"keys", "rotate", "--data-dir", ""}, {"keys", "list", "--data-dir", ""}} {
+				dir := dataDir(t)
+				initKeys(t, dir)
+				check := tt.setup(t, dir)
+				args[len(args)-1] = dir
+				if args[0] == "serve" {
+					os.RemoveAll(filepath.Join(dir, "revocations"))
+				}
+				r := sessiond(t, commandEnv(), args...)
+				for _, want := range tt.want {
+					if r.code != 1 || !strings.Contains(r.stderr, want) {
+						t.Errorf("%s: exit %d, stderr %q; want exit 1 and %q", args[0]+" "+args[1], r.code, r.stderr, want)
+					}
+				}
+				check(t)
+				if _, err := os.Lstat(filepath.Join(dir, "revocations")); args[0] == "serve" && !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("a refused serve created the revocation list: %v", err)
+				}
+			}
+		})
 	}
 }

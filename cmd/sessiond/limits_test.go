@@ -377,8 +377,8 @@ func TestPrivateKeyModes(t *testing.T) {
 	for _, mode := range []os.FileMode{0o600, 0o400, 0o640, 0o604, 0o660, 0o620, 0o602, 0o611} {
 		t.Run(fmt.Sprintf("key file %04o", mode), func(t *testing.T) {
 			dir := dataDir(t)
-			if err := run(ctx, []string{"keys", "rotate", "--data-dir", dir}, io.Discard, io.Discard); err != nil {
-				t.Fatalf("keys rotate: %v", err)
+			if err := run(ctx, []string{"keys", "init", "--data-dir", dir}, io.Discard, io.Discard); err != nil {
+				t.Fatalf("keys init: %v", err)
 			}
 			keyFile := filepath.Join(dir, "keys.json")
 			if got := permOf(t, keyFile); got != 0o600 {
@@ -410,7 +410,7 @@ func TestPrivateKeyModes(t *testing.T) {
 			if err := os.Chmod(dir, mode); err != nil { // whatever the umask
 				t.Fatal(err)
 			}
-			for _, args := range [][]string{serveArgs(dir), {"keys", "rotate", "--data-dir", dir}} {
+			for _, args := range [][]string{{"keys", "init", "--data-dir", dir}, serveArgs(dir)} {
 				err := run(ctx, args, io.Discard, io.Discard)
 				if mode == 0o700 {
 					if err != nil {

@@ -48,7 +48,7 @@ with a durable revocation list, served as JSON-RPC 2.0 over HTTP.
 
 Usage:
   sessiond serve [flags]          run the service (sessiond serve --help)
-  sessiond keys COMMAND [flags]   rotate, list, prune or remove signing keys
+  sessiond keys COMMAND [flags]   init, rotate, list, prune or remove signing keys
                                   (sessiond keys --help)
   sessiond verify --jwks FILE|URL [flags] TOKEN
                                   verify a token offline (sessiond verify --help)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -245,6 +246,7 @@ func TestUsage(t *testing.T) {
 		{[]string{}, errUsage, "Usage:"},
 		{[]string{"bogus"}, errUsage, `unknown command "bogus"`},
 		{[]string{"serve", "--help"}, flag.ErrHelp, "-max-expires-in duration"},
+		{[]string{"serve", "--help"}, flag.ErrHelp, "expires_in null or absent grants it instead of 30 days"},
 		{[]string{"serve", "--leeway", "soon"}, errUsage, "invalid value"},
 		{[]string{"serve", "--max-expires-in", "0s"}, nil, ""},
 		{[]string{"serve", "extra"}, errUsage, "unexpected argument"},
@@ -302,5 +304,82 @@ func TestSIGHUPKeepsServing(t *testing.T) {
 	var stats map[string]uint64
 	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil || stats["goroutines"] == 0 {
 		t.Errorf("GET /debug/stats = %v, %v, want goroutines > 0", stats, err)
+	}
+}
+
+// A bad listen address, from the flag or the environment, is refused before
+// anything is written: the data dir is not created.
+func TestServeRefusesBadListenAddress(t *testing.T) {
+	for _, addr := range []string{"garbage", "127.0.0.1", "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:8080x",
+		"[::1", "::1:8080", "bad host:80", "under_score.example:80", "-lead.example:80", "1.2.3.4.5:80", "256.1.1.1:80", ""} {
+		for _, viaEnv := range []bool{false, true} {
+			name := addr
+			if viaEnv {
+				name = "SESSIOND_LISTEN=" + addr
+			}
+			t.Run(name, func(t *testing.T) {
+				dir := dataDir(t)
+				env, args := commandEnv(), []string{"serve", "--data-dir", dir, "--listen", addr}
+				if viaEnv {
+					env, args = commandEnv("SESSIOND_LISTEN="+addr), args[:3]
+				}
+				r := sessiond(t, env, args...)
+				if r.code != 1 || !strings.Contains(r.stderr, "listen address") || !strings.Contains(r.stderr, "SESSIOND_LISTEN") {
+					t.Errorf("exit %d, stderr %q; want exit 1 naming the listen address and how to set it", r.code, r.stderr)
+				}
+				if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("a refused serve created the data dir: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// checkListen accepts what net.Listen takes, offline: an IP literal (with
+// a zone), localhost, a host name or nothing, and a port number or name.
+func TestCheckListen(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:8080", ":8080", ":0", "0.0.0.0:65535", "[::1]:8080", "[::]:80", "[fe80::1%lo]:80",
+		"localhost:8080", "example.com:443", "sessiond.internal.:80", "host-1:80", "127.0.0.1:http"} {
+		if err := checkListen(addr); err != nil {
+			t.Errorf("checkListen(%q) = %v, want nil", addr, err)
+		}
+	}
+}
+
+// Without HOME (and XDG_STATE_HOME) there is no default data dir: serve
+// and the key commands refuse and say what to set, rather than use a
+// directory relative to wherever they were started. A relative
+// XDG_STATE_HOME is ignored, as the XDG specification says.
+func TestNoDefaultDataDirWithoutHome(t *testing.T) {
+	noHome := slices.DeleteFunc(commandEnv(), func(kv string) bool {
+		return strings.HasPrefix(kv, "HOME=") || strings.HasPrefix(kv, "XDG_STATE_HOME=")
+	})
+	for _, env := range [][]string{noHome, append(slices.Clone(noHome), "XDG_STATE_HOME=state"), append(slices.Clone(noHome), "HOME=")} {
+		for _, args := range [][]string{{"serve", "--listen", "127.0.0.1:0"}, {"keys", "init"}, {"keys", "list"}, {"keys", "rotate"}} {
+			t.Run(strings.Join(args, " ")+" "+strings.Join(env[len(noHome):], " "), func(t *testing.T) {
+				wd := t.TempDir()
+				cmd, stdout, stderr := command(t, env, args...)
+				cmd.Dir = wd
+				r := finish(t, cmd.Run(), stdout, stderr)
+				for _, want := range []string{"--data-dir", "SESSIOND_DATA_DIR", "HOME", "XDG_STATE_HOME"} {
+					if r.code != 1 || !strings.Contains(r.stderr, want) {
+						t.Errorf("exit %d, stderr %q; want exit 1 and a message naming %s", r.code, r.stderr, want)
+					}
+				}
+				if entries, _ := os.ReadDir(wd); len(entries) != 0 {
+					t.Errorf("%s wrote %d files in the working directory, want none", args[0], len(entries))
+				}
+			})
+		}
+	}
+	// With HOME, the default is under it.
+	home := t.TempDir()
+	cmd, stdout, stderr := command(t, append(slices.Clone(noHome), "HOME="+home), "keys", "init")
+	cmd.Dir = t.TempDir()
+	if r := finish(t, cmd.Run(), stdout, stderr); r.code != 0 {
+		t.Fatalf("keys init with HOME: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(home, ".local", "state", "sessiond", "keys.json")); err != nil {
+		t.Errorf("keys init with HOME: %v", err)
 	}
 }

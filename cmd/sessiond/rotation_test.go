@@ -493,21 +493,21 @@ func TestOfflineVerification(t *testing.T) {
 		{"issued in the future", issue(esKey, token.DefaultIssuer, now.Add(time.Hour), time.Hour), false},
 		{"wrong issuer", issue(esKey, "someone-else", now, time.Hour), false},
 		{"other key", issue(stranger, token.DefaultIssuer, now, time.Hour), false},
-		{"other key under a published kid", sign(t, jwt.SigningMethodES256, stranger.Signer(), claims, hdr(esKid)), false},
-		{"wrong typ", sign(t, jwt.SigningMethodES256, esKey.Signer(), claims, map[string]any{"kid": esKid, "typ": "JWT"}), false},
-		{"no kid", sign(t, jwt.SigningMethodES256, esKey.Signer(), claims, hdr("")), false},
+		{"other key under a published kid", sign(t, jwt.SigningMethodES256, rawPrivateKey(t, stranger), claims, hdr(esKid)), false},
+		{"wrong typ", sign(t, jwt.SigningMethodES256, rawPrivateKey(t, esKey), claims, map[string]any{"kid": esKid, "typ": "JWT"}), false},
+		{"no kid", sign(t, jwt.SigningMethodES256, rawPrivateKey(t, esKey), claims, hdr("")), false},
 		{"garbage", "not.a.token", false},
 		{"empty", "", false},
 		// Algorithm confusion: the header names the ES256 key by kid but
 		// says another algorithm.
 		{"ES256 kid, alg EdDSA", sign(t, jwt.SigningMethodEdDSA, edPriv, claims, hdr(esKid)), false},
-		{"ES256 kid, alg RS256 signed by the server's RSA key", sign(t, jwt.SigningMethodRS256, rsKey.Signer(), claims, hdr(esKid)), false},
+		{"ES256 kid, alg RS256 signed by the server's RSA key", sign(t, jwt.SigningMethodRS256, rawPrivateKey(t, rsKey), claims, hdr(esKid)), false},
 		{"ES256 kid, alg HS256 keyed with the public key (DER)", sign(t, jwt.SigningMethodHS256, der, claims, hdr(esKid)), false},
 		{"ES256 kid, alg HS256 keyed with the public key (PEM)", sign(t, jwt.SigningMethodHS256, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), claims, hdr(esKid)), false},
 		{"ES256 kid, alg HS256 keyed with the public point", sign(t, jwt.SigningMethodHS256, point, claims, hdr(esKid)), false},
 		{"ES256 kid, alg HS256 keyed with the JWK", sign(t, jwt.SigningMethodHS256, esJWK, claims, hdr(esKid)), false},
 		{"ES256 kid, alg none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims, hdr(esKid)), false},
-		{"RS256 kid, alg ES256 signed by the server's ES256 key", sign(t, jwt.SigningMethodES256, esKey.Signer(), claims, hdr(rsKid)), false},
+		{"RS256 kid, alg ES256 signed by the server's ES256 key", sign(t, jwt.SigningMethodES256, rawPrivateKey(t, esKey), claims, hdr(rsKid)), false},
 	}
 	if len(esJWK) == 0 {
 		t.Fatal("no JWK for the ES256 key")

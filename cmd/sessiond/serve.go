@@ -58,7 +58,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "sessiond serve: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
-	if err := c.check(); err != nil {
+	if err := c.checkServe(); err != nil {
 		return err
 	}
 	if freshFor < time.Second {
