@@ -7,7 +7,8 @@ package rpc
 // The request decoder is a two-step affair: json.Valid checks the whole body
 // once (it allocates nothing), and then a small walker that trusts that check
 // slices the envelope, the params and the id out of the body without copying
-// or reflection. Raw ids are therefore echoed byte for byte.
+// or reflection. Raw ids are therefore echoed byte for byte, which is why a
+// request that is not valid UTF-8 is refused (-32600) rather than answered.
 
 import (
 	"bytes"
@@ -22,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // JSON-RPC 2.0 error codes, see https://www.jsonrpc.org/specification#error_object.
@@ -407,6 +409,13 @@ type request struct {
 func parseRequest(doc []byte) (request, *Error) {
 	if doc[0] != '{' {
 		return request{}, invalidRequest("a request must be an object")
+	}
+	// json.Valid accepts invalid UTF-8 inside strings; RFC 8259 does not.
+	// The id (and a param a method hands back) is echoed byte for byte, so
+	// such a request is refused whole rather than answered with a reply
+	// that is not JSON. Tokens are ASCII: this is one fast pass.
+	if !utf8.Valid(doc) {
+		return request{}, invalidRequest("the request is not valid UTF-8; send JSON text encoded as UTF-8 (RFC 8259)")
 	}
 	var req request
 	var version, method []byte
