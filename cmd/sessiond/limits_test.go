@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,14 +67,14 @@ func TestServerLimits(t *testing.T) {
 		body   string
 		header http.Header
 		status int
-		code   int // the JSON-RPC error code; 0: the reply is not JSON-RPC
+		code   int // the JSON-RPC error code of the reply
 	}{
 		{"body over 1 MiB", verify + strings.Repeat(" ", 1<<20), nil, http.StatusRequestEntityTooLarge, rpc.CodeInvalidRequest},
 		{"batch of 101", "[" + strings.TrimSuffix(strings.Repeat(verify+",", 101), ",") + "]", nil, http.StatusOK, rpc.CodeInvalidRequest},
 		{"100k nested arrays in params", deepVerify, nil, http.StatusOK, rpc.CodeParseError},
 		{"100k nested arrays in a batch", "[" + verify + "," + deepVerify + "]", nil, http.StatusOK, rpc.CodeParseError},
-		{"64 headers of 1 KiB", verify, bigHeaders, http.StatusRequestHeaderFieldsTooLarge, 0},
-		{"one header of 64 KiB", verify, http.Header{"Cookie": {strings.Repeat("a", 64<<10)}}, http.StatusRequestHeaderFieldsTooLarge, 0},
+		{"64 headers of 1 KiB", verify, bigHeaders, http.StatusRequestHeaderFieldsTooLarge, rpc.CodeInvalidRequest},
+		{"one header of 64 KiB", verify, http.Header{"Cookie": {strings.Repeat("a", 64<<10)}}, http.StatusRequestHeaderFieldsTooLarge, rpc.CodeInvalidRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -446,4 +447,97 @@ func permOf(t *testing.T, path string) os.FileMode {
 		t.Fatal(err)
 	}
 	return info.Mode().Perm()
+}
+
+// rawExchange sends request on a new connection to addr and returns the
+// reply, read as HTTP/1.1.
+func rawExchange(t *testing.T, addr, request string) (*http.Response, []byte) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(conn, request); err != nil {
+		t.Fatalf("write request: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("read reply: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("read reply body: %v", err)
+	}
+	return resp, body
+}
+
+// hostPort is the host:port of a process's URL.
+func hostPort(p *process) string {
+	return strings.TrimSuffix(strings.TrimPrefix(p.url, "http://"), "/")
+}
+
+// The header limit is exactly what the README says: the request line and
+// the headers, up to and including the blank line that ends them, may take
+// 16384 bytes; one byte more is 431 with a JSON-RPC error object, over a
+// real socket to the real binary.
+func TestHeaderLimitExact(t *testing.T) {
+	t.Parallel()
+	p := start(t, dataDir(t))
+	const verify = `{"jsonrpc":"2.0","method":"session.verify_session_token","params":{"token":"x"},"id":1}`
+	head := func(size int) string {
+		prefix := fmt.Sprintf("POST / HTTP/1.1\r\nHost: sessiond\r\nContent-Type: application/json\r\nContent-Length: %d\r\nX-Pad: ", len(verify))
+		const end = "\r\n\r\n"
+		h := prefix + strings.Repeat("a", size-len(prefix)-len(end)) + end
+		if len(h) != size {
+			t.Fatalf("head is %d bytes, want %d", len(h), size)
+		}
+		return h
+	}
+	for _, tt := range []struct {
+		size   int
+		status int
+	}{
+		{1 << 10, http.StatusOK},
+		{maxHeaderBytes - 1, http.StatusOK},
+		{maxHeaderBytes, http.StatusOK},
+		{maxHeaderBytes + 1, http.StatusRequestHeaderFieldsTooLarge},
+		{maxHeaderBytes + 4096, http.StatusRequestHeaderFieldsTooLarge},
+		{64 << 10, http.StatusRequestHeaderFieldsTooLarge},
+	} {
+		t.Run(fmt.Sprintf("%d bytes", tt.size), func(t *testing.T) {
+			resp, body := rawExchange(t, hostPort(p), head(tt.size)+verify)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d (body %.200s)", resp.StatusCode, tt.status, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type = %q, want application/json", ct)
+			}
+			var r struct {
+				JSONRPC string          `json:"jsonrpc"`
+				Result  json.RawMessage `json:"result"`
+				Error   *rpc.Error      `json:"error"`
+				ID      json.RawMessage `json:"id"`
+			}
+			if err := json.Unmarshal(body, &r); err != nil || r.JSONRPC != "2.0" {
+				t.Fatalf("body %.300q is not a JSON-RPC reply: %v", body, err)
+			}
+			if tt.status == http.StatusOK {
+				if string(r.Result) != `{"active":false}` {
+					t.Errorf("reply %s, want the verify result", body)
+				}
+				return
+			}
+			if r.Error == nil || r.Error.Code != rpc.CodeInvalidRequest || string(r.ID) != "null" ||
+				!strings.Contains(r.Error.Message, strconv.Itoa(maxHeaderBytes)) {
+				t.Errorf("reply %s, want a JSON-RPC error %d naming the limit %d, id null", body, rpc.CodeInvalidRequest, maxHeaderBytes)
+			}
+			if resp.ContentLength != int64(len(body)) {
+				t.Errorf("Content-Length = %d, body %d bytes", resp.ContentLength, len(body))
+			}
+		})
+	}
+	stillServing(t, p)
 }

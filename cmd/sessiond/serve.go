@@ -117,10 +117,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	mux.HandleFunc("GET /debug/stats", serveStats)
 	srv := newHTTPServer(mux, log)
 
-	ln, err := net.Listen("tcp", c.listen)
+	raw, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return err
 	}
+	ln := newConnLimiter(raw, defaultMaxConnections)
+	srv.ConnState = ln.ConnState
 	log.Info("serving", "addr", ln.Addr().String(), "data_dir", c.dataDir, "issuer", c.issuer)
 
 	var wg sync.WaitGroup
