@@ -215,4 +215,3 @@ func rawJSONReply(status int, headers []string, msg string) []byte {
 	}
 	return append([]byte(head+"\r\n"), body...)
 }
-
