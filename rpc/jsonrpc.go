@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -254,14 +255,41 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 		w.Header().Set("Connection", "close")
 		return nil, &http.MaxBytesError{Limit: h.maxBodySize}
 	case n >= 0:
-		// The common case (curl and every HTTP client set Content-Length):
-		// one exact allocation. net/http never reads past Content-Length.
-		b := make([]byte, n)
-		_, err := io.ReadFull(r.Body, b)
-		return b, err
+		// The common case (curl and every HTTP client set Content-Length).
+		// net/http never reads past Content-Length.
+		return readAnnounced(r.Body, int(n))
 	default:
 		return io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBodySize))
 	}
+}
+
+// initialBodyBuffer is the most readAnnounced allocates before a body's
+// bytes arrive.
+const initialBodyBuffer = 4 << 10
+
+// readAnnounced reads a body of exactly n bytes. Memory follows the bytes
+// received, not the bytes announced: the buffer starts at up to
+// initialBodyBuffer (one exact allocation for a typical request) and
+// doubles, never beyond n, as the body arrives. So a client that announces
+// 1 MiB and sends nothing holds 4 KiB, not 1 MiB.
+func readAnnounced(body io.Reader, n int) ([]byte, error) {
+	b := make([]byte, 0, min(n, initialBodyBuffer))
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(cap(b), n-cap(b)))[:len(b)]
+		}
+		m, err := body.Read(b[len(b):min(cap(b), n)])
+		b = b[:len(b)+m]
+		switch {
+		case err == io.EOF && len(b) < n:
+			return b, io.ErrUnexpectedEOF
+		case err == io.EOF:
+			return b, nil
+		case err != nil:
+			return b, err
+		}
+	}
+	return b, nil
 }
 
 // jsonContentType reports whether a request with this Content-Type is decoded
