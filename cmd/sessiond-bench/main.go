@@ -482,7 +482,7 @@ func (b *bench) onAllCPUs(fn func() error) error {
 
 // startSessiond starts sessiond on dataDir and waits for it to settle.
 func (b *bench) startSessiond(ctx context.Context, name, dataDir string) (*server, error) {
-	argv := []string{b.sessiond, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}
+	argv := []string{b.sessiond, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dataDir}
 	srv, err := b.start(ctx, name, argv)
 	if err != nil {
 		return nil, err

@@ -541,3 +541,69 @@ func TestHeaderLimitExact(t *testing.T) {
 	}
 	stillServing(t, p)
 }
+
+// /debug/stats is off the public surface: the API listener answers 404,
+// the admin listener serves it and /healthz, and nothing else; with
+// --admin-listen off there is no admin listener at all.
+func TestAdminListener(t *testing.T) {
+	t.Parallel()
+	get := func(t *testing.T, url string) (int, []byte) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	t.Run("on", func(t *testing.T) {
+		t.Parallel()
+		p := start(t, dataDir(t))
+		if p.admin == "" || p.admin == p.url {
+			t.Fatalf("admin URL %q, want a listener of its own (API on %s)", p.admin, p.url)
+		}
+		if status, body := get(t, p.url+"debug/stats"); status != http.StatusNotFound {
+			t.Errorf("API listener: GET /debug/stats = %d %.100s, want 404", status, body)
+		}
+		status, body := get(t, p.admin+"debug/stats")
+		var stats map[string]uint64
+		if err := json.Unmarshal(body, &stats); status != http.StatusOK || err != nil || stats["goroutines"] == 0 || stats["heap_alloc_bytes"] == 0 {
+			t.Errorf("admin listener: GET /debug/stats = %d %s (%v), want 200 with goroutines and heap", status, body, err)
+		}
+		if status, body := get(t, p.admin+"healthz"); status != http.StatusOK || string(body) != "ok\n" {
+			t.Errorf("admin listener: GET /healthz = %d %q, want 200 ok", status, body)
+		}
+		for _, path := range []string{"", ".well-known/jwks.json", "revocations"} {
+			if status, _ := get(t, p.admin+path); status != http.StatusNotFound {
+				t.Errorf("admin listener: GET /%s = %d, want 404: the API stays on its own listener", path, status)
+			}
+		}
+		stillServing(t, p)
+	})
+	t.Run("off", func(t *testing.T) {
+		t.Parallel()
+		p := start(t, dataDir(t), "--admin-listen", "off")
+		if p.admin != "" {
+			t.Errorf("--admin-listen off: admin listener on %s", p.admin)
+		}
+		if status, _ := get(t, p.url+"debug/stats"); status != http.StatusNotFound {
+			t.Errorf("API listener: GET /debug/stats = %d, want 404", status)
+		}
+		stillServing(t, p)
+	})
+	t.Run("taken", func(t *testing.T) {
+		t.Parallel()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		err = run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir(t), "--admin-listen", ln.Addr().String()}, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "--admin-listen") {
+			t.Errorf("serve with the admin address taken: %v, want a refusal naming --admin-listen", err)
+		}
+	})
+}
