@@ -3,7 +3,9 @@ package main
 import (
 	"container/list"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -15,6 +17,36 @@ import (
 
 // defaultMaxConnections is the default of --max-connections.
 const defaultMaxConnections = 4096
+
+// fileHeadroom is the open files the server needs besides its client
+// connections: the revocation store's files, the admin listener and its
+// clients, the key file, standard streams.
+const fileHeadroom = 1024
+
+// connectionCap returns the connection cap to serve with: want, once the
+// soft limit on open files is raised to what it needs (want plus
+// fileHeadroom). When the hard limit is too low for that, an explicitly set
+// want (flag or environment) is refused with the fix; the default is lowered
+// to fit, with a warning.
+func connectionCap(fs *flag.FlagSet, want int, log *slog.Logger) (int, error) {
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "max-connections" })
+	need := uint64(want) + fileHeadroom
+	got, err := raiseFileLimit(need)
+	switch {
+	case err != nil && explicit:
+		return 0, fmt.Errorf("raise the open file limit to %d for --max-connections %d: %w", need, want, err)
+	case got >= need:
+		return want, nil
+	case explicit:
+		return 0, fmt.Errorf("--max-connections %d needs %d open files, but the hard limit is %d: raise it (ulimit -Hn, or LimitNOFILE= for systemd) or lower --max-connections to %d",
+			want, need, got, max(1, int(got)-fileHeadroom))
+	}
+	lowered := max(1, int(got)-fileHeadroom)
+	log.Warn("open file limit too low for the default connection cap; serving with a lower cap (raise the hard limit or set --max-connections)",
+		"file_limit", got, "max_connections", lowered, "default", want)
+	return lowered, nil
+}
 
 // connLimiter is a listener that holds the server to at most max open
 // connections, and the HTTP edge's answers that net/http would give in plain

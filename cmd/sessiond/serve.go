@@ -64,13 +64,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	if *maxConns < 1 {
-		return fmt.Errorf("--max-connections must be at least 1, not %d", *maxConns)
-	}
 	if freshFor < time.Second {
 		return fmt.Errorf("--revocations-fresh-for must be at least 1s, not %s", freshFor)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if *maxConns < 1 {
+		return fmt.Errorf("--max-connections must be at least 1, not %d", *maxConns)
+	}
+	connCap, err := connectionCap(fs, *maxConns, log)
+	if err != nil {
+		return err
+	}
 	// SIGHUP means "reload the keys"; listen for it before anything else,
 	// so that an early one cannot kill the process (its default action).
 	hup := make(chan os.Signal, 1)
@@ -123,7 +127,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln := newConnLimiter(raw, *maxConns)
+	ln := newConnLimiter(raw, connCap)
 	srv.ConnState = ln.ConnState
 	admin, err := listenAdmin(*adminListen, log)
 	if err != nil {
