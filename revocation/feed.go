@@ -23,6 +23,26 @@ type Feed interface {
 	// with a delta, every unexpired entry, marked Snapshot. since 0 always
 	// gives a snapshot.
 	Changes(ctx context.Context, since uint64) (Changes, error)
+
+	// Head tells what Changes(ctx, since) would answer without copying a
+	// single entry, so that a publisher can check that a document it holds
+	// is current, or how large the answer would be, before it pays for
+	// the answer itself.
+	Head(ctx context.Context, since uint64) (Head, error)
+}
+
+// Head is the answer of [Feed.Head]: what [Feed.Changes] would answer, less
+// the entries. The counts are upper bounds: Changes drops the expired and
+// superseded entries they include.
+type Head struct {
+	// Epoch and Seq are those of the list, as in [Changes].
+	Epoch string
+	Seq   uint64
+	// Snapshot reports that Changes would answer with the whole list.
+	Snapshot bool
+	// Total is the number of entries in the whole list; Entries, in the
+	// answer (Total for a snapshot).
+	Total, Entries int
 }
 
 // Changes is the answer of [Feed.Changes].
@@ -74,17 +94,7 @@ func (b *Badger) Changes(ctx context.Context, since uint64) (Changes, error) {
 		return Changes{}, fmt.Errorf("revocation changes: %w", err)
 	}
 	entries, seq, newer := b.index.view()
-	start := 0
-	snapshot := since == 0 || since > seq
-	if !snapshot {
-		start, _ = slices.BinarySearchFunc(entries, since+1, func(e indexEntry, s uint64) int {
-			return cmpUint64(e.seq, s)
-		})
-		snapshot = len(entries)-start > len(entries)/2
-	}
-	if snapshot {
-		start = 0
-	}
+	start, snapshot := deltaStart(entries, since, seq)
 	now := uint64(b.now().Unix())
 	out := make([]Entry, 0, len(entries)-start)
 	for i, e := range entries[start:] {
@@ -103,6 +113,39 @@ func (b *Badger) Changes(ctx context.Context, since uint64) (Changes, error) {
 		out = append(out, Entry{ID: e.id, Until: time.Unix(int64(e.expires), 0), Seq: e.seq})
 	}
 	return Changes{Epoch: b.epoch, Seq: seq, Snapshot: snapshot, Entries: out}, nil
+}
+
+// Head implements [Feed]: a binary search in the index, under a lock that
+// writers take only to append.
+func (b *Badger) Head(ctx context.Context, since uint64) (Head, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return Head{}, fmt.Errorf("revocation head: %w", ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return Head{}, fmt.Errorf("revocation head: %w", err)
+	}
+	entries, seq := b.index.list()
+	start, snapshot := deltaStart(entries, since, seq)
+	return Head{Epoch: b.epoch, Seq: seq, Snapshot: snapshot, Total: len(entries), Entries: len(entries) - start}, nil
+}
+
+// deltaStart returns where in entries the answer to since begins, and
+// whether it is a snapshot (then the start is 0): when since is 0, when
+// it is after seq, and when more than half of the entries would be in the
+// delta anyway.
+func deltaStart(entries []indexEntry, since, seq uint64) (int, bool) {
+	if since == 0 || since > seq {
+		return 0, true
+	}
+	start, _ := slices.BinarySearchFunc(entries, since+1, func(e indexEntry, s uint64) int {
+		return cmpUint64(e.seq, s)
+	})
+	if len(entries)-start > len(entries)/2 {
+		return 0, true
+	}
+	return start, false
 }
 
 func cmpUint64(a, b uint64) int {
@@ -154,6 +197,14 @@ func (x *index) view() ([]indexEntry, uint64, map[uuid.UUID]uint64) {
 		newer = maps.Clone(x.newer)
 	}
 	return x.entries, x.seq, newer
+}
+
+// list returns the entries and the latest sequence number, copying
+// neither the entries nor newer.
+func (x *index) list() ([]indexEntry, uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.entries, x.seq
 }
 
 // stale reports whether e is superseded by a later entry for its id.

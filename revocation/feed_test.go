@@ -440,3 +440,27 @@ func buildStoreSeq(tb testing.TB, dir string, n int) {
 		tb.Fatal(err)
 	}
 }
+
+// Head tells what Changes would answer, for every kind of since: the same
+// epoch, seq and kind, and entry counts that bound Changes' entries.
+func TestHead(t *testing.T) {
+	s := openStore(t, t.TempDir(), revocation.Options{})
+	until := time.Now().Add(time.Hour).Truncate(time.Second)
+	revoke(t, s, until, newIDs(10)...)
+	for _, since := range []uint64{0, 1, 4, 5, 6, 9, 10, 11, 1 << 40} {
+		h, err := s.Head(context.Background(), since)
+		if err != nil {
+			t.Fatalf("Head(%d) = %v", since, err)
+		}
+		c := changes(t, s, since)
+		if h.Epoch != c.Epoch || h.Seq != c.Seq || h.Snapshot != c.Snapshot || h.Total != 10 ||
+			h.Entries < len(c.Entries) || (h.Snapshot && h.Entries != h.Total) {
+			t.Errorf("Head(%d) = %+v; Changes = epoch %q seq %d snapshot %v with %d entries, want them to agree",
+				since, h, c.Epoch, c.Seq, c.Snapshot, len(c.Entries))
+		}
+	}
+	s.Close()
+	if _, err := s.Head(context.Background(), 0); !errors.Is(err, revocation.ErrClosed) {
+		t.Errorf("Head after Close = %v, want ErrClosed", err)
+	}
+}

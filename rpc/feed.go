@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -38,6 +40,16 @@ type RevocationsOptions struct {
 	// MaxDelta is the most entries a delta carries; a request whose delta
 	// would carry more gets the (shared) snapshot instead. 0 means 16384.
 	MaxDelta int
+	// ClientEvery is how often one client (a remote IP address; for IPv6,
+	// its /64) may be sent a large document (over 64 KiB: a snapshot, or a
+	// delta, of more than some 1,770 ids), once it has had ClientBurst of
+	// them; sooner, it gets 429 with Retry-After. Honest verifiers take one
+	// snapshot and then ask for deltas. 0 means 5 seconds; negative, no
+	// limit.
+	ClientEvery time.Duration
+	// ClientBurst is how many large documents a client may fetch at once;
+	// 0 means 4.
+	ClientBurst int
 	// Logger receives build failures; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -53,12 +65,20 @@ type RevocationsOptions struct {
 // with HTTP 200. A since that is not a whole number is HTTP 400.
 //
 // A snapshot of a million ids is 37 MB and takes about a second to build
-// and sign, so a large one (over 64 KiB) is built at most every Rebuild, by
-// one request while the others wait for it, and never under a lock that
-// revocation or verification needs; a small one is always current.
-// Deltas are built per request (a binary search and their own entries) and
-// shared by requests for the same SEQ while the list does not change, for
-// up to Rebuild.
+// and sign, so every request first asks the feed for its head (epoch, seq
+// and sizes; a binary search, no copy) and is answered from the shared
+// snapshot whenever that will do: a large one (over 64 KiB) is built at
+// most every Rebuild, by one request while the others wait for it, and
+// never under a lock that revocation or verification needs; a small one is
+// always current. Only a client whose own list is newer than the shared
+// snapshot by more than MaxDelta entries (which takes that many writes)
+// makes a large one be built sooner. Deltas are built per request (a
+// binary search and their own entries) and shared by requests for the same
+// SEQ while the list does not change, for up to Rebuild, within 8 MiB.
+//
+// What one client can make the server send is bounded too: past
+// ClientBurst large documents, one per ClientEvery, and 429 with
+// Retry-After for the rest.
 type RevocationsHandler struct {
 	feed     revocation.Feed
 	keys     token.SigningKeys
@@ -70,11 +90,14 @@ type RevocationsHandler struct {
 	log      *slog.Logger
 	now      func() time.Time
 
+	clients *clientLimiter // nil: no limit
+
 	buildMu sync.Mutex // one snapshot build at a time
 
 	mu         sync.Mutex // guards the cache below
 	snapshot   *signedDoc
 	deltas     map[uint64]*signedDoc // by since, all at deltaSeq of deltaEpoch
+	deltaBytes int                   // of the deltas' bodies
 	deltaSeq   uint64
 	deltaEpoch string
 }
@@ -89,8 +112,14 @@ type signedDoc struct {
 }
 
 const (
-	maxCachedDeltas    = 256
-	maxCachedDeltaSize = 64 << 10
+	maxCachedDeltas     = 256
+	maxCachedDeltaBytes = 8 << 20
+	// largeDoc is the size from which a document is large: built at most
+	// every Rebuild when it is a snapshot, and rationed per client.
+	largeDoc = 64 << 10
+	// bytesPerID is what an id takes in a document, to tell a large one
+	// from its number of entries before it is built.
+	bytesPerID = 37
 )
 
 // NewRevocationsHandler returns a handler that publishes the list of feed,
@@ -123,6 +152,16 @@ func NewRevocationsHandler(feed revocation.Feed, keys token.SigningKeys, opts Re
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	if opts.ClientEvery >= 0 {
+		every, burst := opts.ClientEvery, opts.ClientBurst
+		if every == 0 {
+			every = 5 * time.Second
+		}
+		if burst <= 0 {
+			burst = 4
+		}
+		h.clients = newClientLimiter(every, burst)
+	}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -147,7 +186,14 @@ func (h *RevocationsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	doc, err := h.document(r.Context(), since, q.Get("epoch"))
+	doc, retry, err := h.document(r.Context(), since, q.Get("epoch"), r.RemoteAddr)
+	if retry > 0 {
+		secs := int((retry + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		http.Error(w, fmt.Sprintf("too many large revocation documents for this address: keep your copy current with ?since=SEQ (deltas), or retry after %d s", secs),
+			http.StatusTooManyRequests)
+		return
+	}
 	if err != nil {
 		h.log.Error("revocation feed", "since", since, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -168,53 +214,81 @@ func (h *RevocationsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // document returns the document that answers since (0: none) and epoch
-// (empty: none).
-func (h *RevocationsHandler) document(ctx context.Context, since uint64, epoch string) (*signedDoc, error) {
-	if since == 0 {
-		return h.snapshotDoc(ctx, nil, 0)
-	}
-	ch, err := h.feed.Changes(ctx, since)
+// (empty: none) for the client at remote, or how long that client must
+// wait for it. It asks the feed for its head first, so that a request the
+// shared snapshot answers copies nothing.
+func (h *RevocationsHandler) document(ctx context.Context, since uint64, epoch, remote string) (*signedDoc, time.Duration, error) {
+	head, err := h.feed.Head(ctx, since)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	otherList := epoch != "" && epoch != head.Epoch
+	snapshot := since == 0 || head.Snapshot || otherList || head.Entries > h.maxDelta
+	size := head.Entries
+	if snapshot {
+		size = head.Total
+	}
+	if size*bytesPerID > largeDoc && h.clients != nil {
+		if wait := h.clients.take(clientKey(remote), h.now()); wait > 0 {
+			return nil, wait, nil
+		}
+	}
+	if !snapshot {
+		doc, err := h.deltaDoc(ctx, head, since)
+		return doc, 0, err
 	}
 	// A snapshot for a client that holds the list at since must not take
 	// it back to an older state, so a shared one must be at least that
-	// recent; unless since is ahead of the store itself (restored from a
-	// backup, say), or the client holds another list.
-	atLeast := min(since, ch.Seq)
-	if epoch != "" && epoch != ch.Epoch {
+	// recent; unless the client holds another list, or one ahead of the
+	// store (restored from a backup, say): any snapshot replaces that.
+	atLeast := since
+	if otherList || since > head.Seq {
 		atLeast = 0
 	}
-	switch {
-	case ch.Snapshot:
-		return h.snapshotDoc(ctx, &ch, atLeast)
-	case epoch != "" && epoch != ch.Epoch, len(ch.Entries) > h.maxDelta:
-		return h.snapshotDoc(ctx, nil, atLeast)
-	}
-	return h.deltaDoc(ch, since)
+	doc, err := h.snapshotDoc(ctx, head, atLeast)
+	return doc, 0, err
 }
 
-// snapshotDoc returns the cached snapshot when it is recent enough and at
-// seq atLeast or later, or builds one, from ch if that is a snapshot. One
-// request builds while the others wait for it: a snapshot of a million ids
-// takes about a second.
-func (h *RevocationsHandler) snapshotDoc(ctx context.Context, ch *revocation.Changes, atLeast uint64) (*signedDoc, error) {
+// cached returns the cached snapshot if it may answer a request that saw
+// head and needs seq atLeast or later: it is large and younger than
+// Rebuild (shared, whatever changed meanwhile), or the list has not changed
+// since, none of its entries has expired, and it is younger than reuse.
+//
+// A small snapshot is cheap to build, so it is always current: a verifier
+// that holds the list at seq 0 asks for snapshots until the first write, and
+// must see that write at once.
+func (h *RevocationsHandler) cached(head revocation.Head, atLeast uint64) *signedDoc {
+	h.mu.Lock()
+	s := h.snapshot
+	h.mu.Unlock()
+	if s == nil || s.epoch != head.Epoch || s.seq < atLeast {
+		return nil
+	}
+	now := h.now()
+	age := now.Sub(s.built)
+	switch {
+	case age < h.rebuild && len(s.body) > largeDoc:
+		return s
+	case age < h.reuse && s.seq == head.Seq && (s.minExpiry.IsZero() || now.Before(s.minExpiry)):
+		return s
+	}
+	return nil
+}
+
+// snapshotDoc returns the cached snapshot if it answers head and atLeast,
+// or builds one. One request builds while the others wait for it: a
+// snapshot of a million ids takes about a second.
+func (h *RevocationsHandler) snapshotDoc(ctx context.Context, head revocation.Head, atLeast uint64) (*signedDoc, error) {
+	if doc := h.cached(head, atLeast); doc != nil {
+		return doc, nil
+	}
 	// The build continues for the requests that wait for it even if this
 	// one's client goes away.
 	ctx = context.WithoutCancel(ctx)
-	h.mu.Lock()
-	cached := h.snapshot
-	h.mu.Unlock()
-	if cached != nil && cached.seq >= atLeast && h.usable(ctx, cached, ch) {
-		return cached, nil
-	}
 	h.buildMu.Lock()
 	defer h.buildMu.Unlock()
-	h.mu.Lock()
-	cached = h.snapshot
-	h.mu.Unlock()
-	if cached != nil && cached.seq >= atLeast && h.now().Sub(cached.built) < h.rebuild && len(cached.body) > maxCachedDeltaSize {
-		return cached, nil // built while this request waited
+	if doc := h.cached(head, atLeast); doc != nil {
+		return doc, nil // built while this request waited
 	}
 	// Let the old document go before the new one is made: at a million
 	// ids each is 37 MB.
@@ -222,14 +296,11 @@ func (h *RevocationsHandler) snapshotDoc(ctx context.Context, ch *revocation.Cha
 	h.snapshot = nil
 	h.mu.Unlock()
 	start := time.Now()
-	if ch == nil {
-		c, err := h.feed.Changes(ctx, 0)
-		if err != nil {
-			return nil, err
-		}
-		ch = &c
+	ch, err := h.feed.Changes(ctx, 0)
+	if err != nil {
+		return nil, err
 	}
-	doc, err := h.sign(ch, 0)
+	doc, err := h.sign(&ch, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -240,57 +311,49 @@ func (h *RevocationsHandler) snapshotDoc(ctx context.Context, ch *revocation.Cha
 	return doc, nil
 }
 
-// usable reports whether the cached snapshot s may be served: it is large
-// and younger than Rebuild, or the list has not changed since, none of its
-// entries has expired, and it is younger than reuse. ch is the current
-// snapshot when the caller has it.
-//
-// A small snapshot is cheap to build, so it is always current: a verifier
-// that holds the list at seq 0 asks for snapshots until the first write, and
-// must see that write at once.
-func (h *RevocationsHandler) usable(ctx context.Context, s *signedDoc, ch *revocation.Changes) bool {
-	if s == nil {
-		return false
-	}
-	now := h.now()
-	age := now.Sub(s.built)
-	switch {
-	case age < h.rebuild && len(s.body) > maxCachedDeltaSize:
-		return true
-	case age >= h.reuse, !s.minExpiry.IsZero() && !now.Before(s.minExpiry):
-		return false
-	case ch != nil:
-		return ch.Epoch == s.epoch && ch.Seq == s.seq
-	}
-	c, err := h.feed.Changes(ctx, s.seq)
-	return err == nil && c.Epoch == s.epoch && c.Seq == s.seq && (!c.Snapshot || s.seq == 0)
-}
-
-// deltaDoc returns the delta ch since since, from the cache if it was
-// built in the last Rebuild at the same seq.
-func (h *RevocationsHandler) deltaDoc(ch revocation.Changes, since uint64) (*signedDoc, error) {
+// deltaDoc returns the delta since since, from the cache if it was built
+// in the last Rebuild at head's seq.
+func (h *RevocationsHandler) deltaDoc(ctx context.Context, head revocation.Head, since uint64) (*signedDoc, error) {
 	h.mu.Lock()
-	if h.deltaSeq != ch.Seq || h.deltaEpoch != ch.Epoch {
-		h.deltas, h.deltaSeq, h.deltaEpoch = nil, ch.Seq, ch.Epoch
-	}
 	cached := h.deltas[since]
+	if h.deltaSeq != head.Seq || h.deltaEpoch != head.Epoch {
+		cached = nil
+	}
 	h.mu.Unlock()
 	if cached != nil && h.now().Sub(cached.built) < h.rebuild {
 		return cached, nil
+	}
+	ch, err := h.feed.Changes(ctx, since)
+	if err != nil {
+		return nil, err
+	}
+	if ch.Snapshot {
+		// The list changed between the head and the changes (a burst of
+		// writes): answer from the shared snapshot after all.
+		head = revocation.Head{Epoch: ch.Epoch, Seq: ch.Seq, Snapshot: true}
+		return h.snapshotDoc(ctx, head, since)
 	}
 	doc, err := h.sign(&ch, since)
 	if err != nil {
 		return nil, err
 	}
-	if len(doc.body) <= maxCachedDeltaSize {
-		h.mu.Lock()
-		if h.deltaSeq == ch.Seq && h.deltaEpoch == ch.Epoch {
-			if h.deltas == nil || len(h.deltas) >= maxCachedDeltas {
-				h.deltas = make(map[uint64]*signedDoc)
-			}
-			h.deltas[since] = doc
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.deltaSeq != ch.Seq || h.deltaEpoch != ch.Epoch {
+		if ch.Seq < h.deltaSeq && ch.Epoch == h.deltaEpoch {
+			return doc, nil // the cache has moved on already
 		}
-		h.mu.Unlock()
+		h.deltas, h.deltaBytes, h.deltaSeq, h.deltaEpoch = nil, 0, ch.Seq, ch.Epoch
+	}
+	if h.deltas == nil || len(h.deltas) >= maxCachedDeltas || h.deltaBytes+len(doc.body) > maxCachedDeltaBytes {
+		h.deltas, h.deltaBytes = make(map[uint64]*signedDoc), 0
+	}
+	if len(doc.body) <= maxCachedDeltaBytes {
+		if old := h.deltas[since]; old != nil {
+			h.deltaBytes -= len(old.body)
+		}
+		h.deltas[since] = doc
+		h.deltaBytes += len(doc.body)
 	}
 	return doc, nil
 }
@@ -361,4 +424,85 @@ func idOrder(entries []revocation.Entry) []int32 {
 		start = end
 	}
 	return order
+}
+
+// clientLimiter rations large documents per client: a token bucket per
+// client of burst tokens, one more every every. It remembers at most
+// maxLimitedClients clients; beyond that, those whose bucket is full are
+// forgotten, and if none is, a new client waits like one whose bucket is
+// empty.
+type clientLimiter struct {
+	every time.Duration
+	burst float64
+
+	mu      sync.Mutex
+	clients map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+const maxLimitedClients = 4096
+
+func newClientLimiter(every time.Duration, burst int) *clientLimiter {
+	return &clientLimiter{every: every, burst: float64(burst), clients: make(map[string]*bucket)}
+}
+
+// take takes a token for client at now, and returns 0, or how long the
+// client must wait for one.
+func (l *clientLimiter) take(client string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.clients[client]
+	if b == nil {
+		if len(l.clients) >= maxLimitedClients {
+			for k, c := range l.clients {
+				if l.refill(c, now) >= l.burst {
+					delete(l.clients, k)
+				}
+			}
+			if len(l.clients) >= maxLimitedClients {
+				return l.every
+			}
+		}
+		b = &bucket{tokens: l.burst, at: now}
+		l.clients[client] = b
+	}
+	if l.refill(b, now) >= 1 {
+		b.tokens--
+		return 0
+	}
+	return time.Duration((1 - b.tokens) * float64(l.every))
+}
+
+// refill adds the tokens earned since b.at and returns the count.
+func (l *clientLimiter) refill(b *bucket, now time.Time) float64 {
+	if elapsed := now.Sub(b.at); elapsed > 0 {
+		b.tokens = min(l.burst, b.tokens+float64(elapsed)/float64(l.every))
+		b.at = now
+	}
+	return b.tokens
+}
+
+// clientKey is the key of the client at remote (an http.Request's
+// RemoteAddr): its IP address, or for IPv6 its /64, which one host
+// usually has whole.
+func clientKey(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return ip.String()
 }

@@ -202,14 +202,20 @@ type feedAt struct {
 	mu      sync.Mutex
 	seq     uint64
 	entries []revocation.Entry
-	calls   int
+	calls   int // of Changes
+	// snapshots counts the calls of Changes that copied the whole list;
+	// heads, those of Head.
+	snapshots, heads int
 }
 
 func (f *feedAt) Changes(_ context.Context, since uint64) (revocation.Changes, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
-	c := revocation.Changes{Epoch: "e", Seq: f.seq, Snapshot: since == 0 || since > f.seq}
+	c := revocation.Changes{Epoch: "e", Seq: f.seq, Snapshot: f.snapshotFor(since)}
+	if c.Snapshot {
+		f.snapshots++
+	}
 	c.Entries = make([]revocation.Entry, 0, len(f.entries))
 	for _, e := range f.entries {
 		if c.Snapshot || e.Seq > since {
@@ -217,6 +223,43 @@ func (f *feedAt) Changes(_ context.Context, since uint64) (revocation.Changes, e
 		}
 	}
 	return c, nil
+}
+
+func (f *feedAt) Head(_ context.Context, since uint64) (revocation.Head, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.heads++
+	h := revocation.Head{Epoch: "e", Seq: f.seq, Snapshot: f.snapshotFor(since), Total: len(f.entries)}
+	for _, e := range f.entries {
+		if h.Snapshot || e.Seq > since {
+			h.Entries++
+		}
+	}
+	return h, nil
+}
+
+// snapshotFor reports whether since gets a snapshot, by the store's rule:
+// since 0, since ahead of the list, or more than half of it in the delta.
+// f.mu is held.
+func (f *feedAt) snapshotFor(since uint64) bool {
+	if since == 0 || since > f.seq {
+		return true
+	}
+	n := 0
+	for _, e := range f.entries {
+		if e.Seq > since {
+			n++
+		}
+	}
+	return n > len(f.entries)/2
+}
+
+// counts returns how many times Changes was called for a snapshot and for
+// a delta, and Head.
+func (f *feedAt) counts() (snapshots, deltas, heads int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snapshots, f.calls - f.snapshots, f.heads
 }
 
 func (f *feedAt) add(n int) {
@@ -455,4 +498,129 @@ func BenchmarkRevocationsSnapshot(b *testing.B) {
 	}
 	b.ReportMetric(float64(w.n)/1e6, "MB/doc")
 	b.ReportMetric(float64(w.n)/float64(len(feed.entries)), "bytes/id")
+}
+
+// newFeedHandler returns a handler over feed with a fresh key ring.
+func newFeedHandler(t *testing.T, feed revocation.Feed, opts rpc.RevocationsOptions) (*rpc.RevocationsHandler, *keys.Keyring) {
+	t.Helper()
+	ring, err := keys.OpenKeyring(filepath.Join(t.TempDir(), "keys.json"), keys.Policy{MaxTokenLifetime: time.Hour}, keys.KeyringOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rpc.NewRevocationsHandler(feed, ring, opts), ring
+}
+
+// Whatever since a request gives, the shared snapshot answers it when it
+// can, and the list is copied once per Rebuild at most: 100 concurrent
+// requests that all need a snapshot (since 0, since 1, since ahead of the
+// list, another epoch) copy the list once, and ask the feed only for its
+// head otherwise; after Rebuild, once more.
+func TestRevocationsOneBuild(t *testing.T) {
+	feed := &feedAt{}
+	feed.add(3000) // about 110 KB: large
+	clock := &feedTestClock{now: time.Now()}
+	h, ring := newFeedHandler(t, feed, rpc.RevocationsOptions{Now: clock.Now, ClientEvery: -1})
+	round := func(wantSeq uint64) {
+		t.Helper()
+		var wg sync.WaitGroup
+		for i := range 100 {
+			query := []string{"", "?since=1", "?since=999999", "?since=5&epoch=another"}[i%4]
+			wg.Go(func() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/revocations"+query, nil))
+				if rec.Code != http.StatusOK {
+					t.Errorf("GET %s = %d %s", query, rec.Code, rec.Body)
+					return
+				}
+				l, err := token.ParseRevocations(context.Background(), rec.Body.String(), ring, token.WithClock(clock.Now))
+				if err != nil {
+					t.Errorf("GET %s: %v", query, err)
+				} else if !l.Snapshot || l.Seq != wantSeq {
+					t.Errorf("GET %s = seq %d snapshot %v, want a snapshot at seq %d", query, l.Seq, l.Snapshot, wantSeq)
+				}
+			})
+		}
+		wg.Wait()
+	}
+
+	round(3000)
+	if snapshots, deltas, heads := feed.counts(); snapshots != 1 || deltas != 0 || heads != 100 {
+		t.Errorf("100 requests for a snapshot: %d copies of the list, %d of deltas, %d head checks; want 1, 0 and 100", snapshots, deltas, heads)
+	}
+	feed.add(1)
+	clock.Add(4 * time.Second)
+	round(3000) // within Rebuild: the shared one, though the list changed
+	if snapshots, deltas, _ := feed.counts(); snapshots != 1 || deltas != 0 {
+		t.Errorf("100 more within Rebuild: %d copies of the list in all, %d of deltas; want 1 and 0", snapshots, deltas)
+	}
+	clock.Add(2 * time.Second)
+	round(3001)
+	if snapshots, deltas, _ := feed.counts(); snapshots != 2 || deltas != 0 {
+		t.Errorf("100 more after Rebuild: %d copies of the list in all, %d of deltas; want 2 and 0", snapshots, deltas)
+	}
+}
+
+// Large deltas are cached too: the same large delta asked for 50 times is
+// built once.
+func TestRevocationsLargeDeltaCached(t *testing.T) {
+	feed := &feedAt{}
+	feed.add(10000)
+	h, _ := newFeedHandler(t, feed, rpc.RevocationsOptions{ClientEvery: -1})
+	for range 50 {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/revocations?since=7000", nil)) // 3000 ids, 110 KB
+		if rec.Code != http.StatusOK || rec.Body.Len() < 64<<10 {
+			t.Fatalf("GET ?since=7000 = %d, %d bytes; want a large delta", rec.Code, rec.Body.Len())
+		}
+	}
+	if _, deltas, _ := feed.counts(); deltas != 1 {
+		t.Errorf("the same large delta 50 times: %d copies, want 1", deltas)
+	}
+}
+
+// One client may fetch ClientBurst (4) large documents at once and then
+// one per ClientEvery (5 s); sooner it gets 429 with Retry-After and the
+// fix, over a real socket. Small documents (its deltas, or a small list)
+// are never rationed.
+func TestRevocationsClientLimit(t *testing.T) {
+	feed := &feedAt{}
+	feed.add(3000)
+	clock := &feedTestClock{now: time.Now()}
+	h, _ := newFeedHandler(t, feed, rpc.RevocationsOptions{Now: clock.Now})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	get := func(query string) (int, http.Header, string) {
+		t.Helper()
+		return feedGet(t, http.MethodGet, srv.URL+"/revocations"+query)
+	}
+	for i := range 4 {
+		if status, _, body := get([]string{"", "?since=1"}[i%2]); status != http.StatusOK {
+			t.Fatalf("large document %d of the burst = %d %.100s, want 200", i+1, status, body)
+		}
+	}
+	status, hdr, body := get("?since=1")
+	if status != http.StatusTooManyRequests || hdr.Get("Retry-After") != "5" || !strings.Contains(body, "?since=") {
+		t.Errorf("fifth large document = %d, Retry-After %q, %q; want 429, Retry-After 5 and the fix", status, hdr.Get("Retry-After"), body)
+	}
+	if status, _, _ := get("?since=2999"); status != http.StatusOK {
+		t.Errorf("a small delta after the burst = %d, want 200", status)
+	}
+	clock.Add(5 * time.Second)
+	if status, _, _ := get(""); status != http.StatusOK {
+		t.Errorf("a snapshot 5 s later = %d, want 200", status)
+	}
+	if status, _, _ := get(""); status != http.StatusTooManyRequests {
+		t.Errorf("another one at once = %d, want 429", status)
+	}
+
+	small := &feedAt{}
+	small.add(10)
+	hs, _ := newFeedHandler(t, small, rpc.RevocationsOptions{})
+	srvSmall := httptest.NewServer(hs)
+	t.Cleanup(srvSmall.Close)
+	for i := range 20 {
+		if status, _, _ := feedGet(t, http.MethodGet, srvSmall.URL+"/revocations"); status != http.StatusOK {
+			t.Fatalf("small snapshot %d = %d, want 200: small documents are not rationed", i+1, status)
+		}
+	}
 }

@@ -7,7 +7,8 @@ package rpc
 // The request decoder is a two-step affair: json.Valid checks the whole body
 // once (it allocates nothing), and then a small walker that trusts that check
 // slices the envelope, the params and the id out of the body without copying
-// or reflection. Raw ids are therefore echoed byte for byte.
+// or reflection. Raw ids are therefore echoed byte for byte, which is why a
+// request that is not valid UTF-8 is refused (-32600) rather than answered.
 
 import (
 	"bytes"
@@ -19,9 +20,11 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // JSON-RPC 2.0 error codes, see https://www.jsonrpc.org/specification#error_object.
@@ -252,14 +255,41 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 		w.Header().Set("Connection", "close")
 		return nil, &http.MaxBytesError{Limit: h.maxBodySize}
 	case n >= 0:
-		// The common case (curl and every HTTP client set Content-Length):
-		// one exact allocation. net/http never reads past Content-Length.
-		b := make([]byte, n)
-		_, err := io.ReadFull(r.Body, b)
-		return b, err
+		// The common case (curl and every HTTP client set Content-Length).
+		// net/http never reads past Content-Length.
+		return readAnnounced(r.Body, int(n))
 	default:
 		return io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBodySize))
 	}
+}
+
+// initialBodyBuffer is the most readAnnounced allocates before a body's
+// bytes arrive.
+const initialBodyBuffer = 4 << 10
+
+// readAnnounced reads a body of exactly n bytes. Memory follows the bytes
+// received, not the bytes announced: the buffer starts at up to
+// initialBodyBuffer (one exact allocation for a typical request) and
+// doubles, never beyond n, as the body arrives. So a client that announces
+// 1 MiB and sends nothing holds 4 KiB, not 1 MiB.
+func readAnnounced(body io.Reader, n int) ([]byte, error) {
+	b := make([]byte, 0, min(n, initialBodyBuffer))
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(cap(b), n-cap(b)))[:len(b)]
+		}
+		m, err := body.Read(b[len(b):min(cap(b), n)])
+		b = b[:len(b)+m]
+		switch {
+		case err == io.EOF && len(b) < n:
+			return b, io.ErrUnexpectedEOF
+		case err == io.EOF:
+			return b, nil
+		case err != nil:
+			return b, err
+		}
+	}
+	return b, nil
 }
 
 // jsonContentType reports whether a request with this Content-Type is decoded
@@ -407,6 +437,13 @@ type request struct {
 func parseRequest(doc []byte) (request, *Error) {
 	if doc[0] != '{' {
 		return request{}, invalidRequest("a request must be an object")
+	}
+	// json.Valid accepts invalid UTF-8 inside strings; RFC 8259 does not.
+	// The id (and a param a method hands back) is echoed byte for byte, so
+	// such a request is refused whole rather than answered with a reply
+	// that is not JSON. Tokens are ASCII: this is one fast pass.
+	if !utf8.Valid(doc) {
+		return request{}, invalidRequest("the request is not valid UTF-8; send JSON text encoded as UTF-8 (RFC 8259)")
 	}
 	var req request
 	var version, method []byte

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/sessiond/sessiond/rpc"
 )
@@ -505,6 +506,32 @@ var handlerCases = []handlerCase{
 		body: `{"jsonrpc": "2.0", "method": 1}`,
 		want: `{"jsonrpc": "2.0", "error": {"code": -32600}, "id": null}`,
 	},
+	// RFC 8259: JSON text is UTF-8. Ids are echoed byte for byte, so a
+	// request with invalid UTF-8 anywhere is not a Request: echoing its id
+	// (or a param) would make the reply invalid JSON.
+	{
+		name:        "request/invalid UTF-8 in the id",
+		body:        "{\"jsonrpc\": \"2.0\", \"method\": \"echo\", \"params\": [1], \"id\": \"\xfe\"}",
+		want:        `{"jsonrpc": "2.0", "error": {"code": -32600}, "id": null}`,
+		wantMessage: "UTF-8",
+	},
+	{
+		name:        "request/invalid UTF-8 in the params",
+		body:        "{\"jsonrpc\": \"2.0\", \"method\": \"echo\", \"params\": [\"a\xffb\"], \"id\": 1}",
+		want:        `{"jsonrpc": "2.0", "error": {"code": -32600}, "id": null}`,
+		wantMessage: "UTF-8",
+	},
+	{
+		name:        "request/invalid UTF-8 in the method",
+		body:        "{\"jsonrpc\": \"2.0\", \"method\": \"ech\xc3\", \"id\": 1}",
+		want:        `{"jsonrpc": "2.0", "error": {"code": -32600}, "id": null}`,
+		wantMessage: "UTF-8",
+	},
+	{
+		name: "batch/invalid UTF-8 in one request",
+		body: "[{\"jsonrpc\": \"2.0\", \"method\": \"echo\", \"params\": [1], \"id\": \"\xed\xa0\x80\"}, {\"jsonrpc\": \"2.0\", \"method\": \"echo\", \"params\": [\"\u00e9t\u00e9 é\"], \"id\": \"é\"}]",
+		want: `[{"jsonrpc": "2.0", "error": {"code": -32600}, "id": null}, {"jsonrpc": "2.0", "result": "été é", "id": "é"}]`,
+	},
 	{
 		name: "request/a number",
 		body: `1`,
@@ -709,6 +736,11 @@ func checkEnvelopes(t testing.TB, body []byte) {
 }
 
 func envelopeProblem(body []byte) error {
+	// encoding/json accepts invalid UTF-8 in strings (json.Valid too), but
+	// RFC 8259 does not: JSON text is UTF-8.
+	if !utf8.Valid(body) {
+		return errors.New("reply is not valid UTF-8, so not JSON (RFC 8259)")
+	}
 	var objects []map[string]json.RawMessage
 	if bytes.HasPrefix(bytes.TrimSpace(body), []byte("[")) {
 		if err := json.Unmarshal(body, &objects); err != nil {

@@ -3,7 +3,9 @@ package rpc_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"slices"
@@ -160,4 +162,89 @@ func settledGoroutines(t *testing.T, client *http.Client, want int) int {
 		}
 		last = n
 	}
+}
+
+// Memory grows with the body bytes received, not with the bytes announced:
+// 256 connections that each announce a body of 1 MiB (the limit) and send
+// 100 bytes of it hold far less than 256 MiB of heap while they wait, and
+// the server still answers. This measures the heap of a real server on
+// loopback once every handler is waiting for its body; it times nothing.
+func TestAnnouncedBodyCostsNothing(t *testing.T) {
+	s := newFaultService(t)
+	addr := strings.TrimPrefix(s.url, "http://")
+	const conns = 256
+	const announced = 1 << 20
+
+	heapNow := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heapNow()
+	for range conns {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		head := fmt.Sprintf("POST / HTTP/1.1\r\nHost: sessiond\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", announced)
+		if _, err := io.WriteString(conn, head+`{"jsonrpc":"2.0","method":"session.verify_session_token","params":{"token":"`+strings.Repeat("x", 30)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait (bounded) until every handler is reading its body.
+	deadline := time.Now().Add(30 * time.Second)
+	for n := 0; n < conns; n = goroutinesIn("rpc.(*Handler).readBody") {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d handlers reading their body after 30s", n, conns)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	during := heapNow()
+	grown := int64(during) - int64(before)
+	t.Logf("heap %d MiB before, %d MiB with %d connections announcing %d MiB each (%+d KiB)",
+		before>>20, during>>20, conns, announced>>20, grown>>10)
+	if limit := int64(32 << 20); grown > limit {
+		t.Errorf("heap grew by %d MiB while %d connections announced 1 MiB and sent 100 bytes, want under %d MiB: memory follows the announcement",
+			grown>>20, conns, limit>>20)
+	}
+	if r := postVerify(t, s.url); r.Error != nil || string(r.Result) != `{"active":false}` {
+		t.Errorf("verify during the attack = %s %v, want active false", r.Result, r.Error)
+	}
+}
+
+// goroutinesIn counts the goroutines whose stack contains fn.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for g := range bytes.SplitSeq(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte(fn)) {
+			count++
+		}
+	}
+	return count
+}
+
+// postVerify posts a verify of a garbage token to url.
+func postVerify(t *testing.T, url string) faultReply {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(`{"jsonrpc":"2.0","method":"session.verify_session_token","params":{"token":"x"},"id":1}`))
+	if err != nil {
+		t.Fatalf("POST: %v", err)
+	}
+	defer resp.Body.Close()
+	var r faultReply
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatalf("decode reply: %v", err)
+	}
+	return r
 }

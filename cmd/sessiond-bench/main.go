@@ -35,6 +35,10 @@
 //     close.
 //   - verify_hot_1m: verify_hot on a server whose revocation list holds
 //     --preload entries (one million; 100,000 with --quick).
+//   - feed_abuse, announce_flood: verify_hot alone and then under an attack
+//     on the HTTP edge, on one server (attack.go): 4 connections fetching
+//     revocation snapshots of --feed-preload entries, or 900 connections
+//     announcing 1 MiB bodies they never send.
 //   - idle: the peak RSS of a server that only started.
 //
 // In-process, before the workloads: Ed25519 sign and verify per second on
@@ -112,6 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // The workloads, in the order they run.
 var workloadNames = []string{
 	"http_floor", "rpc_floor", "verify_hot", "verify_cold", "open", "close", "mixed", "verify_hot_1m",
+	"feed_abuse", "announce_flood",
 }
 
 type config struct {
@@ -123,6 +128,7 @@ type config struct {
 	jsonFile   string
 	pool       int
 	preload    int
+	feedPre    int
 	limitTime  time.Duration
 	idleWait   time.Duration
 	closeChunk int
@@ -161,6 +167,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.jsonFile, "json-file", "", "also write the JSON object to this file")
 	fs.IntVar(&c.pool, "pool", 1000, "live tokens verify_hot and verify_hot_1m verify in turn (mixed splits them between connections)")
 	fs.IntVar(&c.preload, "preload", 1_000_000, "revocation entries written before verify_hot_1m (--quick: 100000)")
+	fs.IntVar(&c.feedPre, "feed-preload", 200_000, "revocation entries written before feed_abuse (--quick: 50000)")
 	fs.DurationVar(&c.limitTime, "limit-time", 2*time.Second, "time per in-process limit measurement (--quick: 250ms)")
 	fs.DurationVar(&c.idleWait, "idle-wait", 2*time.Second, "how long the idle server runs before its RSS is read (--quick: 500ms)")
 	fs.IntVar(&c.closeChunk, "close-chunk", token.DefaultCacheSize/4, "tokens verified, then closed, per round of the close workload (see the report's note)")
@@ -186,7 +193,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		given := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 		for name, v := range map[string]string{
-			"duration": "2s", "warmup": "500ms", "preload": "100000", "limit-time": "250ms", "idle-wait": "500ms",
+			"duration": "2s", "warmup": "500ms", "preload": "100000", "feed-preload": "50000", "limit-time": "250ms", "idle-wait": "500ms",
 		} {
 			if !given[name] {
 				fs.Set(name, v)
@@ -211,8 +218,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		bad = "--conns must be at least 1"
 	case c.duration <= 0 || c.warmup < 0 || c.limitTime <= 0 || c.idleWait < 0:
 		bad = "--duration and --limit-time must be positive, --warmup and --idle-wait not negative"
-	case c.pool < 1 || c.preload < 0:
-		bad = "--pool must be at least 1 and --preload not negative"
+	case c.pool < 1 || c.preload < 0 || c.feedPre < 0:
+		bad = "--pool must be at least 1, --preload and --feed-preload not negative"
 	case c.closeChunk < c.conns:
 		bad = "--close-chunk must be at least --conns"
 	}
@@ -295,6 +302,9 @@ type workloadResult struct {
 	readyRSSMiB float64
 	ready       time.Duration
 	note        string
+	// baselineRPS is, for the workloads under attack, verify_hot's rate on
+	// the same server before the attack.
+	baselineRPS float64
 }
 
 func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) {
@@ -392,6 +402,10 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 			w, err = b.runClose(ctx)
 		case "mixed":
 			w, err = b.runMixed(ctx)
+		case "feed_abuse":
+			w, err = b.runUnderAttack(ctx, name, cfg.feedPre, feedAbuse(4))
+		case "announce_flood":
+			w, err = b.runUnderAttack(ctx, name, 0, announceFlood(900))
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -482,7 +496,7 @@ func (b *bench) onAllCPUs(fn func() error) error {
 
 // startSessiond starts sessiond on dataDir and waits for it to settle.
 func (b *bench) startSessiond(ctx context.Context, name, dataDir string) (*server, error) {
-	argv := []string{b.sessiond, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}
+	argv := []string{b.sessiond, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dataDir}
 	srv, err := b.start(ctx, name, argv)
 	if err != nil {
 		return nil, err

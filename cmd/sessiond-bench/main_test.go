@@ -40,7 +40,7 @@ func TestRun(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	args := []string{
 		"--json", "--duration", "300ms", "--warmup", "100ms", "--conns", "4",
-		"--pool", "50", "--preload", "2000", "--limit-time", "50ms", "--idle-wait", "100ms",
+		"--pool", "50", "--preload", "2000", "--feed-preload", "2000", "--limit-time", "50ms", "--idle-wait", "100ms",
 		"--close-chunk", "64", "--tmp-dir", t.TempDir(),
 	}
 	if err := run(ctx, args, &stdout, &stderr); err != nil {
@@ -110,6 +110,7 @@ func TestRun(t *testing.T) {
 		"verify_hot/http_floor", "verify_cold/cold_limit", "open/open_limit", "close/http_floor",
 		"verify_hot_1m/verify_hot", "token_verify/ed25519_verify", "verify_repeated_ns",
 		"verify_repeated_allocs", "verify_hot_p99_ms", "verify_hot_1m_rss_mib", "idle_rss_mib",
+		"feed_abuse/alone", "feed_abuse_rss_mib", "announce_flood/alone", "announce_flood_rss_mib",
 	} {
 		r, ok := rep.Ratios[name]
 		switch {

@@ -122,6 +122,13 @@ func (r *report) targets() []target {
 		}
 		ts = append(ts, target{"verify_hot_1m_rss_mib", w.rssMiB, "<=", 256, "MiB", about, 0})
 	}
+	for _, name := range []string{"feed_abuse", "announce_flood"} {
+		if w, ok := r.workloads[name]; ok {
+			ts = append(ts,
+				target{name + "/alone", ratioOrZero(w.rps(), w.baselineRPS), ">=", 0.5, "", "verify_hot under the attack over verify_hot alone, same server", 0},
+				target{name + "_rss_mib", w.rssMiB, "<=", 256, "MiB", "peak", 0})
+		}
+	}
 	if r.idlePeak > 0 {
 		ts = append(ts, target{"idle_rss_mib", r.idlePeak, "<=", 64, "MiB", "", 0})
 	}

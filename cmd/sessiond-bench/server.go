@@ -58,6 +58,7 @@ type server struct {
 	name    string
 	cmd     *exec.Cmd
 	addr    string
+	admin   string // sessiond's admin listener (GET /debug/stats); "" for the floor servers
 	pid     int
 	started time.Time
 	// ready is how long it took to serve (and settle); readyRSS its peak RSS
@@ -76,6 +77,10 @@ type server struct {
 // servingLine is the log line that sessiond and the floor servers write once
 // they listen.
 var servingLine = regexp.MustCompile(`msg=serving addr=(\S+)`)
+
+// adminLine is the log line of sessiond's admin listener, which it writes
+// before servingLine.
+var adminLine = regexp.MustCompile(`msg="serving admin endpoints" addr=(\S+)`)
 
 // startServer starts argv pinned to cpus (nil: not pinned) and waits for it
 // to log the address it serves on. The child gets this process's
@@ -118,6 +123,9 @@ func startServer(ctx context.Context, name string, argv []string, cpus []int, ve
 				s.logs = s.logs[1:]
 			}
 			s.logs = append(s.logs, line)
+			if m := adminLine.FindStringSubmatch(line); m != nil {
+				s.admin = m[1]
+			}
 			s.mu.Unlock()
 			if m := servingLine.FindStringSubmatch(line); m != nil {
 				select {
@@ -132,7 +140,7 @@ func startServer(ctx context.Context, name string, argv []string, cpus []int, ve
 	timeout := time.NewTimer(60 * time.Second) // a store with a million entries takes a moment
 	defer timeout.Stop()
 	select {
-	case s.addr = <-addrc:
+	case s.addr = <-addrc: // after s.admin is set: the admin line comes first
 		return s, nil
 	case <-s.exited:
 		return nil, fmt.Errorf("%s exited before serving: %v\n%s", name, s.waitErr, s.lastLogs())

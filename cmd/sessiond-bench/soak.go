@@ -325,7 +325,10 @@ func runSoak(ctx context.Context, cfg soakConfig, stderr io.Writer) (_ *soakRepo
 		r.floodSrcs = append(r.floodSrcs, s)
 	}
 
-	r.smp = &sampler{pid: srv.pid, url: "http://" + srv.addr + "/debug/stats", hc: hc, start: time.Now(), phase: "idle"}
+	if srv.admin == "" {
+		return nil, errors.New("the server logged no admin address: its /debug/stats cannot be read")
+	}
+	r.smp = &sampler{pid: srv.pid, url: "http://" + srv.admin + "/debug/stats", hc: hc, start: time.Now(), phase: "idle"}
 	idle := r.smp.take(ctx, "idle")
 	if idle.Goroutines < 0 {
 		return nil, fmt.Errorf("read the idle server's /debug/stats: %s", idle.Err)

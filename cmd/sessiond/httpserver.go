@@ -16,8 +16,13 @@ import (
 //     handler's read of the body then fails and the connection is closed.
 //   - WriteTimeout, 30 s: a client that does not read its reply.
 //   - IdleTimeout, 2 min: a keep-alive connection with no request.
-//   - MaxHeaderBytes, 16 KiB: a request with more header bytes than that
-//     (net/http allows 4 KiB of slack) gets 431 and the connection is closed.
+//   - maxHeaderBytes, 16 KiB exactly, for the request line and the headers
+//     up to and including the blank line that ends them: one byte more gets
+//     431 (a JSON-RPC error object, see [edgeConn.Write]) and the
+//     connection is closed. net/http reads MaxHeaderBytes plus 4096 bytes
+//     of "bufio slop" before it gives up, so MaxHeaderBytes is set 4096
+//     below the limit. (A client that pipelines requests may get up to
+//     4 KiB more for the second, which was buffered with the first.)
 //
 // Each connection has a goroutine of its own, so a slow client holds only
 // its own connection. The body and batch limits are the JSON-RPC handler's
@@ -30,7 +35,16 @@ func newHTTPServer(handler http.Handler, log *slog.Logger) *http.Server {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    maxHeaderBytes - netHTTPHeaderSlack,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
+
+const (
+	// maxHeaderBytes is the most bytes a request line and its headers may
+	// take, the final blank line included.
+	maxHeaderBytes = 16 << 10
+	// netHTTPHeaderSlack is what net/http reads beyond MaxHeaderBytes
+	// (http.Server.initialReadLimitSize).
+	netHTTPHeaderSlack = 4096
+)

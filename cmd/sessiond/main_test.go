@@ -38,6 +38,9 @@ var binary = sync.OnceValues(func() (string, error) {
 })
 
 func TestMain(m *testing.M) {
+	// Every server of the tests, in this process or a child, takes a free
+	// admin port rather than the default 127.0.0.1:8081.
+	os.Setenv("SESSIOND_ADMIN_LISTEN", "127.0.0.1:0")
 	code := m.Run()
 	if path, err := binary(); err == nil {
 		os.RemoveAll(filepath.Dir(path))
@@ -49,12 +52,16 @@ func TestMain(m *testing.M) {
 type process struct {
 	cmd    *exec.Cmd
 	url    string
+	admin  string // the admin listener's base URL, "" when off
 	client *rpc.Client
 	stderr *syncBuffer
 	done   chan error
 }
 
-var addrRE = regexp.MustCompile(`msg=serving addr=(\S+)`)
+var (
+	addrRE      = regexp.MustCompile(`msg=serving addr=(\S+)`)
+	adminAddrRE = regexp.MustCompile(`msg="serving admin endpoints" addr=(\S+)`)
+)
 
 // start runs `sessiond serve` on dataDir and waits until it serves.
 func start(t *testing.T, dataDir string, extra ...string) *process {
@@ -78,6 +85,9 @@ func start(t *testing.T, dataDir string, extra ...string) *process {
 		sc := bufio.NewScanner(pipe)
 		for sc.Scan() {
 			p.stderr.WriteString(sc.Text() + "\n")
+			if m := adminAddrRE.FindStringSubmatch(sc.Text()); m != nil {
+				p.admin = "http://" + m[1] + "/" // logged before the API's address
+			}
 			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
 				addr <- m[1]
 			}
@@ -296,7 +306,7 @@ func TestSIGHUPKeepsServing(t *testing.T) {
 	if _, err := p.client.OpenSession(context.Background(), 0); err != nil {
 		t.Fatalf("after SIGHUP: %v\n%s", err, p.stderr)
 	}
-	resp, err := http.Get(strings.TrimSuffix(p.url, "/") + "/debug/stats")
+	resp, err := http.Get(p.admin + "debug/stats")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,9 @@ const serveSummary = `Usage: sessiond serve [flags]
 Serves the session API of API.txt (session.open_session,
 session.verify_session_token, session.close_session) as JSON-RPC 2.0 on
 POST /, the public signing keys on GET /.well-known/jwks.json, the
-signed revocation list for offline verifiers on GET /revocations,
-GET /healthz, and goroutine and memory figures on GET /debug/stats. On
+signed revocation list for offline verifiers on GET /revocations, and
+GET /healthz. The admin listener (--admin-listen, loopback by default)
+serves GET /healthz and goroutine and memory figures on GET /debug/stats. On
 first start it creates the data directory, an Ed25519 signing key
 (keys.json, mode 0600) and the revocation list (revocations/, Badger).
 SIGINT or SIGTERM stops it gracefully; SIGHUP reloads the signing keys at
@@ -51,6 +52,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c.lifecycleFlags(fs)
 	var freshFor time.Duration
 	fs.DurationVar(&freshFor, "revocations-fresh-for", rpc.DefaultFreshFor, "how long an offline verifier may trust a GET /revocations document: one that cannot reach the server fails closed after this")
+	adminListen := fs.String("admin-listen", defaultAdminListen, "address to serve the operator's endpoints on (/healthz, /debug/stats), or off")
+	maxConns := fs.Int("max-connections", defaultMaxConnections, "most client connections open at once; at the cap the longest idle one is closed")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -65,6 +68,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--revocations-fresh-for must be at least 1s, not %s", freshFor)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if *maxConns < 1 {
+		return fmt.Errorf("--max-connections must be at least 1, not %d", *maxConns)
+	}
+	connCap, err := connectionCap(fs, *maxConns, log)
+	if err != nil {
+		return err
+	}
 	// SIGHUP means "reload the keys"; listen for it before anything else,
 	// so that an early one cannot kill the process (its default action).
 	hup := make(chan os.Signal, 1)
@@ -110,15 +120,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	mux.Handle("/{$}", rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{Logger: log}))
 	mux.Handle("GET /.well-known/jwks.json", rpc.NewJWKSHandler(publishedKeys(ring), c.jwksMaxAge, log))
 	mux.Handle("GET /revocations", rpc.NewRevocationsHandler(store, ring, rpc.RevocationsOptions{Issuer: c.issuer, FreshFor: freshFor, Logger: log}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /debug/stats", serveStats)
+	mux.HandleFunc("GET /healthz", serveHealthz)
 	srv := newHTTPServer(mux, log)
 
-	ln, err := net.Listen("tcp", c.listen)
+	raw, err := net.Listen("tcp", c.listen)
 	if err != nil {
+		return err
+	}
+	ln := newConnLimiter(raw, connCap)
+	srv.ConnState = ln.ConnState
+	admin, err := listenAdmin(*adminListen, log)
+	if err != nil {
+		ln.Close()
 		return err
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "data_dir", c.dataDir, "issuer", c.issuer)
@@ -132,6 +145,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
 	case err := <-serveErr:
+		admin.shutdown(context.Background())
 		return err
 	case <-ctx.Done():
 	}
@@ -140,6 +154,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shut down: %w", err)
+	}
+	if err := admin.shutdown(shutdownCtx); err != nil {
+		return err
 	}
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 		return err

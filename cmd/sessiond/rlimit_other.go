@@ -1,0 +1,6 @@
+//go:build !unix
+
+package main
+
+// raiseFileLimit reports need: there is no file limit to raise here.
+func raiseFileLimit(need uint64) (uint64, error) { return need, nil }
