@@ -89,7 +89,7 @@ type Revoked struct {
 // is refused gives an error matching [ErrFeed] and one precise reason:
 // [ErrMalformed], [ErrType], [ErrUnknownKey], [ErrAlgorithm],
 // [ErrSignature], [ErrIssuer], [ErrNotYetValid] (issued in the future),
-// [ErrExpired] (no longer fresh) or [ErrOutdated].
+// [ErrExpired] (no longer fresh), [ErrOutdated] or [ErrTooLarge].
 var (
 	// ErrFeed matches every reason a revocation document is refused.
 	ErrFeed = errors.New("revocation document refused")
@@ -342,55 +342,69 @@ func sign(alg string, key crypto.Signer, msg []byte) ([]byte, error) {
 //
 // Whether the list is still fresh is for the caller to judge; a
 // [RevocationFeed] does. An error matches [ErrFeed] and one reason (see
-// ErrFeed); nothing in the document is returned then.
+// ErrFeed), or, when keys could not say whether the key exists, wraps
+// [ErrKeysUnavailable] and does not match ErrFeed: validity is unknown, as
+// for a token. Nothing in the document is returned then.
+//
+// The document is authenticated before its payload is decoded (see
+// [Verifier.Verify]: one routine checks both), so a forged one costs no
+// more than its signature check; a document of more than 256 MiB is
+// refused unread with [ErrTooLarge].
 func ParseRevocations(ctx context.Context, doc string, keys KeySource, opts ...Option) (*RevocationList, error) {
 	v := &Verifier{keys: keys, issuer: DefaultIssuer, now: time.Now}
 	for _, opt := range opts {
 		opt(v)
 	}
-	return v.parseRevocations(ctx, doc)
+	return v.parseRevocations(ctx, doc, defaultMaxRevocationsSize)
 }
 
-// revocationsParser is the parser for revocation documents of v.
-func (v *Verifier) revocationsParser() *jwt.Parser {
-	return jwt.NewParser(
-		jwt.WithValidMethods([]string{"EdDSA", "ES256", "RS256"}),
+// defaultMaxRevocationsSize bounds a document that [ParseRevocations]
+// reads: 256 MiB, some 7 million ids, as [FeedOptions.MaxSize].
+const defaultMaxRevocationsSize = 256 << 20
+
+// revocationsValidator checks the claims of a revocation document of v.
+func (v *Verifier) revocationsValidator() *jwt.Validator {
+	return jwt.NewValidator(
 		jwt.WithIssuedAt(),
 		jwt.WithIssuer(v.issuer),
 		jwt.WithLeeway(v.leeway),
 		jwt.WithTimeFunc(v.now),
-		jwt.WithStrictDecoding(),
 	)
 }
 
-func (v *Verifier) parseRevocations(ctx context.Context, doc string) (*RevocationList, error) {
-	var c revocationClaims
-	var kid string
-	_, err := v.revocationsParser().ParseWithClaims(doc, &c, func(t *jwt.Token) (any, error) {
-		if typ, _ := t.Header["typ"].(string); typ != RevocationsType {
-			return nil, ErrType
-		}
-		if _, ok := t.Header["crit"]; ok {
-			return nil, fmt.Errorf("%w: unsupported crit header", ErrMalformed)
-		}
-		kid, _ = t.Header["kid"].(string)
-		if kid == "" {
-			return nil, ErrUnknownKey
-		}
-		alg, key, err := v.keys.VerificationKey(ctx, kid)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnknownKey, err)
-		}
-		if t.Method.Alg() != alg {
-			return nil, ErrAlgorithm
-		}
-		return key, nil
-	})
+// parseRevocations verifies doc, of at most maxSize bytes, through the
+// same JWS check as tokens ([Verifier.verifyJWS]): the signature is
+// checked over the raw bytes before anything of the payload is decoded, so
+// that a forged document costs no more than reading it.
+func (v *Verifier) parseRevocations(ctx context.Context, doc string, maxSize int64) (*RevocationList, error) {
+	if int64(len(doc)) > maxSize {
+		return nil, refuse(ErrTooLarge, "document of %d bytes, more than the %d allowed", len(doc), maxSize)
+	}
+	sj, err := v.verifyJWS(ctx, doc, RevocationsType)
+	if errors.Is(err, ErrKeysUnavailable) {
+		return nil, fmt.Errorf("verify revocation document: %w", err)
+	}
 	if err != nil {
 		var d *detailed
-		errors.As(classify(err), &d) // classify always gives one
+		if !errors.As(err, &d) {
+			d = &detailed{ErrMalformed, err}
+		}
 		return nil, &refused{d.reason, d.detail}
 	}
+	payload, err := b64.Strict().DecodeString(sj.payload)
+	if err != nil {
+		return nil, refuse(ErrMalformed, "payload: %v", err)
+	}
+	var c revocationClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, refuse(ErrMalformed, "payload: %v", err)
+	}
+	if err := v.revocationsValidator().Validate(&c); err != nil {
+		var d *detailed
+		errors.As(classify(err), &d) // classify gives one for any error but ErrKeysUnavailable
+		return nil, &refused{d.reason, d.detail}
+	}
+	kid := sj.kid
 	switch {
 	case c.IssuedAt == nil:
 		return nil, refuse(ErrMalformed, "no iat")

@@ -348,7 +348,7 @@ func (f *RevocationFeed) fetch(ctx context.Context, since uint64, epoch string) 
 		return "", nil, fmt.Errorf("GET %s: document larger than %d bytes", u.Redacted(), f.opts.MaxSize)
 	}
 	doc := strings.TrimSpace(body.String())
-	l, err := f.parser.parseRevocations(ctx, doc)
+	l, err := f.parser.parseRevocations(ctx, doc, f.opts.MaxSize)
 	if err != nil {
 		return "", nil, err
 	}
@@ -505,7 +505,7 @@ func (f *RevocationFeed) Load(ctx context.Context, path string) error {
 			offset = end
 			continue
 		}
-		l, err := f.parser.parseRevocations(ctx, doc)
+		l, err := f.parser.parseRevocations(ctx, doc, f.opts.MaxSize)
 		if err == nil {
 			err = f.apply(l, false)
 		}

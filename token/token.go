@@ -90,8 +90,8 @@ func NewIssuer(name string, keys SigningKeys, now func() time.Time) *Issuer {
 //
 // The signing input is assembled here rather than by jwt.Token.SignedString,
 // which marshals a header map and a claims struct through reflection on
-// every call; the signature itself is golang-jwt's, and so is every check
-// on the verifying side.
+// every call; the signature itself is golang-jwt's. On the verifying side
+// the claims are checked by golang-jwt's Validator.
 func (i *Issuer) Issue(lifetime time.Duration) (string, Claims, error) {
 	kid, alg, key, err := i.keys.SigningKey()
 	if err != nil {
@@ -163,7 +163,7 @@ type Verifier struct {
 	audience   string
 	leeway     time.Duration
 	now        func() time.Time
-	parser     *jwt.Parser
+	validator  *jwt.Validator // of the claims of a token whose signature verified
 	cacheSize  int
 	// slow bounds the signature checks running at once (nil: no bound).
 	slow  chan struct{}
@@ -222,16 +222,13 @@ func NewVerifier(keys KeySource, opts ...Option) *Verifier {
 		v.issuer = DefaultIssuer
 	}
 	v.cache = newCache(v.cacheSize)
-	popts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{"EdDSA", "ES256", "RS256"}),
+	v.validator = jwt.NewValidator(
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithIssuer(v.issuer),
 		jwt.WithLeeway(v.leeway),
 		jwt.WithTimeFunc(v.now),
-		jwt.WithStrictDecoding(),
-	}
-	v.parser = jwt.NewParser(popts...)
+	)
 	return v
 }
 
@@ -242,6 +239,8 @@ func (v *Verifier) Leeway() time.Duration { return v.leeway }
 // error matching [ErrInvalid] and, more precisely, one of the reasons in this
 // package's error block. Any other error (a failed revocation look-up, say)
 // means validity is unknown; callers must treat the token as not valid.
+// The signature is checked, by the routine that checks revocation
+// documents too, before anything of the claims is read.
 func (v *Verifier) Verify(ctx context.Context, s string) (Claims, error) {
 	c, err := v.verifySignature(ctx, s)
 	if err != nil {
@@ -281,38 +280,22 @@ func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error
 			return Claims{}, fmt.Errorf("wait to verify: %w", ctx.Err())
 		}
 	}
-	var rc claims
-	var kid, alg string
-	var key crypto.PublicKey
-	_, err := v.parser.ParseWithClaims(s, &rc, func(t *jwt.Token) (any, error) {
-		if typ, _ := t.Header["typ"].(string); typ != Type {
-			return nil, ErrType
-		}
-		// RFC 7515 §4.1.11: a "crit" header names extensions that must be
-		// understood; sessiond understands none.
-		if _, ok := t.Header["crit"]; ok {
-			return nil, fmt.Errorf("%w: unsupported crit header", ErrMalformed)
-		}
-		kid, _ = t.Header["kid"].(string)
-		if kid == "" {
-			return nil, ErrUnknownKey
-		}
-		var err error
-		alg, key, err = v.keys.VerificationKey(ctx, kid)
-		if errors.Is(err, ErrKeysUnavailable) {
-			return nil, err // not a verdict on the token: classify leaves it alone
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnknownKey, err)
-		}
-		if t.Method.Alg() != alg {
-			return nil, ErrAlgorithm
-		}
-		return key, nil
-	})
+	sj, err := v.verifyJWS(ctx, s, Type)
 	if err != nil {
+		return Claims{}, err
+	}
+	raw, err := b64.Strict().DecodeString(sj.payload)
+	if err != nil {
+		return Claims{}, &detailed{ErrMalformed, fmt.Errorf("claims: %w", err)}
+	}
+	var rc claims
+	if err := json.Unmarshal(raw, &rc); err != nil {
+		return Claims{}, &detailed{ErrMalformed, fmt.Errorf("claims: %w", err)}
+	}
+	if err := v.validator.Validate(&rc); err != nil {
 		return Claims{}, classify(err)
 	}
+	kid, alg, key := sj.kid, sj.alg, sj.key
 	id, err := uuid.Parse(rc.ID)
 	if err != nil || len(rc.ID) != 36 {
 		return Claims{}, fmt.Errorf("%w: jti is not a UUID", ErrMalformed)

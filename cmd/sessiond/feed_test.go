@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -335,5 +336,62 @@ func TestRevocationFeedEndToEnd(t *testing.T) {
 	})
 	if _, err := os.Stat(file); err != nil {
 		t.Errorf("the verifier did not save its list: %v", err)
+	}
+}
+
+// deadJWKS is a loopback JWKS URL where nothing listens.
+func deadJWKS(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String() + "/.well-known/jwks.json"
+	ln.Close()
+	return url
+}
+
+// runVerify runs `sessiond verify ARGS` and returns its exit status and
+// output.
+func runVerify(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	bin, err := binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, append([]string{"verify"}, args...)...).CombinedOutput()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), string(out)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, string(out)
+}
+
+// `sessiond verify --jwks DOWN --revocations FILE` says that validity is
+// unknown because the keys cannot be had, and how to fix it; it used to
+// panic.
+func TestVerifyRevocationsKeysUnavailable(t *testing.T) {
+	signer, err := keys.Generate(keys.EdDSA, 0, time.Now(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	doc, err := token.SignRevocations(feedAttacker{signer}, &token.RevocationList{
+		Issuer: "sessiond", IssuedAt: now, FreshUntil: now.Add(time.Hour), Epoch: "e", Seq: 1, Snapshot: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "revocations.jws")
+	if err := os.WriteFile(file, append(doc, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	jwks := deadJWKS(t)
+	code, out := runVerify(t, "--jwks", jwks, "--revocations", file, "some.token.here")
+	if code != 1 || strings.Contains(out, "panic") || !strings.Contains(out, "unavailable") || !strings.Contains(out, "--jwks") {
+		t.Errorf("verify --jwks DOWN --revocations FILE = exit %d %q, want exit 1 saying the keys are unavailable and naming --jwks", code, out)
 	}
 }
