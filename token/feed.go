@@ -378,7 +378,7 @@ func (v *Verifier) revocationsValidator() *jwt.Validator {
 // that a forged document costs no more than reading it.
 func (v *Verifier) parseRevocations(ctx context.Context, doc string, maxSize int64) (*RevocationList, error) {
 	if int64(len(doc)) > maxSize {
-		return nil, refuse(ErrTooLarge, "document of %d bytes, more than the %d allowed", len(doc), maxSize)
+		return nil, refuse(ErrTooLarge, "document of %d bytes, more than the %d read", len(doc), maxSize)
 	}
 	sj, err := v.verifyJWS(ctx, doc, RevocationsType)
 	if errors.Is(err, ErrKeysUnavailable) {

@@ -62,8 +62,9 @@ type FeedOptions struct {
 	// clock skew allowed on "iat".
 	Issuer string
 	Leeway time.Duration
-	// MaxSize bounds a fetched document; 0 means 256 MiB (some 7 million
-	// ids).
+	// MaxSize bounds a document, fetched or loaded (a longer one is
+	// refused unread with [ErrTooLarge]), and a loaded file to four times
+	// as much; 0 means 256 MiB (some 7 million ids).
 	MaxSize int64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -345,7 +346,7 @@ func (f *RevocationFeed) fetch(ctx context.Context, since uint64, epoch string) 
 		return "", nil, fmt.Errorf("GET %s: %w", u.Redacted(), err)
 	}
 	if int64(body.Len()) > f.opts.MaxSize {
-		return "", nil, fmt.Errorf("GET %s: document larger than %d bytes", u.Redacted(), f.opts.MaxSize)
+		return "", nil, refuse(ErrTooLarge, "GET %s: document larger than FeedOptions.MaxSize (%d bytes); raise it if the list is that long", u.Redacted(), f.opts.MaxSize)
 	}
 	doc := strings.TrimSpace(body.String())
 	l, err := f.parser.parseRevocations(ctx, doc, f.opts.MaxSize)
@@ -484,12 +485,18 @@ func (f *RevocationFeed) Load(ctx context.Context, path string) error {
 		return err
 	}
 	defer file.Close()
+	// The file holds a snapshot and deltas that together stay under
+	// three times the larger of the snapshot and 1 MiB (see save).
+	maxFile := 4 * max(f.opts.MaxSize, 1<<20)
 	var data strings.Builder
-	if info, err := file.Stat(); err == nil {
+	if info, err := file.Stat(); err == nil && info.Size() <= maxFile {
 		data.Grow(int(info.Size()))
 	}
-	if _, err := io.Copy(&data, file); err != nil {
+	if _, err := io.Copy(&data, io.LimitReader(file, maxFile+1)); err != nil {
 		return fmt.Errorf("load %s: %w", path, err)
+	}
+	if int64(data.Len()) > maxFile {
+		return fmt.Errorf("load %s: %w", path, refuse(ErrTooLarge, "file larger than four times FeedOptions.MaxSize (%d bytes)", maxFile))
 	}
 	track := path == f.opts.File
 	if track {
@@ -504,6 +511,9 @@ func (f *RevocationFeed) Load(ctx context.Context, path string) error {
 		if doc == "" {
 			offset = end
 			continue
+		}
+		if int64(len(doc)) > f.opts.MaxSize {
+			return fmt.Errorf("load %s, document %d: %w", path, n, refuse(ErrTooLarge, "%d bytes, more than FeedOptions.MaxSize (%d bytes); raise it if the list is that long", len(doc), f.opts.MaxSize))
 		}
 		l, err := f.parser.parseRevocations(ctx, doc, f.opts.MaxSize)
 		if err == nil {
