@@ -284,8 +284,9 @@ func (f *RevocationFeed) sync(ctx context.Context) error {
 		return errors.New("revocation feed: no URL")
 	}
 	f.mu.RLock()
-	loaded, epoch, since := f.list.loaded, f.list.epoch, f.list.seq
+	loaded, epoch, seq := f.list.loaded, f.list.epoch, f.list.seq
 	f.mu.RUnlock()
+	since := seq
 	if !loaded || f.wantSnapshot {
 		since = 0
 	}
@@ -294,6 +295,15 @@ func (f *RevocationFeed) sync(ctx context.Context) error {
 		return err
 	}
 	err = f.apply(l, true)
+	if errors.Is(err, ErrOutdated) && loaded && since == 0 && l.Snapshot {
+		// A snapshot asked for to start the file again (wantSnapshot)
+		// may be the server's shared one, older than the list: take the
+		// changes this time, and ask again next time.
+		if doc, l, err = f.fetch(ctx, seq, epoch); err != nil {
+			return err
+		}
+		err = f.apply(l, true)
+	}
 	if errors.Is(err, errGap) {
 		f.log.Info("revocation feed: changes do not follow the list; fetching the whole list", "epoch", l.Epoch, "since", l.Since)
 		if doc, l, err = f.fetch(ctx, 0, ""); err != nil {
@@ -367,11 +377,11 @@ func (f *RevocationFeed) deadline(l *RevocationList) time.Time {
 }
 
 // apply applies a verified document to the list. A document fetched now
-// must be fresh; one from a file may be stale, but not replace a newer list
-// of the same epoch. A fetched snapshot replaces the list whatever its seq:
-// sessiond never answers a client with a snapshot older than the client's
-// list, unless that list is ahead of its store (a store restored from a
-// backup), and then the store's list is the one to follow.
+// must be fresh; one from a file may be stale. No document, fetched or
+// loaded, takes the list back: one of the same epoch at a lower seq than
+// the list held is refused with ErrOutdated (a replay, or a store restored
+// from a backup, which must start a new epoch to be followed), and one at
+// the same seq does not make the list look older than it is.
 func (f *RevocationFeed) apply(l *RevocationList, fetched bool) error {
 	now := f.opts.Now()
 	deadline := f.deadline(l)
@@ -384,7 +394,8 @@ func (f *RevocationFeed) apply(l *RevocationList, fetched bool) error {
 	nowUnix := now.Unix()
 
 	if l.Snapshot {
-		if !fetched && cur.loaded && cur.epoch == l.Epoch && l.Seq < cur.seq {
+		sameList := cur.loaded && cur.epoch == l.Epoch
+		if sameList && l.Seq < cur.seq {
 			return refuse(ErrOutdated, "snapshot at seq %d, list at %d", l.Seq, cur.seq)
 		}
 		next := feedList{
@@ -394,6 +405,13 @@ func (f *RevocationFeed) apply(l *RevocationList, fetched bool) error {
 			seq:        l.Seq,
 			issuedAt:   l.IssuedAt,
 			freshUntil: deadline,
+		}
+		if sameList {
+			// The list as held is part of this one, so what vouched for
+			// it still does: a shared snapshot may be older than the
+			// delta that brought the list to the same seq.
+			next.issuedAt = later(next.issuedAt, cur.issuedAt)
+			next.freshUntil = later(next.freshUntil, cur.freshUntil)
 		}
 		next.minExpiry = addRevoked(next.revoked, l.Revoked, nowUnix, 0)
 		f.mu.Lock()
@@ -414,13 +432,16 @@ func (f *RevocationFeed) apply(l *RevocationList, fetched bool) error {
 	defer f.mu.Unlock()
 	f.list.minExpiry = addRevoked(f.list.revoked, l.Revoked, nowUnix, f.list.minExpiry)
 	f.list.seq = l.Seq
-	if l.IssuedAt.After(f.list.issuedAt) {
-		f.list.issuedAt = l.IssuedAt
-	}
-	if deadline.After(f.list.freshUntil) {
-		f.list.freshUntil = deadline
-	}
+	f.list.issuedAt = later(f.list.issuedAt, l.IssuedAt)
+	f.list.freshUntil = later(f.list.freshUntil, deadline)
 	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // addRevoked adds the unexpired entries of rs to m, keeping the later

@@ -247,6 +247,10 @@ func TestRevocationFeedRefuses(t *testing.T) {
 			l := &token.RevocationList{Issuer: "sessiond", IssuedAt: x.clock.Now(), FreshUntil: x.clock.Now().Add(time.Hour), Epoch: "epoch-1", Seq: 0}
 			return feedSign(t, x.signer, l)
 		}, token.ErrOutdated},
+		{"older snapshot", func(uint64) string {
+			l := &token.RevocationList{Issuer: "sessiond", IssuedAt: x.clock.Now(), FreshUntil: x.clock.Now().Add(time.Hour), Epoch: "epoch-1", Seq: 0, Snapshot: true}
+			return feedSign(t, x.signer, l)
+		}, token.ErrOutdated},
 		{"garbage", func(uint64) string { return "<html>proxy error</html>" }, token.ErrMalformed},
 	}
 	for _, tt := range tests {
@@ -526,4 +530,26 @@ func BenchmarkRevocationFeedIsRevoked(b *testing.B) {
 			}
 		})
 	})
+}
+
+// A snapshot at the seq of the list held but issued before the document
+// that brought the list there (a server's shared snapshot) is no news: it
+// is accepted, and the list stays as fresh as it was.
+func TestRevocationFeedSharedOlderSnapshot(t *testing.T) {
+	x := newFeedFixture(t, token.FeedOptions{})
+	a := uuid.New()
+	x.server.revoke(feedT0.Add(time.Hour), a)
+	shared := x.server.document(0, "")
+	x.clock.Add(time.Minute)
+	x.sync(t)
+	before := x.feed.Status()
+	x.server.setServe(func(uint64) string { return shared })
+	defer x.server.setServe(nil)
+	if err := x.feed.Sync(context.Background()); err != nil {
+		t.Fatalf("Sync(shared older snapshot at the same seq) = %v, want nil", err)
+	}
+	wantFeedRevoked(t, x.feed, a, true)
+	if st := x.feed.Status(); st.Seq != before.Seq || !st.IssuedAt.Equal(before.IssuedAt) || !st.FreshUntil.Equal(before.FreshUntil) {
+		t.Errorf("Status() = %+v, want seq, iat and fresh-until as before: %+v", st, before)
+	}
 }

@@ -395,3 +395,83 @@ func TestVerifyRevocationsKeysUnavailable(t *testing.T) {
 		t.Errorf("verify --jwks DOWN --revocations FILE = exit %d %q, want exit 1 saying the keys are unavailable and naming --jwks", code, out)
 	}
 }
+
+// A man in the middle who saved an older snapshot and answers the
+// verifier's next ?since= request with it gets it refused (ErrOutdated):
+// the verifier keeps its copy, and the session closed since stays refused.
+func TestRevocationFeedReplayedSnapshot(t *testing.T) {
+	ctx := context.Background()
+	// Fresh for an hour: the saved snapshot is still fresh when replayed,
+	// so only its age can have it refused.
+	p := start(t, dataDir(t), "--revocations-fresh-for", "1h")
+	proxy := newFeedProxy(t, strings.TrimSuffix(p.url, "/"))
+	jwks := token.NewRemoteJWKS(proxy.url+"/.well-known/jwks.json", token.RemoteOptions{})
+	file := filepath.Join(t.TempDir(), "revocations.jws")
+	feed := token.NewRevocationFeed(proxy.url+"/revocations", jwks, token.FeedOptions{File: file})
+	verifier := token.NewVerifier(jwks, token.WithRevocation(feed))
+
+	res, err := p.client.OpenSession(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := res.AccessToken
+	if err := feed.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The attacker saves the snapshot in which the session is open.
+	resp, err := http.Get(proxy.url + "/revocations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if _, err := verifier.Verify(ctx, tok); err != nil {
+		t.Fatalf("Verify(open session) = %v, want nil", err)
+	}
+
+	if err := p.client.CloseSession(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	// Another write, so that the saved snapshot is two writes behind.
+	other, err := p.client.OpenSession(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.client.CloseSession(ctx, other.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if err := feed.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	held := feed.Status()
+	if _, err := verifier.Verify(ctx, tok); !errors.Is(err, token.ErrRevoked) {
+		t.Fatalf("Verify(closed session) = %v, want ErrRevoked", err)
+	}
+	fileBefore, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.set("", func(string) string { return string(saved) })
+	err = feed.Sync(ctx)
+	if q := proxy.lastQuery(); !strings.Contains(q, "since=") {
+		t.Fatalf("the verifier asked %q, want a ?since= request", q)
+	}
+	if !errors.Is(err, token.ErrOutdated) || !errors.Is(err, token.ErrFeed) {
+		t.Errorf("Sync(replayed older snapshot) = %v, want ErrOutdated and ErrFeed", err)
+	}
+	if st := feed.Status(); st.Seq != held.Seq || st.Epoch != held.Epoch || st.Len != held.Len || !st.FreshUntil.Equal(held.FreshUntil) {
+		t.Errorf("Status() after the replay = %+v, want the copy kept: %+v", st, held)
+	}
+	if _, err := verifier.Verify(ctx, tok); !errors.Is(err, token.ErrRevoked) {
+		t.Errorf("Verify(closed session) after the replay = %v, want ErrRevoked", err)
+	}
+	if fileAfter, err := os.ReadFile(file); err != nil || string(fileAfter) != string(fileBefore) {
+		t.Errorf("the saved file changed after the replay (err %v)", err)
+	}
+
+	proxy.set("", nil)
+	if err := feed.Sync(ctx); err != nil {
+		t.Errorf("Sync(genuine feed) after the replay = %v, want nil", err)
+	}
+}
