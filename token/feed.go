@@ -40,12 +40,14 @@ const RevocationsType = "revocations+jwt"
 //	header:  {"alg":"EdDSA","kid":"<RFC 7638 thumbprint>","typ":"revocations+jwt"}
 //	payload: {"iss":"sessiond","iat":1764633600,"fresh_until":1764633900,
 //	          "epoch":"7qM0…","seq":1042,"since":1040,"snapshot":false,
-//	          "revoked":"<base64url of the revoked list>"}
+//	          "retain":0,"revoked":"<base64url of the revoked list>"}
 //
 // iat and fresh_until are NumericDates (Unix seconds). epoch names the
 // server's list and seq numbers its writes (see [RevocationList.Epoch] and
 // [RevocationList.Seq]). since is the seq the changes start after; 0 in a
-// snapshot.
+// snapshot. retain is how long, in whole seconds, an id stays on the list
+// after its token's "exp" (see [RevocationList.Retain]); a document without
+// it means 0.
 //
 // The revoked list is binary: the number of entries as a uvarint, then each
 // entry, in ascending order of id with no id twice: the id's 16 bytes and
@@ -69,6 +71,13 @@ type RevocationList struct {
 	// Snapshot reports that Revoked is the whole list, not changes to add
 	// to an earlier one.
 	Snapshot bool
+	// Retain is how long after its token's expiry ("exp") every id stays
+	// on the issuer's list, in whole seconds ("retain"): the issuer's own
+	// clock-skew leeway. Past exp + Retain a closed token is off the list,
+	// so a verifier that relies on the list must refuse it as expired
+	// whatever leeway it allows itself; a [Verifier] with a
+	// [RevocationFeed] does. [SignRevocations] truncates it to seconds.
+	Retain time.Duration
 	// Revoked are the revoked ids with their expiries, in ascending order of
 	// id after [ParseRevocations]; [SignRevocations] sorts them.
 	Revoked []Revoked
@@ -137,6 +146,7 @@ type revocationClaims struct {
 	Seq        uint64           `json:"seq"`
 	Since      uint64           `json:"since"`
 	Snapshot   bool             `json:"snapshot"`
+	Retain     uint64           `json:"retain"`
 	Revoked    *string          `json:"revoked"`
 }
 
@@ -198,7 +208,9 @@ func SignRevocationsFunc(keys SigningKeys, list *RevocationList, n int, entry fu
 		Seq        uint64           `json:"seq"`
 		Since      uint64           `json:"since"`
 		Snapshot   bool             `json:"snapshot"`
-	}{list.Issuer, jwt.NewNumericDate(list.IssuedAt), jwt.NewNumericDate(list.FreshUntil), list.Epoch, list.Seq, list.Since, list.Snapshot})
+		Retain     int64            `json:"retain"`
+	}{list.Issuer, jwt.NewNumericDate(list.IssuedAt), jwt.NewNumericDate(list.FreshUntil), list.Epoch, list.Seq, list.Since, list.Snapshot,
+		int64(list.Retain / time.Second)})
 	if err != nil {
 		return nil, fmt.Errorf("sign revocations: %w", err)
 	}
@@ -251,6 +263,8 @@ func checkList(list *RevocationList, n int, entry func(i int) Revoked) (int, err
 		return 0, errors.New("since is after seq")
 	case n < 0:
 		return 0, errors.New("negative number of entries")
+	case list.Retain < 0:
+		return 0, errors.New("negative retain")
 	}
 	size := uvarintLen(uint64(n))
 	var prev Revoked
@@ -418,6 +432,8 @@ func (v *Verifier) parseRevocations(ctx context.Context, doc string, maxSize int
 		return nil, refuse(ErrMalformed, "no revoked list")
 	case c.Since > c.Seq || c.Snapshot && c.Since != 0:
 		return nil, refuse(ErrMalformed, "since %d does not fit seq %d, snapshot %v", c.Since, c.Seq, c.Snapshot)
+	case c.Retain > maxExpiry:
+		return nil, refuse(ErrMalformed, "retain %d is more than %d seconds", c.Retain, maxExpiry)
 	}
 	raw, err := b64.Strict().DecodeString(*c.Revoked)
 	if err != nil {
@@ -431,6 +447,7 @@ func (v *Verifier) parseRevocations(ctx context.Context, doc string, maxSize int
 		Seq:        c.Seq,
 		Since:      c.Since,
 		Snapshot:   c.Snapshot,
+		Retain:     time.Duration(c.Retain) * time.Second,
 		KeyID:      kid,
 	}
 	err = decodeRevoked(raw, func(n int) { l.Revoked = make([]Revoked, 0, n) }, func(id uuid.UUID, exp int64) {

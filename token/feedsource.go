@@ -129,7 +129,8 @@ type feedList struct {
 	seq        uint64
 	issuedAt   time.Time
 	freshUntil time.Time
-	minExpiry  int64 // no entry expires before; sweep when it has passed
+	retain     time.Duration // of the newest document applied
+	minExpiry  int64         // no entry expires before; sweep when it has passed
 }
 
 // feedFile is what is known of the file the feed keeps: a snapshot line,
@@ -191,6 +192,18 @@ func (f *RevocationFeed) IsRevoked(_ context.Context, id uuid.UUID) (bool, error
 	return listed && exp > now.Unix(), nil
 }
 
+// Retention reports how long after a token's expiry the issuer keeps its
+// id on the list (see [RevocationList.Retain]); 0 until a list is loaded.
+// A [Verifier] whose revocation checker has this method refuses, as
+// [ErrExpired], a token past exp + Retention even when its own leeway
+// would allow it: the list can no longer say that such a token was closed.
+// A checker that wraps the feed should forward it.
+func (f *RevocationFeed) Retention() time.Duration {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.list.retain
+}
+
 // lastFailure describes the last sync's error, if any, for ErrStale.
 func (f *RevocationFeed) lastFailure() string {
 	f.mu.RLock()
@@ -209,8 +222,12 @@ type FeedStatus struct {
 	Len        int       // ids in memory
 	IssuedAt   time.Time // "iat" of the newest document applied
 	FreshUntil time.Time // the list is stale from this instant
-	LastSync   time.Time // of the last successful sync
-	LastErr    error     // of the last sync; nil if it succeeded
+	// Retain is how long after a token's expiry the issuer keeps its id
+	// on the list, as the newest document applied says (see
+	// [RevocationList.Retain]).
+	Retain   time.Duration
+	LastSync time.Time // of the last successful sync
+	LastErr  error     // of the last sync; nil if it succeeded
 }
 
 // Status returns the feed's state.
@@ -224,6 +241,7 @@ func (f *RevocationFeed) Status() FeedStatus {
 		Len:        len(f.list.revoked),
 		IssuedAt:   f.list.issuedAt,
 		FreshUntil: f.list.freshUntil,
+		Retain:     f.list.retain,
 		LastSync:   f.lastSync,
 		LastErr:    f.lastErr,
 	}
@@ -405,11 +423,15 @@ func (f *RevocationFeed) apply(l *RevocationList, fetched bool) error {
 			seq:        l.Seq,
 			issuedAt:   l.IssuedAt,
 			freshUntil: deadline,
+			retain:     l.Retain,
 		}
 		if sameList {
 			// The list as held is part of this one, so what vouched for
 			// it still does: a shared snapshot may be older than the
 			// delta that brought the list to the same seq.
+			if cur.issuedAt.After(l.IssuedAt) {
+				next.retain = cur.retain
+			}
 			next.issuedAt = later(next.issuedAt, cur.issuedAt)
 			next.freshUntil = later(next.freshUntil, cur.freshUntil)
 		}
@@ -432,6 +454,9 @@ func (f *RevocationFeed) apply(l *RevocationList, fetched bool) error {
 	defer f.mu.Unlock()
 	f.list.minExpiry = addRevoked(f.list.revoked, l.Revoked, nowUnix, f.list.minExpiry)
 	f.list.seq = l.Seq
+	if !l.IssuedAt.Before(f.list.issuedAt) {
+		f.list.retain = l.Retain
+	}
 	f.list.issuedAt = later(f.list.issuedAt, l.IssuedAt)
 	f.list.freshUntil = later(f.list.freshUntil, deadline)
 	return nil

@@ -553,3 +553,52 @@ func TestRevocationFeedSharedOlderSnapshot(t *testing.T) {
 		t.Errorf("Status() = %+v, want seq, iat and fresh-until as before: %+v", st, before)
 	}
 }
+
+// A verifier with a feed allows itself no more leeway on exp than the feed
+// retains ids for: past exp + retain a token is expired, whatever the
+// leeway; a document without "retain" means 0.
+func TestRevocationFeedRetention(t *testing.T) {
+	ctx := context.Background()
+	x := newFeedFixture(t, token.FeedOptions{})
+	tok, c, err := token.NewIssuer("", x.signer, x.clock.Now).Issue(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.clock.Add(time.Hour + 10*time.Minute) // 10 minutes past exp
+	now := x.clock.Now()
+	doc := func(retain time.Duration) string {
+		return feedSign(t, x.signer, &token.RevocationList{
+			Issuer: "sessiond", IssuedAt: now, FreshUntil: now.Add(time.Minute), Epoch: "e", Seq: 1, Snapshot: true, Retain: retain,
+		})
+	}
+	noMember := feedCraft(t, x.signer, nil, feedWith(feedClaims(), "iat", now.Unix(), "fresh_until", now.Add(time.Minute).Unix()))
+	tests := []struct {
+		name string
+		doc  string
+		want error // of Verify with a leeway of an hour
+	}{
+		{"retain 0", doc(0), token.ErrExpired},
+		{"retain 5m", doc(5 * time.Minute), token.ErrExpired},
+		{"retain 30m", doc(30 * time.Minute), nil},
+		{"retain 2h, leeway 1h", doc(2 * time.Hour), nil},
+		{"no retain member", noMember, token.ErrExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x.server.setServe(func(uint64) string { return tt.doc })
+			defer x.server.setServe(nil)
+			feed := token.NewRevocationFeed(x.server.url, feedJWKS(t, x.signer), token.FeedOptions{Now: x.clock.Now})
+			if err := feed.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			v := token.NewVerifier(feedJWKS(t, x.signer), token.WithClock(x.clock.Now), token.WithLeeway(time.Hour), token.WithRevocation(feed))
+			got, err := v.Verify(ctx, tok)
+			if !errors.Is(err, tt.want) || tt.want == nil && got.ID != c.ID {
+				t.Errorf("Verify(10 minutes past exp, leeway 1h) = %v, %v; want %v", got.ID, err, tt.want)
+			}
+			if tt.want != nil && !errors.Is(err, token.ErrInvalid) {
+				t.Errorf("Verify() error = %v, want it to match ErrInvalid", err)
+			}
+		})
+	}
+}

@@ -186,7 +186,9 @@ func WithLeeway(d time.Duration) Option { return func(v *Verifier) { v.leeway = 
 func WithClock(now func() time.Time) Option { return func(v *Verifier) { v.now = now } }
 
 // WithRevocation makes Verify consult rc for every token that is otherwise
-// valid.
+// valid. If rc has a method Retention() time.Duration, as a
+// [RevocationFeed] does, a token is expired once exp + min(leeway,
+// Retention()) has passed: the leeway never outlasts rc's knowledge.
 func WithRevocation(rc RevocationChecker) Option { return func(v *Verifier) { v.revocation = rc } }
 
 // WithCache sets how many verified tokens the Verifier remembers, so that
@@ -254,8 +256,24 @@ func (v *Verifier) Verify(ctx context.Context, s string) (Claims, error) {
 		if revoked {
 			return Claims{}, ErrRevoked
 		}
+		if r, ok := v.revocation.(retentionReporter); ok {
+			// Past exp + retain the id is off the list: whether the
+			// token was closed is unknowable, so it is expired here
+			// whatever the leeway.
+			if retain := r.Retention(); retain < v.leeway && !v.now().Before(c.Expires.Add(retain)) {
+				return Claims{}, &detailed{ErrExpired, fmt.Errorf("expired at %s; the revocation list keeps ids only %s past expiry, less than the leeway of %s",
+					c.Expires.Format(time.RFC3339), retain, v.leeway)}
+			}
+		}
 	}
 	return c, nil
+}
+
+// retentionReporter is a [RevocationChecker] that says how long after a
+// token's expiry it still knows whether the token was revoked, such as
+// [RevocationFeed].
+type retentionReporter interface {
+	Retention() time.Duration
 }
 
 // VerifyIgnoringRevocation is Verify without the revocation check.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -473,5 +474,62 @@ func TestRevocationFeedReplayedSnapshot(t *testing.T) {
 	proxy.set("", nil)
 	if err := feed.Sync(ctx); err != nil {
 		t.Errorf("Sync(genuine feed) after the replay = %v, want nil", err)
+	}
+}
+
+// No --leeway on an offline verifier makes a closed session verify once
+// the server has let its entry go: the feed states how long it keeps ids
+// ("retain"), and a verifier that uses it refuses a token past exp +
+// retain as expired, whatever its own leeway.
+func TestRevocationFeedLeewayBeyondRetention(t *testing.T) {
+	ctx := context.Background()
+	p := start(t, dataDir(t)) // --leeway 0: entries are kept until exp
+	base := strings.TrimSuffix(p.url, "/")
+	// iat is truncated to the second: a session of 3 s has 2 to 3 left.
+	res, err := p.client.OpenSession(ctx, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := res.AccessToken
+	if err := p.client.CloseSession(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	jwks := token.NewRemoteJWKS(base+"/.well-known/jwks.json", token.RemoteOptions{})
+	c, err := token.NewVerifier(jwks).VerifyIgnoringRevocation(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the token has expired and the server's snapshot no
+	// longer lists it.
+	time.Sleep(time.Until(c.Expires))
+	feedWait(t, 10*time.Second, "the expired id to leave the server's list", func() bool {
+		resp, err := http.Get(base + "/revocations")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		l, err := token.ParseRevocations(ctx, string(body), jwks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Retain != 0 {
+			t.Fatalf("server with --leeway 0: retain = %v, want 0", l.Retain)
+		}
+		return !slices.ContainsFunc(l.Revoked, func(r token.Revoked) bool { return r.ID == c.ID })
+	})
+
+	feed := token.NewRevocationFeed(base+"/revocations", jwks, token.FeedOptions{Leeway: time.Hour})
+	if err := feed.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := token.NewVerifier(jwks, token.WithLeeway(time.Hour), token.WithRevocation(feed))
+	if _, err := v.Verify(ctx, tok); !errors.Is(err, token.ErrExpired) {
+		t.Errorf("Verify(closed, expired, leeway 1h, retain 0) = %v, want ErrExpired", err)
+	}
+
+	code, out := runVerify(t, "--jwks", base+"/.well-known/jwks.json", "--leeway", "1h", "--revocations", base+"/revocations", tok)
+	if code != 1 || !strings.Contains(out, "expired") {
+		t.Errorf("verify --leeway 1h --revocations URL CLOSED = exit %d %q, want exit 1 saying expired", code, out)
 	}
 }
