@@ -119,7 +119,21 @@ type RevocationFeed struct {
 	list     feedList
 	lastSync time.Time
 	lastErr  error
+
+	// started is closed when the first sync (or load, outside Run)
+	// begins, attempted when it has ended, well or not: IsRevoked waits
+	// for it before it says that no list is loaded.
+	started, attempted       chan struct{}
+	startOnce, attemptedOnce sync.Once
 }
+
+// coldStartGrace is how long IsRevoked waits for a first sync to begin
+// when none has: `go feed.Run(ctx)` then Verify must not lose the race to
+// the goroutine, but a feed that nobody runs must not hold Verify up.
+const coldStartGrace = time.Second
+
+func (f *RevocationFeed) markStarted()   { f.startOnce.Do(func() { close(f.started) }) }
+func (f *RevocationFeed) markAttempted() { f.attemptedOnce.Do(func() { close(f.attempted) }) }
 
 // feedList is the list held, replaced as a whole by a snapshot.
 type feedList struct {
@@ -166,23 +180,36 @@ func NewRevocationFeed(url string, keys KeySource, opts FeedOptions) *Revocation
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &RevocationFeed{
-		url:    url,
-		opts:   opts,
-		parser: &Verifier{keys: keys, issuer: opts.Issuer, leeway: opts.Leeway, now: opts.Now},
-		log:    log,
-		file:   feedFile{emptyAt: -1},
+		url:       url,
+		opts:      opts,
+		parser:    &Verifier{keys: keys, issuer: opts.Issuer, leeway: opts.Leeway, now: opts.Now},
+		log:       log,
+		file:      feedFile{emptyAt: -1},
+		started:   make(chan struct{}),
+		attempted: make(chan struct{}),
 	}
 }
 
 // IsRevoked implements [RevocationChecker] from memory. It fails with an
 // error matching [ErrStale] (and reports true) when no list is loaded, and
 // when the list is stale unless [FeedOptions.Stale] is ServeStale.
-func (f *RevocationFeed) IsRevoked(_ context.Context, id uuid.UUID) (bool, error) {
-	now := f.opts.Now()
-	f.mu.RLock()
-	exp, listed := f.list.revoked[id]
-	loaded, freshUntil := f.list.loaded, f.list.freshUntil
-	f.mu.RUnlock()
+//
+// Until the first sync has ended, IsRevoked waits for it (bounded by ctx)
+// rather than fail: a verifier started together with the feed
+// (`go feed.Run(ctx)`, then Verify) answers from the first list. If no sync
+// or load has begun, it waits a second for one, then answers without.
+func (f *RevocationFeed) IsRevoked(ctx context.Context, id uuid.UUID) (bool, error) {
+	exp, listed, loaded, freshUntil, now := f.lookup(id)
+	if !loaded || !now.Before(freshUntil) {
+		select {
+		case <-f.attempted:
+		default:
+			if err := f.awaitFirstSync(ctx); err != nil {
+				return true, fmt.Errorf("%w: no revocation list loaded yet: waiting for the first sync: %w", ErrStale, err)
+			}
+			exp, listed, loaded, freshUntil, now = f.lookup(id)
+		}
+	}
 	switch {
 	case !loaded:
 		return true, fmt.Errorf("%w: no revocation list loaded%s", ErrStale, f.lastFailure())
@@ -202,6 +229,40 @@ func (f *RevocationFeed) Retention() time.Duration {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.list.retain
+}
+
+func (f *RevocationFeed) lookup(id uuid.UUID) (exp int64, listed, loaded bool, freshUntil, now time.Time) {
+	now = f.opts.Now()
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	exp, listed = f.list.revoked[id]
+	return exp, listed, f.list.loaded, f.list.freshUntil, now
+}
+
+// awaitFirstSync waits until the first sync has ended, ctx has, or, when
+// no sync has begun, coldStartGrace has passed.
+func (f *RevocationFeed) awaitFirstSync(ctx context.Context) error {
+	grace := time.NewTimer(coldStartGrace)
+	defer grace.Stop()
+	select {
+	case <-f.attempted:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-grace.C:
+		select {
+		case <-f.started:
+		default:
+			return nil // nobody syncs: answer from what there is
+		}
+	case <-f.started:
+	}
+	select {
+	case <-f.attempted:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // lastFailure describes the last sync's error, if any, for ErrStale.
@@ -251,8 +312,9 @@ func (f *RevocationFeed) Status() FeedStatus {
 // [FeedOptions.Interval] until ctx ends. Failures are logged, and the list
 // kept; [RevocationFeed.Status] reports the last one.
 func (f *RevocationFeed) Run(ctx context.Context) {
+	f.markStarted()
 	if f.opts.File != "" {
-		err := f.Load(ctx, f.opts.File)
+		err := f.load(ctx, f.opts.File)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:
@@ -285,6 +347,8 @@ var errGap = errors.New("changes do not follow the list held")
 // and saves the document to [FeedOptions.File] if set. On error the list
 // stays as it was.
 func (f *RevocationFeed) Sync(ctx context.Context) error {
+	f.markStarted()
+	defer f.markAttempted()
 	f.syncMu.Lock()
 	defer f.syncMu.Unlock()
 	err := f.sync(ctx)
@@ -524,6 +588,14 @@ func (f *RevocationFeed) sweep() {
 // the first document that does not verify or apply, with an error matching
 // [ErrFeed]; the documents before it stay applied.
 func (f *RevocationFeed) Load(ctx context.Context, path string) error {
+	f.markStarted()
+	defer f.markAttempted()
+	return f.load(ctx, path)
+}
+
+// load is Load without ending the wait for a first sync: Run loads its
+// file first, and a verifier waits for the sync after it.
+func (f *RevocationFeed) load(ctx context.Context, path string) error {
 	f.syncMu.Lock()
 	defer f.syncMu.Unlock()
 	file, err := os.Open(path)

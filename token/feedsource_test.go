@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -601,4 +602,77 @@ func TestRevocationFeedRetention(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Until the first sync has ended, IsRevoked waits for it, bounded by its
+// context; a feed that nobody syncs answers ErrStale after a short grace
+// rather than hold a verifier up.
+func TestRevocationFeedColdStart(t *testing.T) {
+	a := uuid.New()
+	t.Run("waits for the first sync", func(t *testing.T) {
+		x := newFeedFixture(t, token.FeedOptions{})
+		x.server.revoke(feedT0.Add(time.Hour), a)
+		release := make(chan struct{})
+		x.server.setServe(func(since uint64) string {
+			<-release // the first sync hangs until released
+			return x.server.document(since, "")
+		})
+		synced := make(chan error, 1)
+		go func() { synced <- x.feed.Sync(context.Background()) }()
+		answered := make(chan error, 1)
+		go func() {
+			revoked, err := x.feed.IsRevoked(context.Background(), a)
+			if err == nil && !revoked {
+				err = errors.New("not revoked")
+			}
+			answered <- err
+		}()
+		time.Sleep(50 * time.Millisecond) // let IsRevoked wait, most of the time
+		close(release)
+		if err := <-answered; err != nil {
+			t.Errorf("IsRevoked() during the first sync = %v, want true, nil once it has ended", err)
+		}
+		if err := <-synced; err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("bounded by the context", func(t *testing.T) {
+		x := newFeedFixture(t, token.FeedOptions{})
+		release := make(chan struct{})
+		defer close(release)
+		x.server.setServe(func(since uint64) string { <-release; return "" })
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go x.feed.Sync(ctx)
+		feedEventually(t, func() bool { return len(x.server.requestsSoFar()) > 0 })
+		waitCtx, stop := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer stop()
+		if revoked, err := x.feed.IsRevoked(waitCtx, a); !revoked || !errors.Is(err, token.ErrStale) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("IsRevoked(ctx that ends) during the first sync = %v, %v; want true, ErrStale and DeadlineExceeded", revoked, err)
+		}
+	})
+	t.Run("nobody syncs", func(t *testing.T) {
+		x := newFeedFixture(t, token.FeedOptions{})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if revoked, err := x.feed.IsRevoked(ctx, a); !revoked || !errors.Is(err, token.ErrStale) || ctx.Err() != nil {
+			t.Errorf("IsRevoked() of a feed never synced = %v, %v; want true and ErrStale, before the context ends", revoked, err)
+		}
+	})
+}
+
+// feedEventually polls cond for up to ten seconds.
+func feedEventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+	}
+}
+
+func (f *feedServer) requestsSoFar() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.requests)
 }

@@ -533,3 +533,48 @@ func TestRevocationFeedLeewayBeyondRetention(t *testing.T) {
 		t.Errorf("verify --leeway 1h --revocations URL CLOSED = exit %d %q, want exit 1 saying expired", code, out)
 	}
 }
+
+// The README's feed snippet, as written, against a real server: the first
+// Verify after `go feed.Run(ctx)` waits for the first sync instead of
+// failing with ErrStale. Run a few times over, since it was a race that
+// the snippet lost in most runs.
+func TestREADMEFeedSnippet(t *testing.T) {
+	p := start(t, dataDir(t))
+	base := strings.TrimSuffix(p.url, "/")
+	open, err := p.client.OpenSession(context.Background(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := p.client.OpenSession(context.Background(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.client.CloseSession(context.Background(), closed.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		accessToken := open.AccessToken
+		if i%2 == 1 {
+			accessToken = closed.AccessToken
+		}
+		done := make(chan struct{})
+		// From README.md, "Offline verification with revocation":
+		keys := token.NewRemoteJWKS(base+"/.well-known/jwks.json", token.RemoteOptions{})
+		feed := token.NewRevocationFeed(base+"/revocations", keys, token.FeedOptions{
+			Interval: 10 * time.Second,                              // how often it asks for changes (the default)
+			File:     filepath.Join(t.TempDir(), "revocations.jws"), // optional: start from it, keep it up to date
+		})
+		go func() { feed.Run(ctx); close(done) }() // go feed.Run(ctx): until ctx ends
+		v := token.NewVerifier(keys, token.WithRevocation(feed))
+		_, err := v.Verify(ctx, accessToken)
+		switch {
+		case i%2 == 0 && err != nil:
+			t.Errorf("run %d: Verify(open session) right after go feed.Run = %v, want nil", i, err)
+		case i%2 == 1 && !errors.Is(err, token.ErrRevoked):
+			t.Errorf("run %d: Verify(closed session) right after go feed.Run = %v, want ErrRevoked", i, err)
+		}
+		cancel()
+		<-done
+	}
+}
