@@ -54,6 +54,11 @@ type RevocationsOptions struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Retention reports how long after a token's expiry its id stays on
+	// the list, which every document states ("retain", see
+	// token.RevocationList.Retain) so that an offline verifier never
+	// allows itself more leeway than that; nil means 0.
+	Retention func() time.Duration
 }
 
 // RevocationsHandler serves the revocation feed: GET /revocations is the
@@ -89,6 +94,7 @@ type RevocationsHandler struct {
 	maxDelta int
 	log      *slog.Logger
 	now      func() time.Time
+	retain   func() time.Duration
 
 	clients *clientLimiter // nil: no limit
 
@@ -134,6 +140,7 @@ func NewRevocationsHandler(feed revocation.Feed, keys token.SigningKeys, opts Re
 		maxDelta: opts.MaxDelta,
 		log:      opts.Logger,
 		now:      opts.Now,
+		retain:   opts.Retention,
 	}
 	if h.issuer == "" {
 		h.issuer = token.DefaultIssuer
@@ -164,6 +171,9 @@ func NewRevocationsHandler(feed revocation.Feed, keys token.SigningKeys, opts Re
 	}
 	if h.now == nil {
 		h.now = time.Now
+	}
+	if h.retain == nil {
+		h.retain = func() time.Duration { return 0 }
 	}
 	return h
 }
@@ -370,6 +380,7 @@ func (h *RevocationsHandler) sign(ch *revocation.Changes, since uint64) (*signed
 		Seq:        ch.Seq,
 		Since:      since,
 		Snapshot:   since == 0,
+		Retain:     max(h.retain(), 0),
 	}
 	entries := ch.Entries
 	order := idOrder(entries)

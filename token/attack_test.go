@@ -759,10 +759,12 @@ func newAtkSuite(tb testing.TB, evilJWKS string) *atkSuite {
 			".AAAA.AAAAAAAAAAAAAAAA." + atkSeg(claimsOf()) + ".AAAAAAAAAAAAAAAAAAAAAA", token.ErrMalformed},
 		{"JWE header on three segments", ring, ed(fmt.Sprintf(`{"alg":"dir","enc":"A256GCM","kid":%q,"typ":"session+jwt"}`, k.edKID), claimsOf()), token.ErrSignature},
 		{"nested JWT signed by our key", ring, ed(fmt.Sprintf(`{"alg":"EdDSA","kid":%q,"typ":"session+jwt","cty":"JWT"}`, k.edKID), issued), token.ErrMalformed},
+		// The signature is checked before the payload is read, so these
+		// fail on their outer header.
 		{"nested JWT, our token inside an attacker's", ring, atkSign(tb, "EdDSA", k.evil,
-			fmt.Sprintf(`{"alg":"EdDSA","kid":%q,"typ":"session+jwt","cty":"JWT"}`, k.evilKID), issued), token.ErrMalformed},
+			fmt.Sprintf(`{"alg":"EdDSA","kid":%q,"typ":"session+jwt","cty":"JWT"}`, k.evilKID), issued), token.ErrUnknownKey},
 		{"nested JWT, our token inside an unsigned one", ring, atkSign(tb, "none", nil,
-			fmt.Sprintf(`{"alg":"none","kid":%q,"typ":"session+jwt","cty":"JWT"}`, k.edKID), issued), token.ErrMalformed},
+			fmt.Sprintf(`{"alg":"none","kid":%q,"typ":"session+jwt","cty":"JWT"}`, k.edKID), issued), token.ErrSignature},
 		{"JSON serialisation", ring, fmt.Sprintf(`{"payload":%q,"protected":%q,"signature":"AAAA"}`, atkSeg(claimsOf()), atkSeg(edH)), token.ErrMalformed},
 
 		// typ: every JWT the keys sign is typed; no other kind passes.

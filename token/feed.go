@@ -40,12 +40,14 @@ const RevocationsType = "revocations+jwt"
 //	header:  {"alg":"EdDSA","kid":"<RFC 7638 thumbprint>","typ":"revocations+jwt"}
 //	payload: {"iss":"sessiond","iat":1764633600,"fresh_until":1764633900,
 //	          "epoch":"7qM0…","seq":1042,"since":1040,"snapshot":false,
-//	          "revoked":"<base64url of the revoked list>"}
+//	          "retain":0,"revoked":"<base64url of the revoked list>"}
 //
 // iat and fresh_until are NumericDates (Unix seconds). epoch names the
 // server's list and seq numbers its writes (see [RevocationList.Epoch] and
 // [RevocationList.Seq]). since is the seq the changes start after; 0 in a
-// snapshot.
+// snapshot. retain is how long, in whole seconds, an id stays on the list
+// after its token's "exp" (see [RevocationList.Retain]); a document without
+// it means 0.
 //
 // The revoked list is binary: the number of entries as a uvarint, then each
 // entry, in ascending order of id with no id twice: the id's 16 bytes and
@@ -69,6 +71,13 @@ type RevocationList struct {
 	// Snapshot reports that Revoked is the whole list, not changes to add
 	// to an earlier one.
 	Snapshot bool
+	// Retain is how long after its token's expiry ("exp") every id stays
+	// on the issuer's list, in whole seconds ("retain"): the issuer's own
+	// clock-skew leeway. Past exp + Retain a closed token is off the list,
+	// so a verifier that relies on the list must refuse it as expired
+	// whatever leeway it allows itself; a [Verifier] with a
+	// [RevocationFeed] does. [SignRevocations] truncates it to seconds.
+	Retain time.Duration
 	// Revoked are the revoked ids with their expiries, in ascending order of
 	// id after [ParseRevocations]; [SignRevocations] sorts them.
 	Revoked []Revoked
@@ -89,7 +98,7 @@ type Revoked struct {
 // is refused gives an error matching [ErrFeed] and one precise reason:
 // [ErrMalformed], [ErrType], [ErrUnknownKey], [ErrAlgorithm],
 // [ErrSignature], [ErrIssuer], [ErrNotYetValid] (issued in the future),
-// [ErrExpired] (no longer fresh) or [ErrOutdated].
+// [ErrExpired] (no longer fresh), [ErrOutdated] or [ErrTooLarge].
 var (
 	// ErrFeed matches every reason a revocation document is refused.
 	ErrFeed = errors.New("revocation document refused")
@@ -137,6 +146,7 @@ type revocationClaims struct {
 	Seq        uint64           `json:"seq"`
 	Since      uint64           `json:"since"`
 	Snapshot   bool             `json:"snapshot"`
+	Retain     uint64           `json:"retain"`
 	Revoked    *string          `json:"revoked"`
 }
 
@@ -198,7 +208,9 @@ func SignRevocationsFunc(keys SigningKeys, list *RevocationList, n int, entry fu
 		Seq        uint64           `json:"seq"`
 		Since      uint64           `json:"since"`
 		Snapshot   bool             `json:"snapshot"`
-	}{list.Issuer, jwt.NewNumericDate(list.IssuedAt), jwt.NewNumericDate(list.FreshUntil), list.Epoch, list.Seq, list.Since, list.Snapshot})
+		Retain     int64            `json:"retain"`
+	}{list.Issuer, jwt.NewNumericDate(list.IssuedAt), jwt.NewNumericDate(list.FreshUntil), list.Epoch, list.Seq, list.Since, list.Snapshot,
+		int64(list.Retain / time.Second)})
 	if err != nil {
 		return nil, fmt.Errorf("sign revocations: %w", err)
 	}
@@ -251,6 +263,8 @@ func checkList(list *RevocationList, n int, entry func(i int) Revoked) (int, err
 		return 0, errors.New("since is after seq")
 	case n < 0:
 		return 0, errors.New("negative number of entries")
+	case list.Retain < 0:
+		return 0, errors.New("negative retain")
 	}
 	size := uvarintLen(uint64(n))
 	var prev Revoked
@@ -342,55 +356,69 @@ func sign(alg string, key crypto.Signer, msg []byte) ([]byte, error) {
 //
 // Whether the list is still fresh is for the caller to judge; a
 // [RevocationFeed] does. An error matches [ErrFeed] and one reason (see
-// ErrFeed); nothing in the document is returned then.
+// ErrFeed), or, when keys could not say whether the key exists, wraps
+// [ErrKeysUnavailable] and does not match ErrFeed: validity is unknown, as
+// for a token. Nothing in the document is returned then.
+//
+// The document is authenticated before its payload is decoded (see
+// [Verifier.Verify]: one routine checks both), so a forged one costs no
+// more than its signature check; a document of more than 256 MiB is
+// refused unread with [ErrTooLarge].
 func ParseRevocations(ctx context.Context, doc string, keys KeySource, opts ...Option) (*RevocationList, error) {
 	v := &Verifier{keys: keys, issuer: DefaultIssuer, now: time.Now}
 	for _, opt := range opts {
 		opt(v)
 	}
-	return v.parseRevocations(ctx, doc)
+	return v.parseRevocations(ctx, doc, defaultMaxRevocationsSize)
 }
 
-// revocationsParser is the parser for revocation documents of v.
-func (v *Verifier) revocationsParser() *jwt.Parser {
-	return jwt.NewParser(
-		jwt.WithValidMethods([]string{"EdDSA", "ES256", "RS256"}),
+// defaultMaxRevocationsSize bounds a document that [ParseRevocations]
+// reads: 256 MiB, some 7 million ids, as [FeedOptions.MaxSize].
+const defaultMaxRevocationsSize = 256 << 20
+
+// revocationsValidator checks the claims of a revocation document of v.
+func (v *Verifier) revocationsValidator() *jwt.Validator {
+	return jwt.NewValidator(
 		jwt.WithIssuedAt(),
 		jwt.WithIssuer(v.issuer),
 		jwt.WithLeeway(v.leeway),
 		jwt.WithTimeFunc(v.now),
-		jwt.WithStrictDecoding(),
 	)
 }
 
-func (v *Verifier) parseRevocations(ctx context.Context, doc string) (*RevocationList, error) {
-	var c revocationClaims
-	var kid string
-	_, err := v.revocationsParser().ParseWithClaims(doc, &c, func(t *jwt.Token) (any, error) {
-		if typ, _ := t.Header["typ"].(string); typ != RevocationsType {
-			return nil, ErrType
-		}
-		if _, ok := t.Header["crit"]; ok {
-			return nil, fmt.Errorf("%w: unsupported crit header", ErrMalformed)
-		}
-		kid, _ = t.Header["kid"].(string)
-		if kid == "" {
-			return nil, ErrUnknownKey
-		}
-		alg, key, err := v.keys.VerificationKey(ctx, kid)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnknownKey, err)
-		}
-		if t.Method.Alg() != alg {
-			return nil, ErrAlgorithm
-		}
-		return key, nil
-	})
+// parseRevocations verifies doc, of at most maxSize bytes, through the
+// same JWS check as tokens ([Verifier.verifyJWS]): the signature is
+// checked over the raw bytes before anything of the payload is decoded, so
+// that a forged document costs no more than reading it.
+func (v *Verifier) parseRevocations(ctx context.Context, doc string, maxSize int64) (*RevocationList, error) {
+	if int64(len(doc)) > maxSize {
+		return nil, refuse(ErrTooLarge, "document of %d bytes, more than the %d read", len(doc), maxSize)
+	}
+	sj, err := v.verifyJWS(ctx, doc, RevocationsType)
+	if errors.Is(err, ErrKeysUnavailable) {
+		return nil, fmt.Errorf("verify revocation document: %w", err)
+	}
 	if err != nil {
 		var d *detailed
-		errors.As(classify(err), &d) // classify always gives one
+		if !errors.As(err, &d) {
+			d = &detailed{ErrMalformed, err}
+		}
 		return nil, &refused{d.reason, d.detail}
 	}
+	payload, err := b64.Strict().DecodeString(sj.payload)
+	if err != nil {
+		return nil, refuse(ErrMalformed, "payload: %v", err)
+	}
+	var c revocationClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, refuse(ErrMalformed, "payload: %v", err)
+	}
+	if err := v.revocationsValidator().Validate(&c); err != nil {
+		var d *detailed
+		errors.As(classify(err), &d) // classify gives one for any error but ErrKeysUnavailable
+		return nil, &refused{d.reason, d.detail}
+	}
+	kid := sj.kid
 	switch {
 	case c.IssuedAt == nil:
 		return nil, refuse(ErrMalformed, "no iat")
@@ -404,6 +432,8 @@ func (v *Verifier) parseRevocations(ctx context.Context, doc string) (*Revocatio
 		return nil, refuse(ErrMalformed, "no revoked list")
 	case c.Since > c.Seq || c.Snapshot && c.Since != 0:
 		return nil, refuse(ErrMalformed, "since %d does not fit seq %d, snapshot %v", c.Since, c.Seq, c.Snapshot)
+	case c.Retain > maxExpiry:
+		return nil, refuse(ErrMalformed, "retain %d is more than %d seconds", c.Retain, maxExpiry)
 	}
 	raw, err := b64.Strict().DecodeString(*c.Revoked)
 	if err != nil {
@@ -417,6 +447,7 @@ func (v *Verifier) parseRevocations(ctx context.Context, doc string) (*Revocatio
 		Seq:        c.Seq,
 		Since:      c.Since,
 		Snapshot:   c.Snapshot,
+		Retain:     time.Duration(c.Retain) * time.Second,
 		KeyID:      kid,
 	}
 	err = decodeRevoked(raw, func(n int) { l.Revoked = make([]Revoked, 0, n) }, func(id uuid.UUID, exp int64) {

@@ -93,6 +93,7 @@ func TestSignParseRevocations(t *testing.T) {
 			s := newFeedSigner(t, alg)
 			want := feedList(3, feedT0)
 			want.Since, want.Seq, want.Snapshot = 7, 10, false
+			want.Retain = 90*time.Second + 500*time.Millisecond // signed as 90 s
 			doc := feedSign(t, s, want)
 
 			header, _, _ := strings.Cut(doc, ".")
@@ -107,7 +108,7 @@ func TestSignParseRevocations(t *testing.T) {
 			}
 			if got.KeyID != s.key.ID || got.Issuer != want.Issuer || !got.IssuedAt.Equal(want.IssuedAt) ||
 				!got.FreshUntil.Equal(want.FreshUntil) || got.Epoch != want.Epoch || got.Seq != 10 ||
-				got.Since != 7 || got.Snapshot {
+				got.Since != 7 || got.Snapshot || got.Retain != 90*time.Second {
 				t.Errorf("ParseRevocations() = %+v, want %+v", got, want)
 			}
 			// SignRevocations sorted want.Revoked in place.
@@ -137,6 +138,7 @@ func TestSignRevocationsRefuses(t *testing.T) {
 		{"fresh until not after iat", func(l *token.RevocationList) { l.FreshUntil = l.IssuedAt }},
 		{"snapshot with since", func(l *token.RevocationList) { l.Since = 1 }},
 		{"since after seq", func(l *token.RevocationList) { l.Snapshot, l.Since, l.Seq = false, 5, 4 }},
+		{"negative retain", func(l *token.RevocationList) { l.Retain = -time.Second }},
 		{"duplicate id", func(l *token.RevocationList) {
 			l.Revoked = []token.Revoked{{ID: id, Expires: feedT0}, {ID: id, Expires: feedT0}}
 		}},
@@ -272,6 +274,10 @@ func TestParseRevocationsRefuses(t *testing.T) {
 		{"snapshot with since", feedCraft(t, s, nil, feedWith(feedClaims(), "since", 1)), token.ErrMalformed},
 		{"since after seq", feedCraft(t, s, nil, feedWith(feedClaims(), "snapshot", false, "since", 4)), token.ErrMalformed},
 		{"seq not a number", feedCraft(t, s, nil, feedWith(feedClaims(), "seq", "3")), token.ErrMalformed},
+		{"negative retain", feedCraft(t, s, nil, feedWith(feedClaims(), "retain", -1)), token.ErrMalformed},
+		{"fractional retain", feedCraft(t, s, nil, feedWith(feedClaims(), "retain", 1.5)), token.ErrMalformed},
+		{"retain a string", feedCraft(t, s, nil, feedWith(feedClaims(), "retain", "60")), token.ErrMalformed},
+		{"retain past year 9999", feedCraft(t, s, nil, feedWith(feedClaims(), "retain", uint64(1)<<40)), token.ErrMalformed},
 		{"revoked not base64url", feedCraft(t, s, nil, feedWith(feedClaims(), "revoked", "a+b/")), token.ErrMalformed},
 		{"count beyond the data", feedCraft(t, s, nil, feedWith(feedClaims(), "revoked", feedRevoked(2, lo, uint64(5)))), token.ErrMalformed},
 		{"huge count", feedCraft(t, s, nil, feedWith(feedClaims(), "revoked", feedRevoked(1<<62))), token.ErrMalformed},
@@ -341,13 +347,14 @@ func TestRevocationListJSON(t *testing.T) {
 	if err := json.Unmarshal(payload, &got); err != nil {
 		t.Fatal(err)
 	}
-	for _, member := range []string{"iss", "iat", "fresh_until", "epoch", "seq", "since", "snapshot", "revoked"} {
+	members := []string{"iss", "iat", "fresh_until", "epoch", "seq", "since", "snapshot", "retain", "revoked"}
+	for _, member := range members {
 		if _, ok := got[member]; !ok {
 			t.Errorf("payload %s lacks %q", payload, member)
 		}
 	}
-	if len(got) != 8 {
-		t.Errorf("payload %s has %d members, want 8", payload, len(got))
+	if len(got) != len(members) {
+		t.Errorf("payload %s has %d members, want %d", payload, len(got), len(members))
 	}
 	raw, _ := base64.RawURLEncoding.DecodeString(got["revoked"].(string))
 	if len(raw) != 1+16+5 {

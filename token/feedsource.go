@@ -62,8 +62,9 @@ type FeedOptions struct {
 	// clock skew allowed on "iat".
 	Issuer string
 	Leeway time.Duration
-	// MaxSize bounds a fetched document; 0 means 256 MiB (some 7 million
-	// ids).
+	// MaxSize bounds a document, fetched or loaded (a longer one is
+	// refused unread with [ErrTooLarge]), and a loaded file to four times
+	// as much; 0 means 256 MiB (some 7 million ids).
 	MaxSize int64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -118,7 +119,21 @@ type RevocationFeed struct {
 	list     feedList
 	lastSync time.Time
 	lastErr  error
+
+	// started is closed when the first sync (or load, outside Run)
+	// begins, attempted when it has ended, well or not: IsRevoked waits
+	// for it before it says that no list is loaded.
+	started, attempted       chan struct{}
+	startOnce, attemptedOnce sync.Once
 }
+
+// coldStartGrace is how long IsRevoked waits for a first sync to begin
+// when none has: `go feed.Run(ctx)` then Verify must not lose the race to
+// the goroutine, but a feed that nobody runs must not hold Verify up.
+const coldStartGrace = time.Second
+
+func (f *RevocationFeed) markStarted()   { f.startOnce.Do(func() { close(f.started) }) }
+func (f *RevocationFeed) markAttempted() { f.attemptedOnce.Do(func() { close(f.attempted) }) }
 
 // feedList is the list held, replaced as a whole by a snapshot.
 type feedList struct {
@@ -128,7 +143,8 @@ type feedList struct {
 	seq        uint64
 	issuedAt   time.Time
 	freshUntil time.Time
-	minExpiry  int64 // no entry expires before; sweep when it has passed
+	retain     time.Duration // of the newest document applied
+	minExpiry  int64         // no entry expires before; sweep when it has passed
 }
 
 // feedFile is what is known of the file the feed keeps: a snapshot line,
@@ -164,23 +180,36 @@ func NewRevocationFeed(url string, keys KeySource, opts FeedOptions) *Revocation
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &RevocationFeed{
-		url:    url,
-		opts:   opts,
-		parser: &Verifier{keys: keys, issuer: opts.Issuer, leeway: opts.Leeway, now: opts.Now},
-		log:    log,
-		file:   feedFile{emptyAt: -1},
+		url:       url,
+		opts:      opts,
+		parser:    &Verifier{keys: keys, issuer: opts.Issuer, leeway: opts.Leeway, now: opts.Now},
+		log:       log,
+		file:      feedFile{emptyAt: -1},
+		started:   make(chan struct{}),
+		attempted: make(chan struct{}),
 	}
 }
 
 // IsRevoked implements [RevocationChecker] from memory. It fails with an
 // error matching [ErrStale] (and reports true) when no list is loaded, and
 // when the list is stale unless [FeedOptions.Stale] is ServeStale.
-func (f *RevocationFeed) IsRevoked(_ context.Context, id uuid.UUID) (bool, error) {
-	now := f.opts.Now()
-	f.mu.RLock()
-	exp, listed := f.list.revoked[id]
-	loaded, freshUntil := f.list.loaded, f.list.freshUntil
-	f.mu.RUnlock()
+//
+// Until the first sync has ended, IsRevoked waits for it (bounded by ctx)
+// rather than fail: a verifier started together with the feed
+// (`go feed.Run(ctx)`, then Verify) answers from the first list. If no sync
+// or load has begun, it waits a second for one, then answers without.
+func (f *RevocationFeed) IsRevoked(ctx context.Context, id uuid.UUID) (bool, error) {
+	exp, listed, loaded, freshUntil, now := f.lookup(id)
+	if !loaded || !now.Before(freshUntil) {
+		select {
+		case <-f.attempted:
+		default:
+			if err := f.awaitFirstSync(ctx); err != nil {
+				return true, fmt.Errorf("%w: no revocation list loaded yet: waiting for the first sync: %w", ErrStale, err)
+			}
+			exp, listed, loaded, freshUntil, now = f.lookup(id)
+		}
+	}
 	switch {
 	case !loaded:
 		return true, fmt.Errorf("%w: no revocation list loaded%s", ErrStale, f.lastFailure())
@@ -188,6 +217,52 @@ func (f *RevocationFeed) IsRevoked(_ context.Context, id uuid.UUID) (bool, error
 		return true, fmt.Errorf("%w: it was fresh until %s%s", ErrStale, freshUntil.Format(time.RFC3339), f.lastFailure())
 	}
 	return listed && exp > now.Unix(), nil
+}
+
+// Retention reports how long after a token's expiry the issuer keeps its
+// id on the list (see [RevocationList.Retain]); 0 until a list is loaded.
+// A [Verifier] whose revocation checker has this method refuses, as
+// [ErrExpired], a token past exp + Retention even when its own leeway
+// would allow it: the list can no longer say that such a token was closed.
+// A checker that wraps the feed should forward it.
+func (f *RevocationFeed) Retention() time.Duration {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.list.retain
+}
+
+func (f *RevocationFeed) lookup(id uuid.UUID) (exp int64, listed, loaded bool, freshUntil, now time.Time) {
+	now = f.opts.Now()
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	exp, listed = f.list.revoked[id]
+	return exp, listed, f.list.loaded, f.list.freshUntil, now
+}
+
+// awaitFirstSync waits until the first sync has ended, ctx has, or, when
+// no sync has begun, coldStartGrace has passed.
+func (f *RevocationFeed) awaitFirstSync(ctx context.Context) error {
+	grace := time.NewTimer(coldStartGrace)
+	defer grace.Stop()
+	select {
+	case <-f.attempted:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-grace.C:
+		select {
+		case <-f.started:
+		default:
+			return nil // nobody syncs: answer from what there is
+		}
+	case <-f.started:
+	}
+	select {
+	case <-f.attempted:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // lastFailure describes the last sync's error, if any, for ErrStale.
@@ -208,8 +283,12 @@ type FeedStatus struct {
 	Len        int       // ids in memory
 	IssuedAt   time.Time // "iat" of the newest document applied
 	FreshUntil time.Time // the list is stale from this instant
-	LastSync   time.Time // of the last successful sync
-	LastErr    error     // of the last sync; nil if it succeeded
+	// Retain is how long after a token's expiry the issuer keeps its id
+	// on the list, as the newest document applied says (see
+	// [RevocationList.Retain]).
+	Retain   time.Duration
+	LastSync time.Time // of the last successful sync
+	LastErr  error     // of the last sync; nil if it succeeded
 }
 
 // Status returns the feed's state.
@@ -223,6 +302,7 @@ func (f *RevocationFeed) Status() FeedStatus {
 		Len:        len(f.list.revoked),
 		IssuedAt:   f.list.issuedAt,
 		FreshUntil: f.list.freshUntil,
+		Retain:     f.list.retain,
 		LastSync:   f.lastSync,
 		LastErr:    f.lastErr,
 	}
@@ -232,8 +312,9 @@ func (f *RevocationFeed) Status() FeedStatus {
 // [FeedOptions.Interval] until ctx ends. Failures are logged, and the list
 // kept; [RevocationFeed.Status] reports the last one.
 func (f *RevocationFeed) Run(ctx context.Context) {
+	f.markStarted()
 	if f.opts.File != "" {
-		err := f.Load(ctx, f.opts.File)
+		err := f.load(ctx, f.opts.File)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:
@@ -266,6 +347,8 @@ var errGap = errors.New("changes do not follow the list held")
 // and saves the document to [FeedOptions.File] if set. On error the list
 // stays as it was.
 func (f *RevocationFeed) Sync(ctx context.Context) error {
+	f.markStarted()
+	defer f.markAttempted()
 	f.syncMu.Lock()
 	defer f.syncMu.Unlock()
 	err := f.sync(ctx)
@@ -283,8 +366,9 @@ func (f *RevocationFeed) sync(ctx context.Context) error {
 		return errors.New("revocation feed: no URL")
 	}
 	f.mu.RLock()
-	loaded, epoch, since := f.list.loaded, f.list.epoch, f.list.seq
+	loaded, epoch, seq := f.list.loaded, f.list.epoch, f.list.seq
 	f.mu.RUnlock()
+	since := seq
 	if !loaded || f.wantSnapshot {
 		since = 0
 	}
@@ -293,6 +377,15 @@ func (f *RevocationFeed) sync(ctx context.Context) error {
 		return err
 	}
 	err = f.apply(l, true)
+	if errors.Is(err, ErrOutdated) && loaded && since == 0 && l.Snapshot {
+		// A snapshot asked for to start the file again (wantSnapshot)
+		// may be the server's shared one, older than the list: take the
+		// changes this time, and ask again next time.
+		if doc, l, err = f.fetch(ctx, seq, epoch); err != nil {
+			return err
+		}
+		err = f.apply(l, true)
+	}
 	if errors.Is(err, errGap) {
 		f.log.Info("revocation feed: changes do not follow the list; fetching the whole list", "epoch", l.Epoch, "since", l.Since)
 		if doc, l, err = f.fetch(ctx, 0, ""); err != nil {
@@ -345,10 +438,10 @@ func (f *RevocationFeed) fetch(ctx context.Context, since uint64, epoch string) 
 		return "", nil, fmt.Errorf("GET %s: %w", u.Redacted(), err)
 	}
 	if int64(body.Len()) > f.opts.MaxSize {
-		return "", nil, fmt.Errorf("GET %s: document larger than %d bytes", u.Redacted(), f.opts.MaxSize)
+		return "", nil, refuse(ErrTooLarge, "GET %s: document larger than FeedOptions.MaxSize (%d bytes); raise it if the list is that long", u.Redacted(), f.opts.MaxSize)
 	}
 	doc := strings.TrimSpace(body.String())
-	l, err := f.parser.parseRevocations(ctx, doc)
+	l, err := f.parser.parseRevocations(ctx, doc, f.opts.MaxSize)
 	if err != nil {
 		return "", nil, err
 	}
@@ -366,11 +459,11 @@ func (f *RevocationFeed) deadline(l *RevocationList) time.Time {
 }
 
 // apply applies a verified document to the list. A document fetched now
-// must be fresh; one from a file may be stale, but not replace a newer list
-// of the same epoch. A fetched snapshot replaces the list whatever its seq:
-// sessiond never answers a client with a snapshot older than the client's
-// list, unless that list is ahead of its store (a store restored from a
-// backup), and then the store's list is the one to follow.
+// must be fresh; one from a file may be stale. No document, fetched or
+// loaded, takes the list back: one of the same epoch at a lower seq than
+// the list held is refused with ErrOutdated (a replay, or a store restored
+// from a backup, which must start a new epoch to be followed), and one at
+// the same seq does not make the list look older than it is.
 func (f *RevocationFeed) apply(l *RevocationList, fetched bool) error {
 	now := f.opts.Now()
 	deadline := f.deadline(l)
@@ -383,7 +476,8 @@ func (f *RevocationFeed) apply(l *RevocationList, fetched bool) error {
 	nowUnix := now.Unix()
 
 	if l.Snapshot {
-		if !fetched && cur.loaded && cur.epoch == l.Epoch && l.Seq < cur.seq {
+		sameList := cur.loaded && cur.epoch == l.Epoch
+		if sameList && l.Seq < cur.seq {
 			return refuse(ErrOutdated, "snapshot at seq %d, list at %d", l.Seq, cur.seq)
 		}
 		next := feedList{
@@ -393,6 +487,17 @@ func (f *RevocationFeed) apply(l *RevocationList, fetched bool) error {
 			seq:        l.Seq,
 			issuedAt:   l.IssuedAt,
 			freshUntil: deadline,
+			retain:     l.Retain,
+		}
+		if sameList {
+			// The list as held is part of this one, so what vouched for
+			// it still does: a shared snapshot may be older than the
+			// delta that brought the list to the same seq.
+			if cur.issuedAt.After(l.IssuedAt) {
+				next.retain = cur.retain
+			}
+			next.issuedAt = later(next.issuedAt, cur.issuedAt)
+			next.freshUntil = later(next.freshUntil, cur.freshUntil)
 		}
 		next.minExpiry = addRevoked(next.revoked, l.Revoked, nowUnix, 0)
 		f.mu.Lock()
@@ -413,13 +518,19 @@ func (f *RevocationFeed) apply(l *RevocationList, fetched bool) error {
 	defer f.mu.Unlock()
 	f.list.minExpiry = addRevoked(f.list.revoked, l.Revoked, nowUnix, f.list.minExpiry)
 	f.list.seq = l.Seq
-	if l.IssuedAt.After(f.list.issuedAt) {
-		f.list.issuedAt = l.IssuedAt
+	if !l.IssuedAt.Before(f.list.issuedAt) {
+		f.list.retain = l.Retain
 	}
-	if deadline.After(f.list.freshUntil) {
-		f.list.freshUntil = deadline
-	}
+	f.list.issuedAt = later(f.list.issuedAt, l.IssuedAt)
+	f.list.freshUntil = later(f.list.freshUntil, deadline)
 	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // addRevoked adds the unexpired entries of rs to m, keeping the later
@@ -477,6 +588,14 @@ func (f *RevocationFeed) sweep() {
 // the first document that does not verify or apply, with an error matching
 // [ErrFeed]; the documents before it stay applied.
 func (f *RevocationFeed) Load(ctx context.Context, path string) error {
+	f.markStarted()
+	defer f.markAttempted()
+	return f.load(ctx, path)
+}
+
+// load is Load without ending the wait for a first sync: Run loads its
+// file first, and a verifier waits for the sync after it.
+func (f *RevocationFeed) load(ctx context.Context, path string) error {
 	f.syncMu.Lock()
 	defer f.syncMu.Unlock()
 	file, err := os.Open(path)
@@ -484,12 +603,18 @@ func (f *RevocationFeed) Load(ctx context.Context, path string) error {
 		return err
 	}
 	defer file.Close()
+	// The file holds a snapshot and deltas that together stay under
+	// three times the larger of the snapshot and 1 MiB (see save).
+	maxFile := 4 * max(f.opts.MaxSize, 1<<20)
 	var data strings.Builder
-	if info, err := file.Stat(); err == nil {
+	if info, err := file.Stat(); err == nil && info.Size() <= maxFile {
 		data.Grow(int(info.Size()))
 	}
-	if _, err := io.Copy(&data, file); err != nil {
+	if _, err := io.Copy(&data, io.LimitReader(file, maxFile+1)); err != nil {
 		return fmt.Errorf("load %s: %w", path, err)
+	}
+	if int64(data.Len()) > maxFile {
+		return fmt.Errorf("load %s: %w", path, refuse(ErrTooLarge, "file larger than four times FeedOptions.MaxSize (%d bytes)", maxFile))
 	}
 	track := path == f.opts.File
 	if track {
@@ -505,7 +630,10 @@ func (f *RevocationFeed) Load(ctx context.Context, path string) error {
 			offset = end
 			continue
 		}
-		l, err := f.parser.parseRevocations(ctx, doc)
+		if int64(len(doc)) > f.opts.MaxSize {
+			return fmt.Errorf("load %s, document %d: %w", path, n, refuse(ErrTooLarge, "%d bytes, more than FeedOptions.MaxSize (%d bytes); raise it if the list is that long", len(doc), f.opts.MaxSize))
+		}
+		l, err := f.parser.parseRevocations(ctx, doc, f.opts.MaxSize)
 		if err == nil {
 			err = f.apply(l, false)
 		}

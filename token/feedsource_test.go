@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -245,6 +246,10 @@ func TestRevocationFeedRefuses(t *testing.T) {
 		}, token.ErrExpired},
 		{"older delta", func(uint64) string {
 			l := &token.RevocationList{Issuer: "sessiond", IssuedAt: x.clock.Now(), FreshUntil: x.clock.Now().Add(time.Hour), Epoch: "epoch-1", Seq: 0}
+			return feedSign(t, x.signer, l)
+		}, token.ErrOutdated},
+		{"older snapshot", func(uint64) string {
+			l := &token.RevocationList{Issuer: "sessiond", IssuedAt: x.clock.Now(), FreshUntil: x.clock.Now().Add(time.Hour), Epoch: "epoch-1", Seq: 0, Snapshot: true}
 			return feedSign(t, x.signer, l)
 		}, token.ErrOutdated},
 		{"garbage", func(uint64) string { return "<html>proxy error</html>" }, token.ErrMalformed},
@@ -526,4 +531,148 @@ func BenchmarkRevocationFeedIsRevoked(b *testing.B) {
 			}
 		})
 	})
+}
+
+// A snapshot at the seq of the list held but issued before the document
+// that brought the list there (a server's shared snapshot) is no news: it
+// is accepted, and the list stays as fresh as it was.
+func TestRevocationFeedSharedOlderSnapshot(t *testing.T) {
+	x := newFeedFixture(t, token.FeedOptions{})
+	a := uuid.New()
+	x.server.revoke(feedT0.Add(time.Hour), a)
+	shared := x.server.document(0, "")
+	x.clock.Add(time.Minute)
+	x.sync(t)
+	before := x.feed.Status()
+	x.server.setServe(func(uint64) string { return shared })
+	defer x.server.setServe(nil)
+	if err := x.feed.Sync(context.Background()); err != nil {
+		t.Fatalf("Sync(shared older snapshot at the same seq) = %v, want nil", err)
+	}
+	wantFeedRevoked(t, x.feed, a, true)
+	if st := x.feed.Status(); st.Seq != before.Seq || !st.IssuedAt.Equal(before.IssuedAt) || !st.FreshUntil.Equal(before.FreshUntil) {
+		t.Errorf("Status() = %+v, want seq, iat and fresh-until as before: %+v", st, before)
+	}
+}
+
+// A verifier with a feed allows itself no more leeway on exp than the feed
+// retains ids for: past exp + retain a token is expired, whatever the
+// leeway; a document without "retain" means 0.
+func TestRevocationFeedRetention(t *testing.T) {
+	ctx := context.Background()
+	x := newFeedFixture(t, token.FeedOptions{})
+	tok, c, err := token.NewIssuer("", x.signer, x.clock.Now).Issue(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.clock.Add(time.Hour + 10*time.Minute) // 10 minutes past exp
+	now := x.clock.Now()
+	doc := func(retain time.Duration) string {
+		return feedSign(t, x.signer, &token.RevocationList{
+			Issuer: "sessiond", IssuedAt: now, FreshUntil: now.Add(time.Minute), Epoch: "e", Seq: 1, Snapshot: true, Retain: retain,
+		})
+	}
+	noMember := feedCraft(t, x.signer, nil, feedWith(feedClaims(), "iat", now.Unix(), "fresh_until", now.Add(time.Minute).Unix()))
+	tests := []struct {
+		name string
+		doc  string
+		want error // of Verify with a leeway of an hour
+	}{
+		{"retain 0", doc(0), token.ErrExpired},
+		{"retain 5m", doc(5 * time.Minute), token.ErrExpired},
+		{"retain 30m", doc(30 * time.Minute), nil},
+		{"retain 2h, leeway 1h", doc(2 * time.Hour), nil},
+		{"no retain member", noMember, token.ErrExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x.server.setServe(func(uint64) string { return tt.doc })
+			defer x.server.setServe(nil)
+			feed := token.NewRevocationFeed(x.server.url, feedJWKS(t, x.signer), token.FeedOptions{Now: x.clock.Now})
+			if err := feed.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			v := token.NewVerifier(feedJWKS(t, x.signer), token.WithClock(x.clock.Now), token.WithLeeway(time.Hour), token.WithRevocation(feed))
+			got, err := v.Verify(ctx, tok)
+			if !errors.Is(err, tt.want) || tt.want == nil && got.ID != c.ID {
+				t.Errorf("Verify(10 minutes past exp, leeway 1h) = %v, %v; want %v", got.ID, err, tt.want)
+			}
+			if tt.want != nil && !errors.Is(err, token.ErrInvalid) {
+				t.Errorf("Verify() error = %v, want it to match ErrInvalid", err)
+			}
+		})
+	}
+}
+
+// Until the first sync has ended, IsRevoked waits for it, bounded by its
+// context; a feed that nobody syncs answers ErrStale after a short grace
+// rather than hold a verifier up.
+func TestRevocationFeedColdStart(t *testing.T) {
+	a := uuid.New()
+	t.Run("waits for the first sync", func(t *testing.T) {
+		x := newFeedFixture(t, token.FeedOptions{})
+		x.server.revoke(feedT0.Add(time.Hour), a)
+		release := make(chan struct{})
+		x.server.setServe(func(since uint64) string {
+			<-release // the first sync hangs until released
+			return x.server.document(since, "")
+		})
+		synced := make(chan error, 1)
+		go func() { synced <- x.feed.Sync(context.Background()) }()
+		answered := make(chan error, 1)
+		go func() {
+			revoked, err := x.feed.IsRevoked(context.Background(), a)
+			if err == nil && !revoked {
+				err = errors.New("not revoked")
+			}
+			answered <- err
+		}()
+		time.Sleep(50 * time.Millisecond) // let IsRevoked wait, most of the time
+		close(release)
+		if err := <-answered; err != nil {
+			t.Errorf("IsRevoked() during the first sync = %v, want true, nil once it has ended", err)
+		}
+		if err := <-synced; err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("bounded by the context", func(t *testing.T) {
+		x := newFeedFixture(t, token.FeedOptions{})
+		release := make(chan struct{})
+		defer close(release)
+		x.server.setServe(func(since uint64) string { <-release; return "" })
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go x.feed.Sync(ctx)
+		feedEventually(t, func() bool { return len(x.server.requestsSoFar()) > 0 })
+		waitCtx, stop := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer stop()
+		if revoked, err := x.feed.IsRevoked(waitCtx, a); !revoked || !errors.Is(err, token.ErrStale) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("IsRevoked(ctx that ends) during the first sync = %v, %v; want true, ErrStale and DeadlineExceeded", revoked, err)
+		}
+	})
+	t.Run("nobody syncs", func(t *testing.T) {
+		x := newFeedFixture(t, token.FeedOptions{})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if revoked, err := x.feed.IsRevoked(ctx, a); !revoked || !errors.Is(err, token.ErrStale) || ctx.Err() != nil {
+			t.Errorf("IsRevoked() of a feed never synced = %v, %v; want true and ErrStale, before the context ends", revoked, err)
+		}
+	})
+}
+
+// feedEventually polls cond for up to ten seconds.
+func feedEventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+	}
+}
+
+func (f *feedServer) requestsSoFar() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.requests)
 }

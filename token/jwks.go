@@ -83,7 +83,13 @@ func MarshalJWKS(keys []PublicKey) ([]byte, error) {
 // JWKS is a fixed set of verification keys; it is a [KeySource].
 type JWKS struct {
 	keys []PublicKey
+	byID map[string]int // index in keys
 }
+
+// MaxJWKSKeys is the most keys a JWK Set may hold, counting those that
+// [ParseJWKS] skips. sessiond publishes a handful (next, active and retired
+// keys); a set of more is refused rather than searched.
+const MaxJWKSKeys = 1000
 
 // ErrJWKS means a JWK Set could not be used.
 var ErrJWKS = errors.New("invalid JWK set")
@@ -92,6 +98,7 @@ var ErrJWKS = errors.New("invalid JWK set")
 // and of unknown types are skipped; a key with private members, without a
 // "kid", with an algorithm that does not fit it, or with bad parameters makes
 // the whole set an error, since it cannot be what the issuer meant to publish.
+// So does a set of more than [MaxJWKSKeys] keys.
 func ParseJWKS(data []byte) (*JWKS, error) {
 	var set jwkSet
 	if err := json.Unmarshal(data, &set); err != nil {
@@ -100,7 +107,10 @@ func ParseJWKS(data []byte) (*JWKS, error) {
 	if set.Keys == nil {
 		return nil, fmt.Errorf("%w: no \"keys\" member", ErrJWKS)
 	}
-	s := &JWKS{}
+	if len(set.Keys) > MaxJWKSKeys {
+		return nil, fmt.Errorf("%w: %d keys; a set may hold at most %d, so publish only the keys in use", ErrJWKS, len(set.Keys), MaxJWKSKeys)
+	}
+	s := &JWKS{byID: make(map[string]int, len(set.Keys))}
 	for i, j := range set.Keys {
 		if j.Use != "" && j.Use != "sig" {
 			continue
@@ -118,9 +128,10 @@ func ParseJWKS(data []byte) (*JWKS, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: key %s: %v", ErrJWKS, j.Kid, err)
 		}
-		if slices.ContainsFunc(s.keys, func(o PublicKey) bool { return o.ID == k.ID }) {
+		if _, ok := s.byID[k.ID]; ok {
 			return nil, fmt.Errorf("%w: kid %s appears twice", ErrJWKS, k.ID)
 		}
+		s.byID[k.ID] = len(s.keys)
 		s.keys = append(s.keys, k)
 	}
 	return s, nil
@@ -189,10 +200,8 @@ func (s *JWKS) Keys() []PublicKey { return slices.Clone(s.keys) }
 
 // VerificationKey implements [KeySource].
 func (s *JWKS) VerificationKey(_ context.Context, kid string) (alg string, key crypto.PublicKey, err error) {
-	for _, k := range s.keys {
-		if k.ID == kid {
-			return k.Algorithm, k.Key, nil
-		}
+	if i, ok := s.byID[kid]; ok {
+		return s.keys[i].Algorithm, s.keys[i].Key, nil
 	}
 	return "", nil, fmt.Errorf("no key %q in the JWK set", kid)
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -264,5 +265,53 @@ func TestMarshalJWKSRefuses(t *testing.T) {
 		if data, err := token.MarshalJWKS([]token.PublicKey{{ID: "k", Algorithm: "ES256", Key: key}}); err == nil {
 			t.Errorf("MarshalJWKS(%s) = %s, want an error", name, data)
 		}
+	}
+}
+
+// edSet is a JWK Set of n Ed25519 keys with made-up key ids.
+func edSet(t *testing.T, n int) []byte {
+	t.Helper()
+	var set struct {
+		Keys []map[string]string `json:"keys"`
+	}
+	for i := range n {
+		x := make([]byte, ed25519.PublicKeySize)
+		rand.Read(x)
+		set.Keys = append(set.Keys, map[string]string{
+			"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+			"kid": "key-" + strconv.Itoa(i), "x": base64.RawURLEncoding.EncodeToString(x),
+		})
+	}
+	data, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// A set is bounded: MaxJWKSKeys keys parse, one more is refused with an
+// error that says the bound; a duplicate among the most keys is still found.
+func TestParseJWKSSize(t *testing.T) {
+	data := edSet(t, token.MaxJWKSKeys)
+	set, err := token.ParseJWKS(data)
+	if err != nil {
+		t.Fatalf("ParseJWKS(%d keys) error = %v, want nil", token.MaxJWKSKeys, err)
+	}
+	if got := len(set.Keys()); got != token.MaxJWKSKeys {
+		t.Errorf("ParseJWKS(%d keys) has %d keys", token.MaxJWKSKeys, got)
+	}
+	last := "key-" + strconv.Itoa(token.MaxJWKSKeys-1)
+	if _, _, err := set.VerificationKey(context.Background(), last); err != nil {
+		t.Errorf("VerificationKey(%s) error = %v", last, err)
+	}
+
+	_, err = token.ParseJWKS(edSet(t, token.MaxJWKSKeys+1))
+	if want := strconv.Itoa(token.MaxJWKSKeys); !errors.Is(err, token.ErrJWKS) || err == nil || !strings.Contains(err.Error(), "at most "+want) {
+		t.Errorf("ParseJWKS(%d keys) error = %v, want ErrJWKS saying at most %s", token.MaxJWKSKeys+1, err, want)
+	}
+
+	dup := strings.Replace(string(data), `"kid":"key-1"`, `"kid":"key-0"`, 1)
+	if _, err := token.ParseJWKS([]byte(dup)); err == nil || !strings.Contains(err.Error(), "kid key-0 appears twice") {
+		t.Errorf("ParseJWKS(duplicate kid) error = %v, want kid key-0 appears twice", err)
 	}
 }

@@ -38,6 +38,14 @@ const maxJWKSSize = 1 << 20
 // and fetches again (no more often than MinInterval) when a token names a
 // key id it does not know, so that a newly published key is found at once.
 //
+// A key in the set held answers at once, whatever the network does: when
+// the set is due for a refresh, the refresh runs in the background (one at
+// a time, for at most the client's timeout, or 30 seconds without one)
+// and the look-up does not wait for it. Only a look-up that the set held
+// cannot answer waits for a fetch, and never longer than its context: the
+// first ones, before any set was fetched, and those of a key id not in the
+// set (when MinInterval allows a fetch).
+//
 // When a fetch fails, the last good set stays in use and the failure is
 // retried after MinInterval: a verifier keeps working through a server
 // outage. Until a first fetch succeeds, every look-up fails.
@@ -45,9 +53,14 @@ type RemoteJWKS struct {
 	url  string
 	opts RemoteOptions
 
-	fetchMu sync.Mutex // one fetch at a time
-	cur     atomic.Pointer[remoteState]
+	mu       sync.Mutex // guards inflight
+	inflight *remoteFetch
+	cur      atomic.Pointer[remoteState]
 }
+
+// remoteFetch is a fetch running in the background; done is closed when
+// it has stored its result.
+type remoteFetch struct{ done chan struct{} }
 
 type remoteState struct {
 	set        *JWKS // nil until a fetch succeeds
@@ -80,15 +93,19 @@ func NewRemoteJWKS(url string, opts RemoteOptions) *RemoteJWKS {
 // VerificationKey implements [KeySource].
 func (r *RemoteJWKS) VerificationKey(ctx context.Context, kid string) (string, crypto.PublicKey, error) {
 	st := r.cur.Load()
-	if st.set == nil || !r.opts.Now().Before(st.freshUntil) {
-		st = r.fetch(ctx, st)
-	}
 	if st.set != nil {
 		if alg, key, err := st.set.VerificationKey(ctx, kid); err == nil {
+			if !r.opts.Now().Before(st.freshUntil) {
+				r.startFetch(st) // in the background; this look-up is answered
+			}
 			return alg, key, nil
 		}
-		st = r.fetch(ctx, st) // perhaps a key published since
 	}
+	// No set yet, or perhaps a key published since: wait for a fetch.
+	if err := r.wait(ctx, r.startFetch(st)); err != nil {
+		return "", nil, fmt.Errorf("%w: fetch JWK set: %w", ErrKeysUnavailable, err)
+	}
+	st = r.cur.Load()
 	if st.set == nil || st.err != nil {
 		// Either no set at all, or the kid is missing from a set we could
 		// not refresh: whether the key exists is unknown.
@@ -97,28 +114,63 @@ func (r *RemoteJWKS) VerificationKey(ctx context.Context, kid string) (string, c
 	return st.set.VerificationKey(ctx, kid)
 }
 
-// Refresh fetches the set now (subject to MinInterval) and returns the
-// error of the latest attempt.
+// Refresh fetches the set now (subject to MinInterval; a fetch already
+// running is waited for rather than repeated) and returns the error of the
+// latest attempt, or ctx's if it ends first.
 func (r *RemoteJWKS) Refresh(ctx context.Context) error {
-	return r.fetch(ctx, r.cur.Load()).err
+	if err := r.wait(ctx, r.startFetch(r.cur.Load())); err != nil {
+		return err
+	}
+	return r.cur.Load().err
 }
 
-// fetch fetches the set unless another goroutine has replaced seen
-// meanwhile or the last attempt was less than MinInterval ago, and returns
-// the current state.
-func (r *RemoteJWKS) fetch(ctx context.Context, seen *remoteState) *remoteState {
-	r.fetchMu.Lock()
-	defer r.fetchMu.Unlock()
+// wait waits for f (nil: nothing to wait for) or the end of ctx.
+func (r *RemoteJWKS) wait(ctx context.Context, f *remoteFetch) error {
+	if f == nil {
+		return nil
+	}
+	select {
+	case <-f.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// startFetch starts a fetch in the background unless one is running (it
+// returns that one), another goroutine has replaced seen meanwhile, or the
+// last attempt was less than MinInterval ago (it returns nil).
+func (r *RemoteJWKS) startFetch(seen *remoteState) *remoteFetch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inflight != nil {
+		return r.inflight
+	}
 	st := r.cur.Load()
 	now := r.opts.Now()
 	if st != seen || !st.attempted.IsZero() && now.Sub(st.attempted) < r.opts.MinInterval {
-		return st
+		return nil
 	}
-	next := *st
-	next.attempted = now
-	next.err = r.get(ctx, &next, now)
-	r.cur.Store(&next)
-	return &next
+	f := &remoteFetch{done: make(chan struct{})}
+	r.inflight = f
+	timeout := r.opts.Client.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	// The fetch belongs to no caller: it ends by itself within timeout.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		next := *st
+		next.attempted = now
+		next.err = r.get(ctx, &next, now)
+		r.mu.Lock()
+		r.cur.Store(&next)
+		r.inflight = nil
+		r.mu.Unlock()
+		close(f.done)
+	}()
+	return f
 }
 
 func (r *RemoteJWKS) get(ctx context.Context, st *remoteState, now time.Time) error {

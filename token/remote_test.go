@@ -124,6 +124,14 @@ func mustFind(t *testing.T, r *token.RemoteJWKS, kid string) {
 	}
 }
 
+// settle waits for the background fetch that a look-up from a set due for
+// a refresh has started (Refresh joins a running fetch, and fetches nothing
+// within MinInterval of it).
+func settle(t *testing.T, r *token.RemoteJWKS) {
+	t.Helper()
+	r.Refresh(context.Background())
+}
+
 func wantRequests(t *testing.T, s *jwksServer, want int) {
 	t.Helper()
 	if got, _, _ := s.count(); got != want {
@@ -162,6 +170,7 @@ func TestRemoteJWKSCachesAndRevalidates(t *testing.T) {
 	}
 	clk.Advance(time.Second) // max-age is over
 	mustFind(t, r, pub.ID)
+	settle(t, r)
 	if requests.Load() != 2 || conditional.Load() != 1 || notModified.Load() != 1 {
 		t.Fatalf("after max-age: requests %d, conditional %d, 304 %d, want 2, 1, 1",
 			requests.Load(), conditional.Load(), notModified.Load())
@@ -174,6 +183,7 @@ func TestRemoteJWKSCachesAndRevalidates(t *testing.T) {
 	}
 	clk.Advance(time.Second)
 	mustFind(t, r, pub.ID)
+	settle(t, r)
 	if requests.Load() != 3 || notModified.Load() != 2 {
 		t.Errorf("requests %d, 304 %d, want 3, 2", requests.Load(), notModified.Load())
 	}
@@ -256,6 +266,7 @@ func TestRemoteJWKSKeepsLastGoodSet(t *testing.T) {
 	s.set(func(s *jwksServer) { s.status = http.StatusInternalServerError })
 	clk.Advance(time.Hour)
 	mustFind(t, r, pub.ID) // the copy is stale and the fetch fails: keep it
+	settle(t, r)
 	wantRequests(t, s, 2)
 	// Within MinInterval, Refresh fetches nothing and reports the last
 	// attempt's error.
@@ -364,6 +375,7 @@ func TestRemoteJWKSBadBodies(t *testing.T) {
 	})
 	clk.Advance(time.Hour)
 	mustFind(t, r, pub.ID)
+	settle(t, r)
 	clk.Advance(time.Second)
 	if err := r.Refresh(context.Background()); !errors.Is(err, token.ErrJWKS) {
 		t.Errorf("Refresh() of a set with private members error = %v, want ErrJWKS", err)
@@ -415,6 +427,7 @@ func TestRemoteJWKSCacheControl(t *testing.T) {
 				clk.Advance(minInterval)
 			}
 			mustFind(t, r, pub.ID)
+			settle(t, r)
 			wantRequests(t, s, 2)
 		})
 	}

@@ -92,7 +92,8 @@ func NewIssuer(name string, keys SigningKeys, now func() time.Time) *Issuer {
 // which marshals a header map and a claims struct through reflection on
 // every call; the signature goes through the crypto.Signer interface, as
 // for revocation documents (keys.Key's signer is opaque, so that it never
-// prints), and every check on the verifying side is golang-jwt's.
+// prints). On the verifying side the claims are checked by golang-jwt's
+// Validator.
 func (i *Issuer) Issue(lifetime time.Duration) (string, Claims, error) {
 	kid, alg, key, err := i.keys.SigningKey()
 	if err != nil {
@@ -164,7 +165,7 @@ type Verifier struct {
 	audience   string
 	leeway     time.Duration
 	now        func() time.Time
-	parser     *jwt.Parser
+	validator  *jwt.Validator // of the claims of a token whose signature verified
 	cacheSize  int
 	// slow bounds the signature checks running at once (nil: no bound).
 	slow  chan struct{}
@@ -187,7 +188,9 @@ func WithLeeway(d time.Duration) Option { return func(v *Verifier) { v.leeway = 
 func WithClock(now func() time.Time) Option { return func(v *Verifier) { v.now = now } }
 
 // WithRevocation makes Verify consult rc for every token that is otherwise
-// valid.
+// valid. If rc has a method Retention() time.Duration, as a
+// [RevocationFeed] does, a token is expired once exp + min(leeway,
+// Retention()) has passed: the leeway never outlasts rc's knowledge.
 func WithRevocation(rc RevocationChecker) Option { return func(v *Verifier) { v.revocation = rc } }
 
 // WithCache sets how many verified tokens the Verifier remembers, so that
@@ -223,16 +226,13 @@ func NewVerifier(keys KeySource, opts ...Option) *Verifier {
 		v.issuer = DefaultIssuer
 	}
 	v.cache = newCache(v.cacheSize)
-	popts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{"EdDSA", "ES256", "RS256"}),
+	v.validator = jwt.NewValidator(
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithIssuer(v.issuer),
 		jwt.WithLeeway(v.leeway),
 		jwt.WithTimeFunc(v.now),
-		jwt.WithStrictDecoding(),
-	}
-	v.parser = jwt.NewParser(popts...)
+	)
 	return v
 }
 
@@ -243,6 +243,8 @@ func (v *Verifier) Leeway() time.Duration { return v.leeway }
 // error matching [ErrInvalid] and, more precisely, one of the reasons in this
 // package's error block. Any other error (a failed revocation look-up, say)
 // means validity is unknown; callers must treat the token as not valid.
+// The signature is checked, by the routine that checks revocation
+// documents too, before anything of the claims is read.
 func (v *Verifier) Verify(ctx context.Context, s string) (Claims, error) {
 	c, err := v.verifySignature(ctx, s)
 	if err != nil {
@@ -256,8 +258,24 @@ func (v *Verifier) Verify(ctx context.Context, s string) (Claims, error) {
 		if revoked {
 			return Claims{}, ErrRevoked
 		}
+		if r, ok := v.revocation.(retentionReporter); ok {
+			// Past exp + retain the id is off the list: whether the
+			// token was closed is unknowable, so it is expired here
+			// whatever the leeway.
+			if retain := r.Retention(); retain < v.leeway && !v.now().Before(c.Expires.Add(retain)) {
+				return Claims{}, &detailed{ErrExpired, fmt.Errorf("expired at %s; the revocation list keeps ids only %s past expiry, less than the leeway of %s",
+					c.Expires.Format(time.RFC3339), retain, v.leeway)}
+			}
+		}
 	}
 	return c, nil
+}
+
+// retentionReporter is a [RevocationChecker] that says how long after a
+// token's expiry it still knows whether the token was revoked, such as
+// [RevocationFeed].
+type retentionReporter interface {
+	Retention() time.Duration
 }
 
 // VerifyIgnoringRevocation is Verify without the revocation check.
@@ -282,38 +300,22 @@ func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error
 			return Claims{}, fmt.Errorf("wait to verify: %w", ctx.Err())
 		}
 	}
-	var rc claims
-	var kid, alg string
-	var key crypto.PublicKey
-	_, err := v.parser.ParseWithClaims(s, &rc, func(t *jwt.Token) (any, error) {
-		if typ, _ := t.Header["typ"].(string); typ != Type {
-			return nil, ErrType
-		}
-		// RFC 7515 §4.1.11: a "crit" header names extensions that must be
-		// understood; sessiond understands none.
-		if _, ok := t.Header["crit"]; ok {
-			return nil, fmt.Errorf("%w: unsupported crit header", ErrMalformed)
-		}
-		kid, _ = t.Header["kid"].(string)
-		if kid == "" {
-			return nil, ErrUnknownKey
-		}
-		var err error
-		alg, key, err = v.keys.VerificationKey(ctx, kid)
-		if errors.Is(err, ErrKeysUnavailable) {
-			return nil, err // not a verdict on the token: classify leaves it alone
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnknownKey, err)
-		}
-		if t.Method.Alg() != alg {
-			return nil, ErrAlgorithm
-		}
-		return key, nil
-	})
+	sj, err := v.verifyJWS(ctx, s, Type)
 	if err != nil {
+		return Claims{}, err
+	}
+	raw, err := b64.Strict().DecodeString(sj.payload)
+	if err != nil {
+		return Claims{}, &detailed{ErrMalformed, fmt.Errorf("claims: %w", err)}
+	}
+	var rc claims
+	if err := json.Unmarshal(raw, &rc); err != nil {
+		return Claims{}, &detailed{ErrMalformed, fmt.Errorf("claims: %w", err)}
+	}
+	if err := v.validator.Validate(&rc); err != nil {
 		return Claims{}, classify(err)
 	}
+	kid, alg, key := sj.kid, sj.alg, sj.key
 	id, err := uuid.Parse(rc.ID)
 	if err != nil || len(rc.ID) != 36 {
 		return Claims{}, fmt.Errorf("%w: jti is not a UUID", ErrMalformed)

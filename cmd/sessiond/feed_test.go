@@ -5,11 +5,13 @@ import (
 	"crypto"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -335,5 +337,244 @@ func TestRevocationFeedEndToEnd(t *testing.T) {
 	})
 	if _, err := os.Stat(file); err != nil {
 		t.Errorf("the verifier did not save its list: %v", err)
+	}
+}
+
+// deadJWKS is a loopback JWKS URL where nothing listens.
+func deadJWKS(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String() + "/.well-known/jwks.json"
+	ln.Close()
+	return url
+}
+
+// runVerify runs `sessiond verify ARGS` and returns its exit status and
+// output.
+func runVerify(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	bin, err := binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, append([]string{"verify"}, args...)...).CombinedOutput()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), string(out)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, string(out)
+}
+
+// `sessiond verify --jwks DOWN --revocations FILE` says that validity is
+// unknown because the keys cannot be had, and how to fix it; it used to
+// panic.
+func TestVerifyRevocationsKeysUnavailable(t *testing.T) {
+	signer, err := keys.Generate(keys.EdDSA, 0, time.Now(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	doc, err := token.SignRevocations(feedAttacker{signer}, &token.RevocationList{
+		Issuer: "sessiond", IssuedAt: now, FreshUntil: now.Add(time.Hour), Epoch: "e", Seq: 1, Snapshot: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "revocations.jws")
+	if err := os.WriteFile(file, append(doc, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	jwks := deadJWKS(t)
+	code, out := runVerify(t, "--jwks", jwks, "--revocations", file, "some.token.here")
+	if code != 1 || strings.Contains(out, "panic") || !strings.Contains(out, "unavailable") || !strings.Contains(out, "--jwks") {
+		t.Errorf("verify --jwks DOWN --revocations FILE = exit %d %q, want exit 1 saying the keys are unavailable and naming --jwks", code, out)
+	}
+}
+
+// A man in the middle who saved an older snapshot and answers the
+// verifier's next ?since= request with it gets it refused (ErrOutdated):
+// the verifier keeps its copy, and the session closed since stays refused.
+func TestRevocationFeedReplayedSnapshot(t *testing.T) {
+	ctx := context.Background()
+	// Fresh for an hour: the saved snapshot is still fresh when replayed,
+	// so only its age can have it refused.
+	p := start(t, dataDir(t), "--revocations-fresh-for", "1h")
+	proxy := newFeedProxy(t, strings.TrimSuffix(p.url, "/"))
+	jwks := token.NewRemoteJWKS(proxy.url+"/.well-known/jwks.json", token.RemoteOptions{})
+	file := filepath.Join(t.TempDir(), "revocations.jws")
+	feed := token.NewRevocationFeed(proxy.url+"/revocations", jwks, token.FeedOptions{File: file})
+	verifier := token.NewVerifier(jwks, token.WithRevocation(feed))
+
+	res, err := p.client.OpenSession(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := res.AccessToken
+	if err := feed.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The attacker saves the snapshot in which the session is open.
+	resp, err := http.Get(proxy.url + "/revocations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if _, err := verifier.Verify(ctx, tok); err != nil {
+		t.Fatalf("Verify(open session) = %v, want nil", err)
+	}
+
+	if err := p.client.CloseSession(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	// Another write, so that the saved snapshot is two writes behind.
+	other, err := p.client.OpenSession(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.client.CloseSession(ctx, other.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if err := feed.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	held := feed.Status()
+	if _, err := verifier.Verify(ctx, tok); !errors.Is(err, token.ErrRevoked) {
+		t.Fatalf("Verify(closed session) = %v, want ErrRevoked", err)
+	}
+	fileBefore, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.set("", func(string) string { return string(saved) })
+	err = feed.Sync(ctx)
+	if q := proxy.lastQuery(); !strings.Contains(q, "since=") {
+		t.Fatalf("the verifier asked %q, want a ?since= request", q)
+	}
+	if !errors.Is(err, token.ErrOutdated) || !errors.Is(err, token.ErrFeed) {
+		t.Errorf("Sync(replayed older snapshot) = %v, want ErrOutdated and ErrFeed", err)
+	}
+	if st := feed.Status(); st.Seq != held.Seq || st.Epoch != held.Epoch || st.Len != held.Len || !st.FreshUntil.Equal(held.FreshUntil) {
+		t.Errorf("Status() after the replay = %+v, want the copy kept: %+v", st, held)
+	}
+	if _, err := verifier.Verify(ctx, tok); !errors.Is(err, token.ErrRevoked) {
+		t.Errorf("Verify(closed session) after the replay = %v, want ErrRevoked", err)
+	}
+	if fileAfter, err := os.ReadFile(file); err != nil || string(fileAfter) != string(fileBefore) {
+		t.Errorf("the saved file changed after the replay (err %v)", err)
+	}
+
+	proxy.set("", nil)
+	if err := feed.Sync(ctx); err != nil {
+		t.Errorf("Sync(genuine feed) after the replay = %v, want nil", err)
+	}
+}
+
+// No --leeway on an offline verifier makes a closed session verify once
+// the server has let its entry go: the feed states how long it keeps ids
+// ("retain"), and a verifier that uses it refuses a token past exp +
+// retain as expired, whatever its own leeway.
+func TestRevocationFeedLeewayBeyondRetention(t *testing.T) {
+	ctx := context.Background()
+	p := start(t, dataDir(t)) // --leeway 0: entries are kept until exp
+	base := strings.TrimSuffix(p.url, "/")
+	// iat is truncated to the second: a session of 3 s has 2 to 3 left.
+	res, err := p.client.OpenSession(ctx, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := res.AccessToken
+	if err := p.client.CloseSession(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	jwks := token.NewRemoteJWKS(base+"/.well-known/jwks.json", token.RemoteOptions{})
+	c, err := token.NewVerifier(jwks).VerifyIgnoringRevocation(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the token has expired and the server's snapshot no
+	// longer lists it.
+	time.Sleep(time.Until(c.Expires))
+	feedWait(t, 10*time.Second, "the expired id to leave the server's list", func() bool {
+		resp, err := http.Get(base + "/revocations")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		l, err := token.ParseRevocations(ctx, string(body), jwks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Retain != 0 {
+			t.Fatalf("server with --leeway 0: retain = %v, want 0", l.Retain)
+		}
+		return !slices.ContainsFunc(l.Revoked, func(r token.Revoked) bool { return r.ID == c.ID })
+	})
+
+	feed := token.NewRevocationFeed(base+"/revocations", jwks, token.FeedOptions{Leeway: time.Hour})
+	if err := feed.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := token.NewVerifier(jwks, token.WithLeeway(time.Hour), token.WithRevocation(feed))
+	if _, err := v.Verify(ctx, tok); !errors.Is(err, token.ErrExpired) {
+		t.Errorf("Verify(closed, expired, leeway 1h, retain 0) = %v, want ErrExpired", err)
+	}
+
+	code, out := runVerify(t, "--jwks", base+"/.well-known/jwks.json", "--leeway", "1h", "--revocations", base+"/revocations", tok)
+	if code != 1 || !strings.Contains(out, "expired") {
+		t.Errorf("verify --leeway 1h --revocations URL CLOSED = exit %d %q, want exit 1 saying expired", code, out)
+	}
+}
+
+// The README's feed snippet, as written, against a real server: the first
+// Verify after `go feed.Run(ctx)` waits for the first sync instead of
+// failing with ErrStale. Run a few times over, since it was a race that
+// the snippet lost in most runs.
+func TestREADMEFeedSnippet(t *testing.T) {
+	p := start(t, dataDir(t))
+	base := strings.TrimSuffix(p.url, "/")
+	open, err := p.client.OpenSession(context.Background(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := p.client.OpenSession(context.Background(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.client.CloseSession(context.Background(), closed.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		accessToken := open.AccessToken
+		if i%2 == 1 {
+			accessToken = closed.AccessToken
+		}
+		done := make(chan struct{})
+		// From README.md, "Offline verification with revocation":
+		keys := token.NewRemoteJWKS(base+"/.well-known/jwks.json", token.RemoteOptions{})
+		feed := token.NewRevocationFeed(base+"/revocations", keys, token.FeedOptions{
+			Interval: 10 * time.Second,                              // how often it asks for changes (the default)
+			File:     filepath.Join(t.TempDir(), "revocations.jws"), // optional: start from it, keep it up to date
+		})
+		go func() { feed.Run(ctx); close(done) }() // go feed.Run(ctx): until ctx ends
+		v := token.NewVerifier(keys, token.WithRevocation(feed))
+		_, err := v.Verify(ctx, accessToken)
+		switch {
+		case i%2 == 0 && err != nil:
+			t.Errorf("run %d: Verify(open session) right after go feed.Run = %v, want nil", i, err)
+		case i%2 == 1 && !errors.Is(err, token.ErrRevoked):
+			t.Errorf("run %d: Verify(closed session) right after go feed.Run = %v, want ErrRevoked", i, err)
+		}
+		cancel()
+		<-done
 	}
 }

@@ -119,7 +119,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	mux := http.NewServeMux()
 	mux.Handle("/{$}", rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{Logger: log}))
 	mux.Handle("GET /.well-known/jwks.json", rpc.NewJWKSHandler(publishedKeys(ring), c.jwksMaxAge, log))
-	mux.Handle("GET /revocations", rpc.NewRevocationsHandler(store, ring, rpc.RevocationsOptions{Issuer: c.issuer, FreshFor: freshFor, Logger: log}))
+	mux.Handle("GET /revocations", rpc.NewRevocationsHandler(store, ring, rpc.RevocationsOptions{Issuer: c.issuer, FreshFor: freshFor, Logger: log,
+		Retention: store.Retention}))
 	mux.HandleFunc("GET /healthz", serveHealthz)
 	srv := newHTTPServer(mux, log)
 

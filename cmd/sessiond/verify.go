@@ -72,6 +72,9 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			feed = token.NewRevocationFeed("", keys, feedOpts)
 			err = feed.Load(ctx, revocations)
 		}
+		if errors.Is(err, token.ErrKeysUnavailable) {
+			return fmt.Errorf("revocation list: cannot be verified, so validity is unknown; check that --jwks %s is reachable: %w", jwks, err)
+		}
 		if err != nil {
 			return fmt.Errorf("revocation list: %w", err)
 		}
@@ -81,6 +84,9 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if errors.Is(err, token.ErrInvalid) {
 		fmt.Fprintln(stderr, "invalid:", err)
 		return exitCode(1)
+	}
+	if errors.Is(err, token.ErrKeysUnavailable) {
+		return fmt.Errorf("validity unknown; check that --jwks %s is reachable: %w", jwks, err)
 	}
 	if err != nil {
 		return err

@@ -1,0 +1,147 @@
+package token
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"unsafe"
+)
+
+// maxHeaderSize bounds the encoded JOSE header of a revocation document
+// (a token's is bounded by MaxSize anyway); sessiond's are under 150 bytes.
+const maxHeaderSize = MaxSize
+
+// signed is a JWS whose signature verified: the key that verified it and
+// the payload, still base64url-encoded.
+type signed struct {
+	kid, alg string
+	key      crypto.PublicKey
+	payload  string
+}
+
+// verifyJWS is the one JWS check of this package, for session tokens and
+// revocation documents alike (RFC 7515 compact serialization, RFC 8725).
+// It authenticates s before it decodes the payload, which may be large: it
+// splits s into its three segments, decodes the header (at most
+// maxHeaderSize bytes encoded), requires an "alg" of EdDSA, ES256 or RS256,
+// "typ" typ, no "crit" and a "kid", asks v's key source for that key, pins
+// the algorithm to the key's and checks the signature over the raw bytes of
+// header and payload. Nothing of the payload is read before that.
+//
+// An error matches ErrInvalid and one reason (wrapped in *detailed), or
+// ErrKeysUnavailable when the key source could not say whether the key
+// exists: validity is unknown then.
+func (v *Verifier) verifyJWS(ctx context.Context, s, typ string) (signed, error) {
+	head, rest, ok1 := strings.Cut(s, ".")
+	payload, sig, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.IndexByte(sig, '.') >= 0 {
+		return signed{}, &detailed{ErrMalformed, errors.New("not three segments")}
+	}
+	if len(head) > maxHeaderSize {
+		return signed{}, &detailed{ErrMalformed, fmt.Errorf("header of %d bytes, more than %d", len(head), maxHeaderSize)}
+	}
+	raw, err := b64.Strict().DecodeString(head)
+	if err != nil {
+		return signed{}, &detailed{ErrMalformed, fmt.Errorf("header: %w", err)}
+	}
+	var header map[string]any
+	if err := json.Unmarshal(raw, &header); err != nil {
+		return signed{}, &detailed{ErrMalformed, fmt.Errorf("header: %w", err)}
+	}
+	// An "alg" that is missing, names no algorithm ("none", "None") or
+	// one not accepted here (HS256): no signature under it is acceptable.
+	alg, _ := header["alg"].(string)
+	switch alg {
+	case "EdDSA", "ES256", "RS256":
+	default:
+		return signed{}, &detailed{ErrSignature, fmt.Errorf("alg %q is not accepted", header["alg"])}
+	}
+	if t, _ := header["typ"].(string); t != typ {
+		return signed{}, &detailed{ErrType, fmt.Errorf("typ %q, want %q", header["typ"], typ)}
+	}
+	// RFC 7515 §4.1.11: a "crit" header names extensions that must be
+	// understood; sessiond understands none.
+	if _, ok := header["crit"]; ok {
+		return signed{}, &detailed{ErrMalformed, errors.New("unsupported crit header")}
+	}
+	kid, _ := header["kid"].(string)
+	if kid == "" {
+		return signed{}, &detailed{ErrUnknownKey, errors.New("no kid")}
+	}
+	keyAlg, key, err := v.keys.VerificationKey(ctx, kid)
+	if errors.Is(err, ErrKeysUnavailable) {
+		return signed{}, err // not a verdict: validity is unknown
+	}
+	if err != nil {
+		return signed{}, &detailed{ErrUnknownKey, err}
+	}
+	if alg != keyAlg {
+		return signed{}, &detailed{ErrAlgorithm, fmt.Errorf("alg %q, the key's is %q", alg, keyAlg)}
+	}
+	sigBytes, err := b64.Strict().DecodeString(sig)
+	if err != nil {
+		return signed{}, &detailed{ErrMalformed, fmt.Errorf("signature: %w", err)}
+	}
+	if err := verifySignature(alg, key, stringBytes(s[:len(head)+1+len(payload)]), sigBytes); err != nil {
+		return signed{}, &detailed{ErrSignature, err}
+	}
+	return signed{kid: kid, alg: alg, key: key, payload: payload}, nil
+}
+
+// stringBytes returns the bytes of s without copying them, for the
+// signature check, which only reads them: a revocation document may be
+// hundreds of megabytes. The slice must never be written.
+func stringBytes(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// verifySignature checks the JWS signature (RFC 7515, RFC 7518 §3, RFC
+// 8037) sig of msg under key with alg, as [sign] makes it. A key of the
+// wrong type for alg is an error, not a panic.
+func verifySignature(alg string, key crypto.PublicKey, msg, sig []byte) error {
+	switch alg {
+	case "EdDSA":
+		pub, ok := key.(ed25519.PublicKey)
+		if !ok || len(pub) != ed25519.PublicKeySize {
+			return fmt.Errorf("EdDSA with a key of type %T", key)
+		}
+		if !ed25519.Verify(pub, msg, sig) {
+			return errors.New("EdDSA verification failed")
+		}
+		return nil
+	case "ES256":
+		pub, ok := key.(*ecdsa.PublicKey)
+		if !ok || pub == nil || pub.Curve != elliptic.P256() {
+			return fmt.Errorf("ES256 with a key of type %T", key)
+		}
+		if len(sig) != 64 { // R and S, 32 bytes each; not ASN.1 DER
+			return fmt.Errorf("ES256 signature of %d bytes, want 64", len(sig))
+		}
+		digest := sha256.Sum256(msg)
+		r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+		if !ecdsa.Verify(pub, digest[:], r, s) {
+			return errors.New("ES256 verification failed")
+		}
+		return nil
+	case "RS256":
+		pub, ok := key.(*rsa.PublicKey)
+		if !ok || pub == nil || pub.N == nil {
+			return fmt.Errorf("RS256 with a key of type %T", key)
+		}
+		digest := sha256.Sum256(msg)
+		if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig); err != nil {
+			return fmt.Errorf("RS256 verification failed: %w", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("unsupported algorithm %q", alg)
+}
