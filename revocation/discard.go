@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/sys/unix"
 )
 
@@ -80,4 +81,36 @@ func lockDir(dir string) (unlock func(), err error) {
 		return nil, err
 	}
 	return func() { f.Close() }, nil
+}
+
+// RenewEpoch gives the store in dir a new epoch, keeping its entries and
+// their sequence numbers, and records it in the seal. Verifiers that keep a
+// copy of the list (the feed) then replace their copy with a snapshot at
+// their next sync. It is for a store restored from a backup: under its old
+// epoch, verifiers holding a newer copy would refuse the older list (as a
+// replay) and fail closed. The store must not be open elsewhere.
+func RenewEpoch(dir string, opts Options) (err error) {
+	b, err := OpenBadger(dir, opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := b.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	raw, err := newEpoch()
+	if err != nil {
+		return err
+	}
+	// No Revoke is in flight (the store was opened just now, here), so the
+	// seal and the records are this function's alone.
+	if err := b.db.Update(func(txn *badger.Txn) error { return txn.Set(epochKey, raw) }); err != nil {
+		return fmt.Errorf("renew epoch: %w", err)
+	}
+	if err := b.seal.write(sealState{epoch: [16]byte(raw), seq: max(b.seq, b.seal.state.seq)}); err != nil {
+		return fmt.Errorf("renew epoch: %w", err)
+	}
+	b.epoch = epochString(raw)
+	return nil
 }

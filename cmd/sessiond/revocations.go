@@ -4,11 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/sessiond/sessiond/revocation"
 )
 
-const revocationsUsage = `Usage: sessiond revocations reset [--data-dir DIR] --yes
+const revocationsUsage = `Usage:
+  sessiond revocations reset [--data-dir DIR] --yes
+  sessiond revocations new-epoch [--data-dir DIR]
+
+reset:
 
 Sets the revocation list in DATA_DIR/revocations aside (renamed with a
 ".discarded-TIME" suffix, not deleted) so that the next "sessiond serve"
@@ -19,6 +24,13 @@ restore; to log everyone out instead, also rotate and remove the signing keys
 (README, "Backup and restore"). The server must be stopped.
 
 Without --yes it only says what it would throw away.
+
+new-epoch:
+Gives the revocation list a new epoch, keeping every entry. Run it after
+restoring a data dir from a backup: offline verifiers that hold a newer copy
+of the list would otherwise refuse the restored, older one as a replay and
+fail closed; with a new epoch they take a fresh snapshot at their next sync.
+The server must be stopped.
 `
 
 func revocationsCommand(args []string, stdout, stderr io.Writer) error {
@@ -29,6 +41,8 @@ func revocationsCommand(args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "reset":
 		return revocationsReset(args[1:], stdout, stderr)
+	case "new-epoch":
+		return revocationsNewEpoch(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, revocationsUsage)
 		return nil
@@ -76,6 +90,34 @@ func revocationsReset(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintln(stdout, "the next \"sessiond serve\" starts with an empty list")
+	return nil
+}
+
+func revocationsNewEpoch(args []string, stdout, stderr io.Writer) error {
+	var c config
+	fs := newFlagSet("sessiond revocations new-epoch", revocationsUsage, stderr)
+	c.lifecycleFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sessiond revocations new-epoch: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(c.storeDir()); err != nil {
+		return fmt.Errorf("no revocation list at %s: check --data-dir", c.storeDir())
+	}
+	err := revocation.RenewEpoch(c.storeDir(), revocation.Options{Retention: c.leeway})
+	if errors.Is(err, revocation.ErrLocked) {
+		return fmt.Errorf("%w: stop the server first", err)
+	}
+	if err != nil {
+		return storeError(err, &c)
+	}
+	fmt.Fprintln(stdout, "the revocation list has a new epoch: offline verifiers take a fresh snapshot at their next sync")
 	return nil
 }
 

@@ -343,3 +343,23 @@ func fill(t *testing.T, path string, leave int64) {
 		}
 	}
 }
+
+// `sessiond revocations new-epoch` (after a restore) keeps every close and
+// refuses to run beside the server.
+func TestRevocationsNewEpoch(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	toks := closedSessions(t, dir, 3)
+	p := start(t, dir)
+	if out, err := runBinary(t, "revocations", "new-epoch", "--data-dir", dir); err == nil || !strings.Contains(out, "stop the server first") {
+		t.Errorf("new-epoch beside a running server = %v:\n%s\nwant a refusal that says to stop the server", err, out)
+	}
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runBinary(t, "revocations", "new-epoch", "--data-dir", dir); err != nil || !strings.Contains(out, "new epoch") {
+		t.Fatalf("new-epoch = %v:\n%s", err, out)
+	}
+	p = start(t, dir)
+	checkSessions(t, p.client, toks, false, 0)
+}
