@@ -86,7 +86,7 @@ type soakRun struct {
 	b                    *bench
 	srv                  *server
 	stop                 atomic.Bool // set when ctx ends: the sources run dry
-	valid                []*soakSource
+	valid                []*sessionSource
 	flood                []*floodSource
 	validSrcs, floodSrcs []source
 	smp                  sampler
@@ -104,7 +104,7 @@ func (b *bench) soak(ctx context.Context) error {
 	// One connection per request, so that the sampler's own never lingers
 	// among the goroutines.
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
-	realTok, err := openOne(ctx, hc, srv.addr, cfg.duration)
+	realTok, err := openOne(srv.addr)
 	if err != nil {
 		return fmt.Errorf("open a session for the flood's header: %w", err)
 	}
@@ -113,7 +113,7 @@ func (b *bench) soak(ctx context.Context) error {
 		return err
 	}
 	for i := range cfg.conns {
-		r.valid = append(r.valid, &soakSource{want: cfg.sessions, noClose: !cfg.closes, step: i % soakCycle, stop: &r.stop})
+		r.valid = append(r.valid, &sessionSource{want: cfg.sessions, checkClosed: true, noClose: !cfg.closes, step: i % soakCycle, stop: &r.stop})
 		r.validSrcs = append(r.validSrcs, r.valid[i])
 	}
 	for i := range cfg.floodConns {
@@ -330,34 +330,18 @@ func (r *soakRun) settleGoroutines(ctx context.Context, idle int) (sample, time.
 
 func abs(x int) int { return max(x, -x) }
 
-// openOne opens a session for longer than the run and returns its token.
-func openOne(ctx context.Context, hc *http.Client, addr string, run time.Duration) (string, error) {
-	body := fmt.Sprintf(`{"jsonrpc":"2.0","method":"session.open_session","params":{"expires_in":%d},"id":1}`, int64(run/time.Second)+3600)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/", strings.NewReader(body))
+// openOne opens a session and returns its token.
+func openOne(addr string) (string, error) {
+	c := newClient(addr, time.Now().Add(10*time.Second))
+	defer c.close()
+	status, reply, err := c.do(openBody)
+	if err == nil && status != 200 {
+		err = fmt.Errorf("HTTP %d: %.200s", status, reply)
+	}
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	reply, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("HTTP %s: %.200s %v", resp.Status, reply, err)
-	}
-	result, err := decodeReply(reply)
-	if err != nil {
-		return "", err
-	}
-	var res struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(result, &res); err != nil || !jwtShaped([]byte(res.AccessToken)) {
-		return "", fmt.Errorf("bad open_session result %.300s", result)
-	}
-	return res.AccessToken, nil
+	return openedToken(reply)
 }
 
 // sample is one reading of the server's memory and goroutines.
@@ -441,147 +425,6 @@ func findSample(samples []sample, label string) (sample, bool) {
 		}
 	}
 	return sample{Goroutines: -1}, false
-}
-
-// The valid load.
-
-// soakKind is the kind of a valid request.
-type soakKind int
-
-const (
-	kindVerify       soakKind = iota // a live session: must be active
-	kindVerifyClosed                 // a session this connection closed: must be inactive
-	kindOpen
-	kindClose
-	numKinds
-)
-
-func (k soakKind) String() string {
-	return [numKinds]string{"verify", "verify_closed", "open", "close"}[k]
-}
-
-// soakCycle is the length of a valid connection's cycle of requests.
-const soakCycle = 20
-
-// closedKeep is how many of its closed sessions a connection keeps
-// verifying.
-const closedKeep = 16
-
-var expectInactive = newExpect(`{"active":false}`)
-
-// soakSource is one connection of the valid load. It keeps want live
-// sessions, all opened through the server, and in every soakCycle requests
-// sends 1 open, 1 close of its oldest live session, 1 verification of the
-// session it just closed, 1 of an older closed one (its last closedKeep, in
-// turn), and 16 verifications of its live sessions, in turn. A session thus
-// lives from open to close as in production: verified the first time with
-// the signature check, then from the verifier's cache, closed, and from then
-// on inactive, which is checked at once and again later. Sessions of one
-// connection are its own: no other connection closes them.
-//
-// The latency of each reply received from from on is added to lat, by
-// kind; check records it, so it covers only replies that arrived.
-type soakSource struct {
-	want       int
-	noClose    bool     // drop the oldest session instead of closing it (--closes=false)
-	live       []string // oldest first
-	verify     int      // the live session verified last
-	closed     []string // a ring of the last closedKeep closed sessions
-	closedNext int      // where the next closed session goes once the ring is full
-	closedTurn int      // the closed session verified next, modulo len(closed)
-	justClosed string   // closed by the last close, verified next at step 11
-	closing    string   // the session of the close in flight
-	step       int
-	last       soakKind
-	stop       *atomic.Bool
-
-	sent         time.Time
-	from         time.Time
-	lat          [numKinds]histogram
-	sentN        [numKinds]uint64
-	closedActive uint64
-}
-
-// startPhase starts a new latency window at from.
-func (s *soakSource) startPhase(from time.Time) {
-	s.from = from
-	s.lat = [numKinds]histogram{}
-}
-
-func (s *soakSource) next(buf []byte) ([]byte, bool) {
-	if s.stop.Load() {
-		return buf, false
-	}
-	s.closing = ""
-	step := s.step
-	s.step = (s.step + 1) % soakCycle
-	switch {
-	case len(s.live) < s.want || step == 0:
-		// Also whenever an open failed and the connection is short.
-		s.last = kindOpen
-		buf = append(buf, openBody...)
-	case step == 10 && s.noClose:
-		s.live = slices.Delete(s.live, 0, 1)
-		s.last = kindVerify
-		s.verify = (s.verify + 1) % len(s.live)
-		buf = verifyBody(buf, s.live[s.verify])
-	case step == 10:
-		s.last = kindClose
-		s.closing = s.live[0]
-		s.live = slices.Delete(s.live, 0, 1)
-		buf = closeBody(buf, s.closing)
-	case step == 11 && s.justClosed != "":
-		s.last = kindVerifyClosed
-		buf = verifyBody(buf, s.justClosed)
-		s.justClosed = ""
-	case step == 5 && len(s.closed) > 0:
-		s.last = kindVerifyClosed
-		buf = verifyBody(buf, s.closed[s.closedTurn%len(s.closed)])
-		s.closedTurn++
-	default:
-		s.last = kindVerify
-		s.verify = (s.verify + 1) % len(s.live)
-		buf = verifyBody(buf, s.live[s.verify])
-	}
-	s.sentN[s.last]++
-	s.sent = time.Now()
-	return buf, true
-}
-
-func (s *soakSource) check(reply []byte) error {
-	if !s.sent.Before(s.from) {
-		s.lat[s.last].add(time.Since(s.sent))
-	}
-	switch s.last {
-	case kindOpen:
-		tok, err := openedToken(reply)
-		if err != nil {
-			return err
-		}
-		s.live = append(s.live, string(tok))
-	case kindClose:
-		if err := expectTrue.check(reply); err != nil {
-			return err
-		}
-		if len(s.closed) < closedKeep {
-			s.closed = append(s.closed, s.closing)
-		} else {
-			s.closed[s.closedNext] = s.closing
-			s.closedNext = (s.closedNext + 1) % closedKeep
-		}
-		s.justClosed = s.closing
-	case kindVerifyClosed:
-		if err := expectInactive.check(reply); err != nil {
-			if expectActive.check(reply) == nil {
-				s.closedActive++
-				return errClosedActive
-			}
-			return err
-		}
-	default:
-		return expectActive.check(reply)
-	}
-	return nil
 }
 
 // The flood.

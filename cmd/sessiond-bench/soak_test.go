@@ -118,10 +118,10 @@ func (f *fakeSessions) reply(body []byte) []byte {
 }
 
 func TestSoakSource(t *testing.T) {
-	drive := func(t *testing.T, f *fakeSessions, requests int, noClose bool) (*soakSource, []error) {
+	drive := func(t *testing.T, f *fakeSessions, requests int, noClose bool) (*sessionSource, []error) {
 		t.Helper()
 		var stop atomic.Bool
-		s := &soakSource{want: 4, noClose: noClose, stop: &stop}
+		s := &sessionSource{want: 4, checkClosed: true, noClose: noClose, stop: &stop}
 		var errs []error
 		for range requests {
 			body, ok := s.next(nil)
@@ -146,7 +146,7 @@ func TestSoakSource(t *testing.T) {
 		}
 		// 4 opens to start, then in every 20: 1 open, 1 close, 2 verify
 		// of closed sessions, 16 of live ones.
-		for k, want := range map[soakKind][2]uint64{
+		for k, want := range map[sessionKind][2]uint64{
 			kindOpen: {100, 104}, kindClose: {99, 100}, kindVerifyClosed: {197, 200}, kindVerify: {1596, 1600},
 		} {
 			if got := s.sentN[k]; got < want[0] || got > want[1] {
