@@ -138,6 +138,13 @@ func (r *report) checkAgainst(name string, t target, value, perCPU float64, abou
 	r.Ratios[name] = c
 }
 
+func firstErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return "the first: " + err.Error()
+}
+
 // harmonic returns 1/(1/a + 1/b): the rate of doing both one after the other.
 func harmonic(a, b float64) float64 { return ratio(1, 1/a+1/b) }
 
@@ -160,7 +167,7 @@ func (r *report) benchChecks(b *bench) {
 		errs += w[name].Errors
 		first = pickErr(first, w[name].firstErr)
 	}
-	r.check("errors", float64(errs), 0, fmt.Sprint("the first: ", first))
+	r.check("errors", float64(errs), 0, firstErr(first))
 	ratioCheck := func(name, num, den string) {
 		if w[num] != nil && w[den] != nil {
 			r.check(name, ratio(w[num].RPS, w[den].RPS), ratio(w[num].RPSPerCPU, w[den].RPSPerCPU), "")
@@ -248,8 +255,8 @@ func (r *report) encode(w io.Writer) error {
 
 func (r *report) writeText(w io.Writer, pinning string) error {
 	c := r.Config
-	fmt.Fprintf(w, "sessiond-bench %s: %d connections, %gs measured after %gs warm-up\n%s; %s, %d CPUs, %s, %s\n\n",
-		r.Schedule, c["conns"], c["duration_s"], c["warmup_s"], pinning, c["cpu"], c["cpus"], c["kernel"], c["go"])
+	fmt.Fprintf(w, "sessiond-bench %s: %d connections, %s %gs, warm-up %gs\n%s; %s, %d CPUs, %s, %s\n\n",
+		r.Schedule, c["conns"], map[string]string{"bench": "measured per workload", "soak": "in all"}[r.Schedule], c["duration_s"], c["warmup_s"], pinning, c["cpu"], c["cpus"], c["kernel"], c["go"])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "workload\trps\tp50_ms\tp99_ms\trss_mib\terrors\tserver_cpu\tclient_cpu\tother_cpu\trps_per_cpu\tattack_rps\t")
 	for _, name := range r.order {

@@ -244,7 +244,7 @@ func (r *soakRun) report(idle, settled sample, settleTook time.Duration, peakRSS
 			counts[k] += s.sentN[k]
 		}
 	}
-	rep.check("errors", float64(errs), 0, fmt.Sprintf("closed sessions reported active: %d; the first: %v", closedActive, first))
+	rep.check("errors", float64(errs), 0, fmt.Sprintf("closed sessions reported active: %d; %s", closedActive, firstErr(first)))
 	stopped := 0.0
 	if stopErr != nil {
 		stopped = 1
