@@ -55,6 +55,12 @@ type result struct {
 	baseline  float64 // under attack: verify_hot alone on the same server
 }
 
+// idle is the peak and current RSS of a server that only started.
+type idle struct {
+	RSS    float64 `json:"rss_mib"`
+	CurRSS float64 `json:"current_rss_mib"`
+}
+
 type latency struct {
 	N   uint64  `json:"n"`
 	P50 float64 `json:"p50_ms"`
@@ -85,6 +91,7 @@ type report struct {
 	Workloads map[string]*result `json:"workloads"`
 	Limits    map[string]float64 `json:"limits"`
 	Ratios    map[string]check   `json:"ratios"`
+	Idle      *idle              `json:"idle,omitempty"`
 	Samples   []sample           `json:"samples,omitempty"`
 	Config    map[string]any     `json:"config"`
 	Notes     []string           `json:"notes"`
@@ -204,8 +211,8 @@ func (r *report) benchChecks(b *bench) {
 			r.check(name+"_rss_mib", x.RSS, 0, "")
 		}
 	}
-	if r.idleRSS > 0 {
-		r.check("idle_rss_mib", r.idleRSS, 0, "")
+	if r.Idle != nil {
+		r.check("idle_rss_mib", r.Idle.RSS, 0, fmt.Sprintf("current %.1f MiB", r.Idle.CurRSS))
 	}
 }
 
@@ -259,12 +266,11 @@ func (r *report) writeText(w io.Writer, pinning string) error {
 		r.Schedule, c["conns"], map[string]string{"bench": "measured per workload", "soak": "in all"}[r.Schedule], c["duration_s"], c["warmup_s"], pinning, c["cpu"], c["cpus"], c["kernel"], c["go"])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "workload\trps\tp50_ms\tp99_ms\trss_mib\terrors\tserver_cpu\tclient_cpu\tother_cpu\trps_per_cpu\tattack_rps\t")
+	if r.Idle != nil {
+		fmt.Fprintf(tw, "idle\t\t\t\t%.1f\t\t\t\t\t\t\t\n", r.Idle.RSS)
+	}
 	for _, name := range r.order {
 		x := r.Workloads[name]
-		if x.Seconds == 0 {
-			fmt.Fprintf(tw, "%s\t\t\t\t%.1f\t\t\t\t\t\t\t\n", name, x.RSS)
-			continue
-		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%d\t%.2f\t%.2f\t%.2f\t%.0f\t%s\t\n", name, x.RPS, x.P50, x.P99, x.RSS, x.Errors,
 			x.ServerCPU, x.ClientCPU, x.OtherCPU, x.RPSPerCPU, map[bool]string{true: strconv.FormatFloat(x.AttackRPS, 'f', 0, 64), false: "-"}[x.AttackRPS > 0])
 	}

@@ -140,8 +140,7 @@ func (b *bench) runIdle(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	b.rep.idleRSS = procMiB(srv.pid, "VmHWM")
-	b.rep.add("idle", &result{RSS: b.rep.idleRSS, Note: fmt.Sprintf("current RSS %.1f MiB", procMiB(srv.pid, "VmRSS"))})
+	b.rep.Idle = &idle{RSS: procMiB(srv.pid, "VmHWM"), CurRSS: procMiB(srv.pid, "VmRSS")}
 	return srv.stop()
 }
 
