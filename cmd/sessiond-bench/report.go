@@ -1,254 +1,320 @@
 package main
 
-// This file is the report: the table, the limits, issue 5's targets, as
-// text or as JSON.
+// This file is the report, one shape for both schedules: the workloads (or
+// the soak's phases), the in-process limits, the checks against the targets
+// of targets.json, and the soak's samples; written as tables or as JSON.
 
 import (
+	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
 
-// report is the outcome of a run.
+//go:embed targets.json
+var defaultTargets []byte
+
+// target is one entry of the targets file.
+type target struct {
+	Op    string  `json:"op"` // ">=" or "<="
+	Want  float64 `json:"want"`
+	Gate  bool    `json:"gate"` // a miss fails the run
+	Unit  string  `json:"unit"`
+	About string  `json:"about"`
+	// rss_growth_mib only: the growth allowed in percent of RSS after the
+	// warm-up when that is more than Want, and per revocation stored.
+	Pct                float64 `json:"pct"`
+	BytesPerRevocation float64 `json:"bytes_per_revocation"`
+}
+
+// result is one workload's (or soak phase's) line of the report.
+type result struct {
+	RPS       float64            `json:"rps"`
+	P50       float64            `json:"p50_ms"`
+	P99       float64            `json:"p99_ms"`
+	RSS       float64            `json:"rss_mib"` // peak (VmHWM); the soak's phases: VmRSS at their end
+	Errors    uint64             `json:"errors"`
+	Requests  uint64             `json:"requests"`
+	Seconds   float64            `json:"seconds"`
+	ServerCPU float64            `json:"server_cpu"`
+	ClientCPU float64            `json:"client_cpu"`
+	OtherCPU  float64            `json:"other_cpu"`
+	RPSPerCPU float64            `json:"rps_per_server_cpu"`
+	AttackRPS float64            `json:"attack_rps,omitempty"` // the soak's flood
+	ByKind    map[string]latency `json:"by_kind,omitempty"`
+	Note      string             `json:"note,omitempty"`
+	firstErr  error
+	baseline  float64 // under attack: verify_hot alone on the same server
+}
+
+// idle is the peak and current RSS of a server that only started.
+type idle struct {
+	RSS    float64 `json:"rss_mib"`
+	CurRSS float64 `json:"current_rss_mib"`
+}
+
+type latency struct {
+	N   uint64  `json:"n"`
+	P50 float64 `json:"p50_ms"`
+	P99 float64 `json:"p99_ms"`
+}
+
+func newResult(l *loadResult, rss float64, note string) *result {
+	return &result{RPS: l.rps(), P50: l.Hist.quantile(0.5), P99: l.Hist.quantile(0.99), RSS: rss, Errors: l.Errors,
+		Requests: l.Requests, Seconds: l.Elapsed.Seconds(), ServerCPU: l.ServerCPU, ClientCPU: l.ClientCPU,
+		OtherCPU: l.OtherCPU, RPSPerCPU: l.rpsPerCPU(), Note: note, firstErr: l.FirstErr}
+}
+
+// check is a figure against its target.
+type check struct {
+	Value  float64 `json:"value"`
+	Op     string  `json:"op"`
+	Target float64 `json:"target"`
+	Pass   bool    `json:"pass"`
+	Gate   bool    `json:"gate,omitempty"`
+	PerCPU float64 `json:"value_per_cpu,omitempty"` // the same ratio of rps_per_server_cpu
+	Unit   string  `json:"unit,omitempty"`
+	About  string  `json:"about,omitempty"`
+}
+
 type report struct {
-	bench             *bench
-	limits            *limits
-	idlePeak, idleCur float64
-	workloads         map[string]workloadResult
+	Schedule  string             `json:"schedule"`
+	Pass      bool               `json:"pass"` // no gating check failed
+	Workloads map[string]*result `json:"workloads"`
+	Limits    map[string]float64 `json:"limits"`
+	Ratios    map[string]check   `json:"ratios"`
+	Idle      *idle              `json:"idle,omitempty"`
+	Samples   []sample           `json:"samples,omitempty"`
+	Config    map[string]any     `json:"config"`
+	Notes     []string           `json:"notes"`
+
+	targets                       map[string]target
+	order, limitOrder, checkOrder []string
+	limitAbout                    map[string]string
+	idleRSS                       float64
+	serverCPUsSeen                string
 }
 
-func (r *report) rps(name string) (float64, bool) {
-	w, ok := r.workloads[name]
-	return w.rps(), ok && w.rps() > 0
+func newReport(cfg config) (*report, error) {
+	data, name := defaultTargets, "targets.json"
+	if cfg.targets != "" {
+		var err error
+		if data, err = os.ReadFile(cfg.targets); err != nil {
+			return nil, err
+		}
+		name = cfg.targets
+	}
+	r := &report{Schedule: cfg.schedule, Workloads: map[string]*result{}, Limits: map[string]float64{}, Ratios: map[string]check{},
+		Notes: []string{}, limitAbout: map[string]string{}}
+	var file struct{ Targets map[string]target }
+	err := json.Unmarshal(data, &file)
+	if r.targets = file.Targets; err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return r, nil
 }
 
-// rpsPerCPU is rps per CPU-second of the server, or 0.
-func (r *report) rpsPerCPU(name string) float64 {
-	w := r.workloads[name]
-	return w.rpsPerCPU()
+func (r *report) add(name string, w *result) { r.order = append(r.order, name); r.Workloads[name] = w }
+
+func (r *report) limit(name string, v float64, about string) {
+	r.limitOrder = append(r.limitOrder, name)
+	r.Limits[name], r.limitAbout[name] = v, about
+}
+
+// check records value against the target of that name.
+func (r *report) check(name string, value, perCPU float64, about string) {
+	r.checkAgainst(name, r.targets[name], value, perCPU, about)
+}
+
+func (r *report) checkAgainst(name string, t target, value, perCPU float64, about string) {
+	if t.Op == "" {
+		r.Notes = append(r.Notes, fmt.Sprintf("no target for %s in the targets file", name))
+	}
+	c := check{Value: value, Op: t.Op, Target: t.Want, Gate: t.Gate, PerCPU: perCPU, Unit: t.Unit, About: strings.TrimPrefix(t.About+"; "+about, "; ")}
+	c.About = strings.TrimSuffix(c.About, "; ")
+	c.Pass = t.Op == "" || t.Op == ">=" && value >= t.Want || t.Op == "<=" && value <= t.Want
+	r.checkOrder = append(r.checkOrder, name)
+	r.Ratios[name] = c
+}
+
+func firstErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return "the first: " + err.Error()
 }
 
 // harmonic returns 1/(1/a + 1/b): the rate of doing both one after the other.
-func harmonic(a, b float64) float64 { return 1 / (1/a + 1/b) }
+func harmonic(a, b float64) float64 { return ratio(1, 1/a+1/b) }
 
-// coldLimit is the issue's cold_limit, or without http_floor the raw
-// Ed25519 verify rate, or 0 when neither is known.
+// coldLimit is the cold limit, or without http_floor the raw Ed25519 verify
+// rate, or 0 when neither is known.
 func (r *report) coldLimit() float64 {
-	if r.limits == nil {
-		return 0
+	if floor := r.Workloads["http_floor"]; floor != nil && r.Limits["ed25519_verifies_per_s"] > 0 {
+		return harmonic(floor.RPS, r.Limits["ed25519_verifies_per_s"])
 	}
-	if floor, ok := r.rps("http_floor"); ok {
-		return harmonic(floor, r.limits.VerifyPerS)
-	}
-	return r.limits.VerifyPerS
+	return r.Limits["ed25519_verifies_per_s"]
 }
 
-// target is one line of issue 5's target table.
-type target struct {
-	name   string
-	value  float64
-	op     string // ">=" or "<="
-	target float64
-	unit   string
-	about  string
-	// perCPU is value computed from requests per CPU-second of the
-	// server instead of per second (0: not applicable).
-	perCPU float64
-}
-
-// ratioOrZero returns a/b, or 0 when either is unknown.
-func ratioOrZero(a, b float64) float64 {
-	if a <= 0 || b <= 0 {
-		return 0
+// benchChecks adds the benchmark's derived limits and its checks, those
+// whose inputs this run measured.
+func (r *report) benchChecks(b *bench) {
+	w, l := r.Workloads, r.Limits
+	var errs uint64
+	var first error
+	for _, name := range r.order {
+		errs += w[name].Errors
+		first = pickErr(first, w[name].firstErr)
 	}
-	return a / b
-}
-
-func (t target) pass() bool {
-	if t.op == ">=" {
-		return t.value >= t.target
-	}
-	return t.value <= t.target
-}
-
-// targets returns the targets whose inputs this run measured.
-func (r *report) targets() []target {
-	var ts []target
-	ratio := func(name, num, den string, want float64, about string) {
-		a, ok1 := r.rps(num)
-		b, ok2 := r.rps(den)
-		if ok1 && ok2 {
-			perCPU := ratioOrZero(r.rpsPerCPU(num), r.rpsPerCPU(den))
-			ts = append(ts, target{name, a / b, ">=", want, "", about, perCPU})
+	r.check("errors", float64(errs), 0, firstErr(first))
+	ratioCheck := func(name, num, den string) {
+		if w[num] != nil && w[den] != nil {
+			r.check(name, ratio(w[num].RPS, w[den].RPS), ratio(w[num].RPSPerCPU, w[den].RPSPerCPU), "")
 		}
 	}
-	ratio("verify_hot/http_floor", "verify_hot", "http_floor", 0.85, "")
-	if floor, ok := r.rps("http_floor"); ok && r.limits != nil {
-		floorCPU := r.rpsPerCPU("http_floor")
-		limit := func(name, workload string, opsPerS float64, about string) {
-			v, ok := r.rps(workload)
-			if !ok {
-				return
+	ratioCheck("verify_hot/http_floor", "verify_hot", "http_floor")
+	if floor := w["http_floor"]; floor != nil && l["ed25519_signs_per_s"] > 0 {
+		for _, x := range []struct{ name, workload, limit, op string }{
+			{"verify_cold/cold_limit", "verify_cold", "cold_limit", "ed25519_verifies_per_s"},
+			{"open/open_limit", "open", "open_limit", "ed25519_signs_per_s"},
+		} {
+			r.limit(x.limit, harmonic(floor.RPS, l[x.op]), "1/(1/http_floor + 1/"+x.op+")")
+			if w[x.workload] != nil {
+				r.check(x.name, ratio(w[x.workload].RPS, l[x.limit]), ratio(w[x.workload].RPSPerCPU, harmonic(floor.RPSPerCPU, l[x.op])), "")
 			}
-			perCPU := 0.0
-			if floorCPU > 0 {
-				perCPU = ratioOrZero(r.rpsPerCPU(workload), harmonic(floorCPU, opsPerS))
-			}
-			ts = append(ts, target{name, v / harmonic(floor, opsPerS), ">=", 0.85, "", about, perCPU})
 		}
-		limit("verify_cold/cold_limit", "verify_cold", r.limits.VerifyPerS, "cold_limit = 1/(1/http_floor + 1/ed25519_verifies_per_s on the server's CPU)")
-		limit("open/open_limit", "open", r.limits.SignPerS, "open_limit = 1/(1/http_floor + 1/ed25519_signs_per_s on the server's CPU)")
 	}
-	ratio("close/http_floor", "close", "http_floor", 0.40, "durable, tokens verified before")
-	ratio("verify_hot_1m/verify_hot", "verify_hot_1m", "verify_hot", 0.95, "")
-	if l := r.limits; l != nil {
-		ts = append(ts,
-			target{"token_verify/ed25519_verify", l.Ed25519VerifyNs / l.TokenVerifyNs, ">=", 0.90, "", "in-process rates, cache off", 0},
-			target{"verify_repeated_ns", l.TokenRepeatedNs, "<=", 1000, "ns", "in-process, a token verified before", 0},
-			target{"verify_repeated_allocs", l.TokenRepeatedAllocs, "<=", 2, "allocs", "", 0},
-		)
+	ratioCheck("close/http_floor", "close", "http_floor")
+	ratioCheck("verify_hot_1m/verify_hot", "verify_hot_1m", "verify_hot")
+	if l["token_verify_ns"] > 0 {
+		r.check("token_verify/ed25519_verify", ratio(l["ed25519_verify_ns"], l["token_verify_ns"]), 0, "")
+		r.check("verify_repeated_ns", l["token_verify_repeated_ns"], 0, "")
+		r.check("verify_repeated_allocs", l["token_verify_repeated_allocs"], 0, "")
 	}
-	if w, ok := r.workloads["verify_hot"]; ok {
-		ts = append(ts, target{"verify_hot_p99_ms", ms(w.Hist.quantile(0.99)), "<=", 10, "ms", fmt.Sprintf("at %d connections", r.bench.cfg.conns), 0})
+	if w["verify_hot"] != nil {
+		r.check("verify_hot_p99_ms", w["verify_hot"].P99, 0, fmt.Sprintf("at %d connections", b.cfg.conns))
 	}
-	if w, ok := r.workloads["verify_hot_1m"]; ok {
-		about := ""
-		if r.bench.cfg.preload != 1_000_000 {
-			about = fmt.Sprintf("only %d entries preloaded", r.bench.cfg.preload)
-		}
-		ts = append(ts, target{"verify_hot_1m_rss_mib", w.rssMiB, "<=", 256, "MiB", about, 0})
+	if w["verify_hot_1m"] != nil {
+		r.check("verify_hot_1m_rss_mib", w["verify_hot_1m"].RSS, 0, map[bool]string{true: fmt.Sprintf("only %d entries preloaded", b.cfg.preload)}[b.cfg.preload != 1_000_000])
 	}
 	for _, name := range []string{"feed_abuse", "announce_flood"} {
-		if w, ok := r.workloads[name]; ok {
-			ts = append(ts,
-				target{name + "/alone", ratioOrZero(w.rps(), w.baselineRPS), ">=", 0.5, "", "verify_hot under the attack over verify_hot alone, same server", 0},
-				target{name + "_rss_mib", w.rssMiB, "<=", 256, "MiB", "peak", 0})
+		if x := w[name]; x != nil {
+			r.check(name+"/alone", ratio(x.RPS, x.baseline), 0, "")
+			r.check(name+"_rss_mib", x.RSS, 0, "")
 		}
 	}
-	if r.idlePeak > 0 {
-		ts = append(ts, target{"idle_rss_mib", r.idlePeak, "<=", 64, "MiB", "", 0})
+	if r.Idle != nil {
+		r.check("idle_rss_mib", r.Idle.RSS, 0, fmt.Sprintf("current %.1f MiB", r.Idle.CurRSS))
 	}
-	return ts
 }
 
-// limitList returns the limits as named values, in report order.
-func (r *report) limitList() []struct {
-	name  string
-	value float64
-	about string
-} {
-	type entry = struct {
-		name  string
-		value float64
-		about string
-	}
-	var es []entry
-	if l := r.limits; l != nil {
-		core := "on the server's CPU, one goroutine, per CPU-second"
-		es = append(es,
-			entry{"ed25519_signs_per_s", l.SignPerS, core},
-			entry{"ed25519_verifies_per_s", l.VerifyPerS, core},
-			entry{"ed25519_signs_per_s_all_cpus", l.SignPerSAll, fmt.Sprintf("%d CPUs", l.CPUsAll)},
-			entry{"ed25519_verifies_per_s_all_cpus", l.VerifyPerSAll, fmt.Sprintf("%d CPUs", l.CPUsAll)},
-			entry{"badger_durable_writes_per_s", l.BadgerWritesPerS, fmt.Sprintf("revocation.Badger.Revoke from %d goroutines, fresh store, server's CPU", r.bench.cfg.conns)},
-			entry{"ed25519_verify_ns", l.Ed25519VerifyNs, core},
-			entry{"token_verify_ns", l.TokenVerifyNs, "token.Verifier.Verify, cache off, no revocation check, " + core},
-			entry{"token_verify_repeated_ns", l.TokenRepeatedNs, "the same token again, cache on"},
-			entry{"token_verify_repeated_allocs", l.TokenRepeatedAllocs, ""},
-			entry{"token_issue_ns", l.TokenIssueNs, core},
-			entry{"token_issue_allocs", l.TokenIssueAllocs, ""},
-		)
-		if floor, ok := r.rps("http_floor"); ok {
-			es = append(es,
-				entry{"cold_limit", harmonic(floor, l.VerifyPerS), "1/(1/http_floor + 1/ed25519_verifies_per_s)"},
-				entry{"open_limit", harmonic(floor, l.SignPerS), "1/(1/http_floor + 1/ed25519_signs_per_s)"},
-			)
-		}
-	}
-	return es
-}
-
-func (r *report) pinning() string {
-	b := r.bench
-	if !b.pinned {
-		return "not pinned"
-	}
-	return fmt.Sprintf("servers on CPU %d (checked: Cpus_allowed_list %s), load generator on CPU %d, by sched_setaffinity", b.cfg.serverCPU, b.serverCPUsSeen, b.cfg.clientCPU)
-}
-
-func (r *report) writeText(w io.Writer) error {
-	b := r.bench
+func (r *report) write(b *bench, stdout io.Writer) error {
 	c := b.cfg
-	fmt.Fprintf(w, "sessiond-bench: %d connections, %s measured after %s warm-up per workload\n", c.conns, c.duration, c.warmup)
-	fmt.Fprintf(w, "%s; %s, %d CPUs, %s, %s\n\n", r.pinning(), b.machineCPU, len(b.allCPUs), b.machineKernel, b.goVers)
+	r.Pass = true
+	var failed []string
+	for _, name := range r.checkOrder {
+		if x := r.Ratios[name]; x.Gate && !x.Pass {
+			r.Pass, failed = false, append(failed, name)
+		}
+	}
+	pinning := "not pinned"
+	if b.pinned {
+		pinning = fmt.Sprintf("servers on CPU %d (checked: Cpus_allowed_list %s), load generator on CPU %d, by sched_setaffinity", c.serverCPU, r.serverCPUsSeen, c.clientCPU)
+	}
+	cpu, kernel := machine()
+	r.Config = map[string]any{"conns": c.conns, "duration_s": c.duration.Seconds(), "warmup_s": c.warmup.Seconds(), "quick": c.quick,
+		"pool": c.pool, "preload": c.preload, "pinning": pinning, "cpu": cpu, "cpus": len(b.allCPUs), "kernel": kernel,
+		"go": runtime.Version(), "total_s": math.Round(time.Since(b.started).Seconds())}
+	if c.schedule == "soak" {
+		r.Config["flood_conns"], r.Config["sessions"], r.Config["closes"], r.Config["sample_s"] = c.floodConns, c.sessions, c.closes, c.sample.Seconds()
+	}
+	var err error
+	if c.jsonFile != "" {
+		var f *os.File
+		if f, err = os.Create(c.jsonFile); err == nil {
+			err = errors.Join(r.encode(f), f.Close())
+		}
+	}
+	if err == nil && c.json {
+		err = r.encode(stdout)
+	} else if err == nil {
+		err = r.writeText(stdout, pinning)
+	}
+	if err == nil && !r.Pass {
+		err = fmt.Errorf("%w: %s", errFailed, strings.Join(failed, ", "))
+	}
+	return err
+}
 
+func (r *report) encode(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func (r *report) writeText(w io.Writer, pinning string) error {
+	c := r.Config
+	fmt.Fprintf(w, "sessiond-bench %s: %d connections, %s %gs, warm-up %gs\n%s; %s, %d CPUs, %s, %s\n\n",
+		r.Schedule, c["conns"], map[string]string{"bench": "measured per workload", "soak": "in all"}[r.Schedule], c["duration_s"], c["warmup_s"], pinning, c["cpu"], c["cpus"], c["kernel"], c["go"])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\trps\tp50_ms\tp99_ms\tpeak_rss_mib\terrors\tserver_cpu\tclient_cpu\tother_cpu\trps_per_cpu\t")
-	for _, name := range workloadNames {
-		x, ok := r.workloads[name]
-		if !ok {
-			continue
-		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%d\t%.2f\t%.2f\t%.2f\t%.0f\t\n", name, x.rps(),
-			ms(x.Hist.quantile(0.5)), ms(x.Hist.quantile(0.99)), x.rssMiB, x.Errors, x.ServerCPU, x.ClientCPU, x.OtherCPU, x.rpsPerCPU())
+	fmt.Fprintln(tw, "workload\trps\tp50_ms\tp99_ms\trss_mib\terrors\tserver_cpu\tclient_cpu\tother_cpu\trps_per_cpu\tattack_rps\t")
+	if r.Idle != nil {
+		fmt.Fprintf(tw, "idle\t\t\t\t%.1f\t\t\t\t\t\t\t\n", r.Idle.RSS)
 	}
-	if r.idlePeak > 0 {
-		fmt.Fprintf(tw, "idle\t\t\t\t%.1f\t\t\t\t\t\t\n", r.idlePeak)
+	for _, name := range r.order {
+		x := r.Workloads[name]
+		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%d\t%.2f\t%.2f\t%.2f\t%.0f\t%s\t\n", name, x.RPS, x.P50, x.P99, x.RSS, x.Errors,
+			x.ServerCPU, x.ClientCPU, x.OtherCPU, x.RPSPerCPU, map[bool]string{true: strconv.FormatFloat(x.AttackRPS, 'f', 0, 64), false: "-"}[x.AttackRPS > 0])
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, name := range workloadNames {
-		if x, ok := r.workloads[name]; ok && x.note != "" {
-			fmt.Fprintf(w, "  %s: %s\n", name, x.note)
+	tw.Flush()
+	for _, name := range r.order {
+		if x := r.Workloads[name]; x.Note != "" {
+			fmt.Fprintf(w, "  %s: %s\n", name, x.Note)
 		}
 	}
-	fmt.Fprintln(w, "  server_cpu, client_cpu: CPU time of the server and of the load generator in the window, in cores;")
-	fmt.Fprintln(w, "  other_cpu: what everything else took of their two CPUs (noise; should be near 0);")
-	fmt.Fprintln(w, "  rps_per_cpu: rps / server_cpu, what the server does per CPU-second (steadier than rps when other_cpu > 0).")
-
-	if ls := r.limitList(); len(ls) > 0 {
+	fmt.Fprintln(w, "  rss_mib: peak RSS (soak: VmRSS at the phase's end); server_cpu, client_cpu: cores busy in the window;")
+	fmt.Fprintln(w, "  other_cpu: what everything else took of their two CPUs (noise); rps_per_cpu: rps / server_cpu.")
+	if len(r.limitOrder) > 0 {
 		fmt.Fprintln(w, "\nlimits")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, l := range ls {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", l.name, formatNum(l.value), l.about)
+		for _, name := range r.limitOrder {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, formatNum(r.Limits[name]), r.limitAbout[name])
 		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
+		tw.Flush()
 	}
-
-	if ts := r.targets(); len(ts) > 0 {
-		fmt.Fprintln(w, "\ntargets (issue 5); per_cpu: the same ratio of rps_per_cpu")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  target\tvalue\twant\t\tper_cpu\t")
-		for _, t := range ts {
-			verdict := "FAIL"
-			if t.pass() {
-				verdict = "pass"
-			}
-			perCPU := ""
-			if t.perCPU > 0 {
-				perCPU = formatNum(t.perCPU)
-			}
-			fmt.Fprintf(tw, "  %s\t%s %s\t%s %s\t%s\t%s\t%s\n", t.name, formatNum(t.value), t.unit, t.op, formatNum(t.target), verdict, perCPU, t.about)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
+	fmt.Fprintln(w, "\nchecks (targets.json; per_cpu: the same ratio of rps_per_cpu; gate: a miss fails the run)")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  check\tvalue\twant\t\tper_cpu\t")
+	for _, name := range r.checkOrder {
+		x := r.Ratios[name]
+		verdict := map[bool]string{true: "pass", false: "FAIL"}[x.Pass] + map[bool]string{true: " gate"}[x.Gate]
+		fmt.Fprintf(tw, "  %s\t%s %s\t%s %s\t%s\t%s\t%s\n", name, formatNum(x.Value), x.Unit, x.Op, formatNum(x.Target), verdict,
+			map[bool]string{true: formatNum(x.PerCPU)}[x.PerCPU > 0], x.About)
 	}
-	if len(b.notes) > 0 {
-		fmt.Fprintln(w, "\nnotes")
-		for _, n := range b.notes {
-			fmt.Fprintf(w, "  - %s\n", n)
+	tw.Flush()
+	if len(r.Samples) > 0 {
+		fmt.Fprintln(w, "\nsamples (t: seconds since the idle sample)")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "t\tphase\trss_mib\tanon_mib\tfile_mib\tgoroutines\theap_alloc_mib\theap_sys_mib\tgc_cycles\t\t")
+		for _, x := range r.Samples {
+			fmt.Fprintf(tw, "%.1f\t%s\t%.1f\t%.1f\t%.1f\t%d\t%.1f\t%.1f\t%d\t%s\t\n", x.T, x.Phase, x.RSS, x.RSSAnon, x.RSSFile,
+				x.Goroutines, x.HeapAlloc, x.HeapSys, x.GCCycles, x.Label)
 		}
+		tw.Flush()
 	}
-	fmt.Fprintf(w, "\ntotal time %.0fs\n", time.Since(b.started).Seconds())
-	return nil
+	if len(r.Notes) > 0 {
+		fmt.Fprintf(w, "\nnotes\n  - %s\n", strings.Join(r.Notes, "\n  - "))
+	}
+	_, err := fmt.Fprintf(w, "\n%s\ntotal time %.0fs\n", map[bool]string{true: "PASS", false: "FAIL"}[r.Pass], c["total_s"])
+	return err
 }
 
 // formatNum prints rates without decimals and ratios with three.
@@ -263,103 +329,19 @@ func formatNum(v float64) string {
 	}
 }
 
-// JSON output.
-type (
-	jsonReport struct {
-		Workloads map[string]jsonWorkload `json:"workloads"`
-		Limits    map[string]float64      `json:"limits"`
-		Ratios    map[string]jsonTarget   `json:"ratios"`
-		Idle      *jsonIdle               `json:"idle,omitempty"`
-		Config    jsonConfig              `json:"config"`
-		Notes     []string                `json:"notes"`
-	}
-	jsonWorkload struct {
-		RPS       float64 `json:"rps"`
-		P50       float64 `json:"p50_ms"`
-		P99       float64 `json:"p99_ms"`
-		RSS       float64 `json:"rss_mib"`
-		Errors    uint64  `json:"errors"`
-		Requests  uint64  `json:"requests"`
-		Seconds   float64 `json:"seconds"`
-		ServerCPU float64 `json:"server_cpu"`
-		ClientCPU float64 `json:"client_cpu"`
-		OtherCPU  float64 `json:"other_cpu"`
-		RPSPerCPU float64 `json:"rps_per_server_cpu"`
-		ReadyRSS  float64 `json:"rss_before_load_mib"`
-		Ready     float64 `json:"start_s"`
-		Note      string  `json:"note,omitempty"`
-	}
-	jsonTarget struct {
-		Value  float64 `json:"value"`
-		Op     string  `json:"op"`
-		Target float64 `json:"target"`
-		Pass   bool    `json:"pass"`
-		PerCPU float64 `json:"value_per_cpu,omitempty"`
-		Unit   string  `json:"unit,omitempty"`
-		About  string  `json:"about,omitempty"`
-	}
-	jsonIdle struct {
-		RSS    float64 `json:"rss_mib"`
-		CurRSS float64 `json:"current_rss_mib"`
-	}
-	jsonConfig struct {
-		Conns     int     `json:"conns"`
-		Duration  float64 `json:"duration_s"`
-		Warmup    float64 `json:"warmup_s"`
-		Quick     bool    `json:"quick"`
-		Pool      int     `json:"pool"`
-		Preload   int     `json:"preload"`
-		Pinning   string  `json:"pinning"`
-		CPU       string  `json:"cpu"`
-		CPUs      int     `json:"cpus"`
-		Kernel    string  `json:"kernel"`
-		Go        string  `json:"go"`
-		TotalTime float64 `json:"total_s"`
-	}
-)
-
-// round3 keeps JSON readable: three decimals are more than the measurements
-// hold. A value that is not finite, which encoding/json refuses, becomes 0.
-func round3(v float64) float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0
-	}
-	return math.Round(v*1000) / 1000
-}
-
-func (r *report) writeJSON(w io.Writer) error {
-	b := r.bench
-	out := jsonReport{
-		Workloads: map[string]jsonWorkload{},
-		Limits:    map[string]float64{},
-		Ratios:    map[string]jsonTarget{},
-		Notes:     append([]string{}, b.notes...),
-		Config: jsonConfig{
-			Conns: b.cfg.conns, Duration: b.cfg.duration.Seconds(), Warmup: b.cfg.warmup.Seconds(),
-			Quick: b.cfg.quick, Pool: b.cfg.pool, Preload: b.cfg.preload, Pinning: r.pinning(),
-			CPU: b.machineCPU, CPUs: len(b.allCPUs), Kernel: b.machineKernel, Go: b.goVers,
-			TotalTime: round3(time.Since(b.started).Seconds()),
-		},
-	}
-	for name, x := range r.workloads {
-		out.Workloads[name] = jsonWorkload{
-			RPS: round3(x.rps()), P50: round3(ms(x.Hist.quantile(0.5))), P99: round3(ms(x.Hist.quantile(0.99))),
-			RSS: round3(x.rssMiB), Errors: x.Errors, Requests: x.Requests, Seconds: round3(x.Elapsed.Seconds()),
-			ServerCPU: round3(x.ServerCPU), ClientCPU: round3(x.ClientCPU), OtherCPU: round3(x.OtherCPU),
-			RPSPerCPU: round3(x.rpsPerCPU()), ReadyRSS: round3(x.readyRSSMiB), Ready: round3(x.ready.Seconds()),
-			Note: x.note,
+// machine describes the CPU and the kernel.
+func machine() (cpu, kernel string) {
+	cpu, kernel = "unknown CPU", runtime.GOOS
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(data)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
 		}
 	}
-	for _, l := range r.limitList() {
-		out.Limits[l.name] = round3(l.value)
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel += " " + strings.TrimSpace(string(data))
 	}
-	for _, t := range r.targets() {
-		out.Ratios[t.name] = jsonTarget{Value: round3(t.value), Op: t.op, Target: t.target, Pass: t.pass(), PerCPU: round3(t.perCPU), Unit: t.unit, About: t.about}
-	}
-	if r.idlePeak > 0 {
-		out.Idle = &jsonIdle{RSS: round3(r.idlePeak), CurRSS: round3(r.idleCur)}
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return cpu, kernel
 }

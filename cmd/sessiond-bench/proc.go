@@ -1,0 +1,254 @@
+package main
+
+// This file starts and stops the servers under test (sessiond, and this
+// binary's floor servers) as processes pinned to the server's CPU, knows
+// they are ready when GET /healthz answers 200, and reads their memory and
+// CPU use from /proc.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// goBuild runs the go command with args (for sessiond and the limits' test
+// binary), its output to stderr.
+func goBuild(ctx context.Context, stderr io.Writer, args ...string) error {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go %s (run from inside the module, or pass --sessiond): %w", strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+// freeAddr returns a loopback address with a port free a moment ago, for a
+// server's --listen. TODO(merge): sessiond serve --addr-file, once it
+// exists, lets the server choose and tell instead.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// server is a running server process.
+type server struct {
+	name, addr, admin string // admin: sessiond's admin listener, "" for floor servers
+	cmd               *exec.Cmd
+	pid               int
+	log               *tailWriter
+	exited            chan struct{}
+	waitErr           error // valid once exited is closed
+}
+
+// tailWriter keeps the last 8 KiB written to it, for error messages, and
+// echoes it to echo when not nil.
+type tailWriter struct {
+	mu   sync.Mutex
+	buf  []byte
+	echo io.Writer
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.echo != nil {
+		t.echo.Write(p)
+	}
+	t.buf = append(t.buf, p...)
+	t.buf = t.buf[max(0, len(t.buf)-8<<10):]
+	return len(p), nil
+}
+
+func (t *tailWriter) String() string { t.mu.Lock(); defer t.mu.Unlock(); return string(t.buf) }
+
+// startServer starts argv pinned to cpus (nil: not pinned), with this
+// process's environment minus SESSIOND_* (only the flags configure it), and
+// waits until GET http://addr/healthz answers 200.
+func startServer(ctx context.Context, name, addr string, argv []string, cpus []int, echo io.Writer) (*server, error) {
+	s := &server{name: name, addr: addr, cmd: exec.Command(argv[0], argv[1:]...), log: &tailWriter{echo: echo}, exited: make(chan struct{})}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SESSIOND_") {
+			s.cmd.Env = append(s.cmd.Env, kv)
+		}
+	}
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := startPinned(s.cmd, cpus, func() { s.waitErr = s.cmd.Wait(); close(s.exited) }); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	s.pid = s.cmd.Process.Pid
+	hc := &http.Client{Timeout: time.Second}
+	for deadline := time.Now().Add(time.Minute); ; { // a store with a million entries takes a moment
+		if resp, err := hc.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		select {
+		case <-s.exited:
+			return nil, fmt.Errorf("%s exited before serving: %v\n%s", name, s.waitErr, s.log)
+		case <-ctx.Done():
+			s.kill()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.kill()
+			return nil, fmt.Errorf("%s: GET /healthz did not answer 200 within a minute\n%s", name, s.log)
+		}
+	}
+}
+
+// settle waits until the server used under 2% of a CPU over a quarter of a
+// second, for at most limit: Badger compacts a store that was just filled
+// in the background after opening it, work that must not land in the
+// measurement. It returns how long it waited and whether the server settled.
+func (s *server) settle(ctx context.Context, limit time.Duration) (time.Duration, bool) {
+	const span = 250 * time.Millisecond
+	start, prev := time.Now(), procRuntime(s.pid)
+	for time.Since(start) < limit && ctx.Err() == nil {
+		time.Sleep(span)
+		cur := procRuntime(s.pid)
+		if cur-prev < span/50 {
+			return time.Since(start), true
+		}
+		prev = cur
+	}
+	return time.Since(start), false
+}
+
+// alive returns an error if the server has exited.
+func (s *server) alive() error {
+	select {
+	case <-s.exited:
+		return fmt.Errorf("%s exited: %v\n%s", s.name, s.waitErr, s.log)
+	default:
+		return nil
+	}
+}
+
+func (s *server) kill() { s.cmd.Process.Kill(); <-s.exited }
+
+// stop ends the server with SIGTERM, as an operator would; one that does
+// not exit within 30 seconds is killed. It fails unless the exit is clean.
+func (s *server) stop() error {
+	if err := s.alive(); err != nil {
+		return err
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		s.kill()
+		return fmt.Errorf("%s did not stop within 30s of SIGTERM; killed\n%s", s.name, s.log)
+	}
+	if s.waitErr != nil {
+		return fmt.Errorf("%s: %v\n%s", s.name, s.waitErr, s.log)
+	}
+	return nil
+}
+
+// procStatus returns fields of /proc/PID/status in MiB (those given in kB)
+// or as text, and 0 or "" for fields it lacks.
+func procStatus(pid int, names ...string) map[string]string {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	out := map[string]string{}
+	for line := range strings.Lines(string(data)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && slices.Contains(names, k) {
+			out[k] = strings.TrimSpace(v)
+		}
+	}
+	return out
+}
+
+// procMiB returns a memory field of /proc/PID/status (VmHWM, VmRSS,
+// RssAnon, RssFile) in MiB, 0 when unknown.
+func procMiB(pid int, name string) float64 {
+	kb, _ := strconv.ParseFloat(strings.TrimSuffix(procStatus(pid, name)[name], " kB"), 64)
+	return kb / 1024
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
+
+// procCPU returns the user and system CPU seconds process pid has used, or
+// 0 when pid is 0 or unknown.
+func procCPU(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	// The command name, field 2, is in parentheses and may hold spaces;
+	// utime and stime are the 12th and 13th fields after it.
+	i := bytes.LastIndexByte(data, ')')
+	if f := strings.Fields(string(data[i+1:])); i >= 0 && len(f) >= 13 {
+		utime, _ := strconv.ParseFloat(f[11], 64)
+		stime, _ := strconv.ParseFloat(f[12], 64)
+		return (utime + stime) / clockTicks
+	}
+	return 0
+}
+
+// procRuntime returns the CPU time of every thread of process pid to the
+// nanosecond (from /proc/PID/task/*/schedstat).
+func procRuntime(pid int) time.Duration {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, _ := os.ReadDir(dir)
+	var sum time.Duration
+	for _, e := range ents {
+		data, _ := os.ReadFile(filepath.Join(dir, e.Name(), "schedstat"))
+		first, _, _ := strings.Cut(string(data), " ")
+		ns, _ := strconv.ParseInt(first, 10, 64)
+		sum += time.Duration(ns)
+	}
+	return sum
+}
+
+// cpuBusy returns the CPU seconds the given CPUs (nil: all) have spent busy
+// since boot, from /proc/stat: everything but idle and iowait, steal
+// included (time the hypervisor gave to someone else).
+func cpuBusy(cpus []int) float64 {
+	data, _ := os.ReadFile("/proc/stat")
+	var busy float64
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") {
+			continue
+		}
+		if n, err := strconv.Atoi(f[0][3:]); cpus == nil && f[0] != "cpu" || cpus != nil && (err != nil || !slices.Contains(cpus, n)) {
+			continue
+		}
+		for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
+			if t, _ := strconv.ParseFloat(v, 64); i != 3 && i != 4 {
+				busy += t
+			}
+		}
+	}
+	return busy / clockTicks
+}
+
+// selfCPU returns the user and system CPU seconds this process has used.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
