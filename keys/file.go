@@ -161,7 +161,7 @@ func Save(path string, s *Set) error {
 		if err != nil {
 			return fmt.Errorf("encode key %s: %w", k.ID, err)
 		}
-		stored.Keys = append(stored.Keys, fileKey{k.ID, k.Algorithm, k.Created, k.Activates, der})
+		stored.Keys = append(stored.Keys, fileKey{k.ID, k.Algorithm, k.created, k.activates, der})
 	}
 	data, err := json.MarshalIndent(stored, "", "  ")
 	if err != nil {
