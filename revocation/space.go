@@ -1,10 +1,6 @@
 package revocation
 
-import (
-	"fmt"
-
-	"golang.org/x/sys/unix"
-)
+import "fmt"
 
 // The store needs free space on its file system beyond what it holds,
 // because Badger writes most of its files through memory maps: its
@@ -31,16 +27,6 @@ const (
 // tables) takes treeBytes.
 func reserve(treeBytes int64) int64 {
 	return 2*memTableSize + reserveSlack + treeBytes
-}
-
-// freeSpace returns the bytes available to this process on the file system
-// that holds path.
-func freeSpace(path string) (int64, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return 0, fmt.Errorf("free space of %s: %w", path, err)
-	}
-	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
 // mib formats a byte count in MiB for messages.
