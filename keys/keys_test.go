@@ -156,6 +156,15 @@ func TestSaveLoad(t *testing.T) {
 	}
 }
 
+// corruptKeyFiles are key files Load refuses with ErrCorrupt; they also
+// seed FuzzLoad.
+var corruptKeyFiles = map[string]string{
+	"not json":        "{",
+	"wrong version":   `{"version": 9, "keys": []}`,
+	"unknown field":   `{"version": 1, "keys": [], "extra": 1}`,
+	"bad private key": `{"version": 1, "keys": [{"kid": "x", "alg": "EdDSA", "private_key_pkcs8": "AAAA"}]}`,
+}
+
 func TestLoadRefuses(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "keys.json")
@@ -173,12 +182,7 @@ func TestLoadRefuses(t *testing.T) {
 			t.Errorf("Load() error = %v, want ErrInsecure saying chmod 600", err)
 		}
 	})
-	for name, content := range map[string]string{
-		"not json":        "{",
-		"wrong version":   `{"version": 9, "keys": []}`,
-		"unknown field":   `{"version": 1, "keys": [], "extra": 1}`,
-		"bad private key": `{"version": 1, "keys": [{"kid": "x", "alg": "EdDSA", "private_key_pkcs8": "AAAA"}]}`,
-	} {
+	for name, content := range corruptKeyFiles {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
 			os.WriteFile(p, []byte(content), 0o600)
