@@ -1,5 +1,8 @@
 package revocation
 
+// This file is Discard: the deliberate reset that sets a damaged or
+// missing store aside.
+
 import (
 	"errors"
 	"fmt"
