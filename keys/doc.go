@@ -24,9 +24,15 @@
 //     signing + Policy.MaxTokenLifetime + Policy.Leeway);
 //   - expired: it can have signed no live token; [Set.Prune] removes it.
 //
-// A new key is scheduled to activate Policy.PropagationDelay after it is
-// added, so that every verifier that refreshes its copy of the published keys
-// on schedule knows it before it signs anything.
+// Only the methods in lifecycle.go change which key signs: [Set.First] (and
+// [Init]) make the first key, active at once; [Set.Rotate] (and [Rotate])
+// add the next one, by default [Policy.ActivationDelay] after it is added,
+// so that every verifier that refreshes its copy of the published keys on
+// schedule knows it before it signs anything; [Set.Remove] (and [Remove])
+// take out a compromised key but refuse the active one ([ErrActiveKey]);
+// [Set.Prune] (and [Prune], [Keyring.Prune]) drop expired keys. A key's
+// times are read through [Key.Created] and [Key.Activates]; nothing else
+// can change them, since they order the set.
 //
 // # The key file
 //
@@ -58,6 +64,10 @@ var (
 	ErrNoKeys = errors.New("key file holds no keys")
 	// ErrNoActiveKey means no key has activated yet, so nothing can sign.
 	ErrNoActiveKey = errors.New("no active signing key")
-	// ErrUnknownKey means no published key has the requested id.
+	// ErrUnknownKey means no published key has the requested id (or, from
+	// [Set.Remove], that the set holds no key with it).
 	ErrUnknownKey = errors.New("unknown key id")
+	// ErrActiveKey means a removal was refused because the key signs new
+	// tokens now.
+	ErrActiveKey = errors.New("refusing to remove the active key")
 )

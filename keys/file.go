@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 )
 
@@ -45,10 +44,8 @@ func Load(path string) (*Set, error) {
 	if err := checkRegular(path, info); err != nil {
 		return nil, err
 	}
-	// O_NOFOLLOW: a link put in place since the Lstat is refused too, and
-	// a FIFO (which would block the open) is already.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if errors.Is(err, syscall.ELOOP) {
+	f, err := openNoFollow(path)
+	if errors.Is(err, errSymlink) {
 		info, err = os.Lstat(path)
 		if err == nil {
 			err = checkRegular(path, info)
@@ -161,7 +158,7 @@ func Save(path string, s *Set) error {
 		if err != nil {
 			return fmt.Errorf("encode key %s: %w", k.ID, err)
 		}
-		stored.Keys = append(stored.Keys, fileKey{k.ID, k.Algorithm, k.Created, k.Activates, der})
+		stored.Keys = append(stored.Keys, fileKey{k.ID, k.Algorithm, k.created, k.activates, der})
 	}
 	data, err := json.MarshalIndent(stored, "", "  ")
 	if err != nil {
@@ -206,8 +203,15 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// lockTimeout bounds how long Update waits for another process's lock.
-const lockTimeout = 10 * time.Second
+// lockTimeout bounds how long Update waits for another process's lock, and
+// lockPoll is how often it tries again meanwhile.
+const (
+	lockTimeout = 10 * time.Second
+	lockPoll    = 20 * time.Millisecond
+)
+
+// errSymlink is what openNoFollow returns for a symbolic link.
+var errSymlink = errors.New("key file is a symbolic link")
 
 // Update changes the existing key file at path under an exclusive lock (a
 // lock file beside it), so that concurrent commands serialise and none loses
@@ -259,24 +263,27 @@ func Create(path string, fn func(*Set) error) (*Set, error) {
 	return s, nil
 }
 
-func lockFile(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock key file: %w", err)
-	}
-	deadline := time.Now().Add(lockTimeout)
+// lockExclusive is the portable lock that systems without flock(2) use
+// (see file_other.go): it creates the lock file at path with O_EXCL,
+// trying again until timeout while another process holds it, and unlock
+// removes it. A lock file left by a process that died is refused with an
+// error saying how to remove it. It is here, not in file_other.go, so that
+// its tests run everywhere.
+func lockExclusive(path string, timeout time.Duration) (unlock func(), err error) {
+	deadline := time.Now().Add(timeout)
 	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 		if err == nil {
-			return func() {
-				syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-				f.Close()
-			}, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
 			f.Close()
-			return nil, fmt.Errorf("lock key file %s: %w", path, err)
+			return func() { os.Remove(path) }, nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("lock key file: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("lock key file: %s has existed for %s: another sessiond keys command holds the lock, or one died holding it; if none is running, remove %s and try again",
+				path, timeout, path)
+		}
+		time.Sleep(lockPoll)
 	}
 }

@@ -125,7 +125,7 @@ func TestKeyFileWithoutKeysRefused(t *testing.T) {
 	only := generate(t, keys.EdDSA, t0)
 	createKeyFile(t, path, only)
 	before, _ := os.ReadFile(path)
-	if _, err := keys.Update(path, func(s *keys.Set) error { s.Remove(only.ID); return nil }); !errors.Is(err, keys.ErrNoKeys) {
+	if _, err := keys.Update(path, func(s *keys.Set) error { return s.Remove(only.ID, t0.Add(-time.Second)) }); !errors.Is(err, keys.ErrNoKeys) {
 		t.Errorf("Update() removing the last key error = %v, want ErrNoKeys", err)
 	}
 	if after, _ := os.ReadFile(path); string(after) != string(before) {

@@ -53,14 +53,22 @@ type Key struct {
 	// base64url without padding.
 	ID        string
 	Algorithm Algorithm
-	// Created is when the key was generated.
-	Created time.Time
-	// Activates is when the key starts signing new tokens. Before that it is
-	// published ("next") so that verifiers know it in advance.
-	Activates time.Time
+
+	// created and activates order the key in its [Set], so they are set
+	// only by [Generate] and the lifecycle methods ([Set.First],
+	// [Set.Rotate]), and read through [Key.Created] and [Key.Activates].
+	created   time.Time
+	activates time.Time
 
 	priv *privateKey
 }
+
+// Created returns when the key was made (to the second, UTC).
+func (k *Key) Created() time.Time { return k.created }
+
+// Activates returns when the key starts signing new tokens (UTC). Before
+// that it is published ("next") so that verifiers know it in advance.
+func (k *Key) Activates() time.Time { return k.activates }
 
 // Generate makes a new key for alg. bits is the RSA modulus size (0 means
 // DefaultRSABits) and is ignored for other algorithms.
@@ -101,12 +109,12 @@ func newKey(alg Algorithm, signer crypto.Signer, created, activates time.Time) (
 	return &Key{
 		ID:        kid,
 		Algorithm: alg,
-		Created:   created.UTC().Truncate(time.Second),
+		created:   created.UTC().Truncate(time.Second),
 		// Not truncated: that would move a key's activation up to a second
 		// earlier, cutting into its propagation delay, and would let a key
 		// added with --now tie with one activated earlier in the same second
 		// (the tie then goes by kid, so the new key might never sign).
-		Activates: activates.UTC(),
+		activates: activates.UTC(),
 		priv:      newPrivateKey(signer),
 	}, nil
 }
@@ -140,9 +148,10 @@ func (k *Key) Public() crypto.PublicKey { return k.priv.Public() }
 // String describes the key without its secret: "EdDSA key KID".
 func (k Key) String() string { return fmt.Sprintf("%s key %s", k.Algorithm, k.ID) }
 
-// GoString is what %#v prints: the public fields, never the private key.
+// GoString is what %#v prints: the id, algorithm and times, never the
+// private key.
 func (k Key) GoString() string {
-	return fmt.Sprintf("keys.Key{ID:%q, Algorithm:%q, Created:%#v, Activates:%#v}", k.ID, k.Algorithm, k.Created, k.Activates)
+	return fmt.Sprintf("keys.Key{ID:%q, Algorithm:%q, Created:%#v, Activates:%#v}", k.ID, k.Algorithm, k.created, k.activates)
 }
 
 // Format prints the key's String for every verb (GoString for %#v), so

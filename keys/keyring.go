@@ -72,7 +72,9 @@ func OpenKeyring(path string, policy Policy, opts KeyringOptions) (*Keyring, err
 			if err != nil {
 				return err
 			}
-			s.Add(k)
+			if k, err = s.First(k, now); err != nil {
+				return err
+			}
 			r.log.Info("generated the first signing key", "key", k, "file", path)
 			return nil
 		})
@@ -108,7 +110,7 @@ func Check(path string, now time.Time) error {
 func checkActive(set *Set, path string, now time.Time) error {
 	if set.Active(now) == nil {
 		return fmt.Errorf("%w: no key in %s has activated yet (the first activates at %s): run sessiond keys rotate --now",
-			ErrNoActiveKey, path, set.Keys()[0].Activates.Format(time.RFC3339))
+			ErrNoActiveKey, path, set.Keys()[0].activates.Format(time.RFC3339))
 	}
 	return nil
 }
@@ -205,7 +207,8 @@ func (r *Keyring) Prune() error {
 	return r.Reload()
 }
 
-// Run follows the key file until ctx ends: every interval, and whenever
+// Run follows the key file until ctx ends: every interval (a server passes
+// [ReloadInterval], which the lifecycle counts on), and whenever
 // reload receives, it reloads the file and prunes expired keys. Errors are
 // logged; the keyring keeps serving its last good keys.
 func (r *Keyring) Run(ctx context.Context, interval time.Duration, reload <-chan os.Signal) {

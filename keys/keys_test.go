@@ -82,7 +82,7 @@ func TestLifecycle(t *testing.T) {
 	if s.Add(first) {
 		t.Error("Add(duplicate) = true, want false")
 	}
-	expires := second.Activates.Add(policy.MaxTokenLifetime + policy.Leeway)
+	expires := second.Activates().Add(policy.MaxTokenLifetime + policy.Leeway)
 	tests := []struct {
 		name        string
 		at          time.Time
@@ -91,8 +91,8 @@ func TestLifecycle(t *testing.T) {
 	}{
 		{"before any", t0.Add(-time.Second), nil, keys.Next, keys.Next},
 		{"first active", t0, first, keys.Active, keys.Next},
-		{"just before handover", second.Activates.Add(-time.Second), first, keys.Active, keys.Next},
-		{"handover", second.Activates, second, keys.Retired, keys.Active},
+		{"just before handover", second.Activates().Add(-time.Second), first, keys.Active, keys.Next},
+		{"handover", second.Activates(), second, keys.Retired, keys.Active},
 		{"first still verifies", expires.Add(-time.Second), second, keys.Retired, keys.Active},
 		{"first expired", expires, second, keys.Expired, keys.Active},
 	}
@@ -109,8 +109,8 @@ func TestLifecycle(t *testing.T) {
 			}
 		})
 	}
-	if lc := s.Lifecycle(first, t0, policy); !lc.Retires.Equal(second.Activates) || !lc.Expires.Equal(expires) {
-		t.Errorf("Lifecycle(first) = %+v, want retires %v, expires %v", lc, second.Activates, expires)
+	if lc := s.Lifecycle(first, t0, policy); !lc.Retires.Equal(second.Activates()) || !lc.Expires.Equal(expires) {
+		t.Errorf("Lifecycle(first) = %+v, want retires %v, expires %v", lc, second.Activates(), expires)
 	}
 	if gone := s.Prune(expires.Add(-time.Second), policy); len(gone) != 0 {
 		t.Errorf("Prune() before expiry removed %v", gone)
@@ -144,8 +144,8 @@ func TestSaveLoad(t *testing.T) {
 		t.Fatalf("Load() has %d keys, want %d", len(got), len(want))
 	}
 	for i := range want {
-		if got[i].ID != want[i].ID || got[i].Algorithm != want[i].Algorithm || !got[i].Activates.Equal(want[i].Activates) {
-			t.Errorf("key %d = %v activating %v, want %v activating %v", i, got[i], got[i].Activates, want[i], want[i].Activates)
+		if got[i].ID != want[i].ID || got[i].Algorithm != want[i].Algorithm || !got[i].Activates().Equal(want[i].Activates()) {
+			t.Errorf("key %d = %v activating %v, want %v activating %v", i, got[i], got[i].Activates(), want[i], want[i].Activates())
 		}
 	}
 	entries, _ := os.ReadDir(filepath.Dir(path))
@@ -154,6 +154,15 @@ func TestSaveLoad(t *testing.T) {
 			t.Errorf("temporary file %s left behind", e.Name())
 		}
 	}
+}
+
+// corruptKeyFiles are key files Load refuses with ErrCorrupt; they also
+// seed FuzzLoad.
+var corruptKeyFiles = map[string]string{
+	"not json":        "{",
+	"wrong version":   `{"version": 9, "keys": []}`,
+	"unknown field":   `{"version": 1, "keys": [], "extra": 1}`,
+	"bad private key": `{"version": 1, "keys": [{"kid": "x", "alg": "EdDSA", "private_key_pkcs8": "AAAA"}]}`,
 }
 
 func TestLoadRefuses(t *testing.T) {
@@ -173,12 +182,7 @@ func TestLoadRefuses(t *testing.T) {
 			t.Errorf("Load() error = %v, want ErrInsecure saying chmod 600", err)
 		}
 	})
-	for name, content := range map[string]string{
-		"not json":        "{",
-		"wrong version":   `{"version": 9, "keys": []}`,
-		"unknown field":   `{"version": 1, "keys": [], "extra": 1}`,
-		"bad private key": `{"version": 1, "keys": [{"kid": "x", "alg": "EdDSA", "private_key_pkcs8": "AAAA"}]}`,
-	} {
+	for name, content := range corruptKeyFiles {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
 			os.WriteFile(p, []byte(content), 0o600)
@@ -310,11 +314,11 @@ func TestKeyring(t *testing.T) {
 	if got := len(ring.Published()); got != 2 {
 		t.Errorf("len(Published()) = %d, want 2", got)
 	}
-	now = next.Activates
+	now = next.Activates()
 	if got, _, _, _ := ring.SigningKey(); got != next.ID {
 		t.Errorf("after activation SigningKey() = %s, want %s", got, next.ID)
 	}
-	now = next.Activates.Add(policy.MaxTokenLifetime + policy.Leeway)
+	now = next.Activates().Add(policy.MaxTokenLifetime + policy.Leeway)
 	if _, _, err := ring.VerificationKey(ctx, kid); !errors.Is(err, keys.ErrUnknownKey) {
 		t.Errorf("expired key VerificationKey() error = %v, want ErrUnknownKey", err)
 	}

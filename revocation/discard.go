@@ -1,5 +1,8 @@
 package revocation
 
+// This file is Discard: the deliberate reset that sets a damaged or
+// missing store aside.
+
 import (
 	"errors"
 	"fmt"
@@ -9,7 +12,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"golang.org/x/sys/unix"
 )
 
 // Discarded says what [Discard] set aside.
@@ -61,26 +63,6 @@ func Discard(dir string) (Discarded, error) {
 		return d, fmt.Errorf("discard revocation store: %w", err)
 	}
 	return d, nil
-}
-
-// lockDir takes the lock Badger takes on a store's directory (flock on the
-// directory), so that nothing else opens the store while it is checked or
-// moved. It fails with an error wrapping [ErrLocked] when the lock is held.
-// Badger's own open in this process conflicts with it too, so release it
-// before calling badger.Open.
-func lockDir(dir string) (unlock func(), err error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, ErrLocked
-		}
-		return nil, err
-	}
-	return func() { f.Close() }, nil
 }
 
 // RenewEpoch gives the store in dir a new epoch, keeping its entries and

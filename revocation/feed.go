@@ -1,5 +1,9 @@
 package revocation
 
+// This file is the feed a store offers to publish its list (Feed, Changes,
+// Head), and the in-memory index of entries by sequence number that serves
+// it.
+
 import (
 	"context"
 	"encoding/base64"

@@ -1,5 +1,8 @@
 package revocation
 
+// This file is the Bloom filter in front of Badger on the read path, and
+// its construction from the index.
+
 import (
 	"hash/maphash"
 	"math/bits"
@@ -62,4 +65,14 @@ func (f *filter) mayContain(id uuid.UUID) bool {
 		}
 	}
 	return true
+}
+
+// filterFromIndex returns a filter of every id in the index.
+func (b *Badger) filterFromIndex() *filter {
+	entries, _, _ := b.index.view()
+	f := newFilter(len(entries))
+	for _, e := range entries {
+		f.add(e.id)
+	}
+	return f
 }

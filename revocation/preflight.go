@@ -1,5 +1,9 @@
 package revocation
 
+// This file checks a store's files before Badger opens them (preflight,
+// checkTable), and that a copy of a store is not opened as the original
+// (checkCopy).
+
 import (
 	"errors"
 	"fmt"

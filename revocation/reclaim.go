@@ -1,8 +1,16 @@
 package revocation
 
+// This file reclaims disk space: Reclaim (value-log garbage collection,
+// then the compaction that drops expired entries), and the background
+// goroutine that runs it.
+
 import (
+	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // compactExpired is the second half of a [Badger.Reclaim] pass: it removes
@@ -57,4 +65,74 @@ func (b *Badger) tree() (levels int, size int64) {
 		}
 	}
 	return levels, size
+}
+
+// Reclaim runs one reclamation pass now, the one the background goroutine
+// runs every Options.GCInterval: RunValueLogGC until Badger reports there is
+// nothing left to rewrite. Its ErrNoRewrite, and ErrRejected (a pass is
+// already running), are normal outcomes and return nil.
+//
+// Values live in the LSM tree, so the value log is expected to be empty and
+// the value-log pass cheap; it is kept so that nothing accumulates should
+// that ever change. Then, when the LSM tree spans more than one level,
+// Reclaim compacts it into its last level, which removes expired entries
+// from disk (see compactExpired in reclaim.go for what that costs and what
+// it cannot reach). Passes run one at a time. A pass also drops expired
+// entries from the index in memory that [Badger.Changes] answers from.
+func (b *Badger) Reclaim() error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return fmt.Errorf("reclaim revocation store: %w", ErrClosed)
+	}
+	b.reclaimMu.Lock()
+	defer b.reclaimMu.Unlock()
+	start := time.Now()
+	if dropped := b.index.compact(uint64(b.now().Unix())); dropped > 0 {
+		b.log.Debug("revocation index compacted", "dropped", dropped, "took", time.Since(start))
+		b.rebuildFilter.Store(true) // forget the expired ids at the next commit
+	}
+	rewrites := 0
+	for rewrites < maxGCRewrites {
+		err := b.db.RunValueLogGC(gcDiscardRatio)
+		if err == nil {
+			rewrites++
+			continue
+		}
+		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+			b.log.Debug("revocation store reclaimed", "rewrites", rewrites, "took", time.Since(start), "stop", err)
+			return b.compactIfRoom()
+		}
+		return fmt.Errorf("reclaim revocation store: %w", err)
+	}
+	b.log.Debug("revocation store reclaimed", "rewrites", rewrites, "took", time.Since(start), "stop", "rewrite limit")
+	return b.compactIfRoom()
+}
+
+// compactIfRoom runs compactExpired unless the disk is below the store's
+// reserve: a compaction writes its new tables through memory maps before it
+// deletes the old ones.
+func (b *Badger) compactIfRoom() error {
+	if err := checkSpace(b.dir, reserve(b.treeSize())); err != nil {
+		b.log.Warn("revocation store compaction skipped", "err", err)
+		return nil
+	}
+	return b.compactExpired()
+}
+
+// gcLoop runs Reclaim every b.gcInterval until ctx is cancelled.
+func (b *Badger) gcLoop(ctx context.Context) {
+	defer b.wg.Done()
+	t := time.NewTicker(b.gcInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := b.Reclaim(); err != nil && !errors.Is(err, ErrClosed) {
+				b.log.Warn("revocation store reclaim failed", "err", err)
+			}
+		}
+	}
 }

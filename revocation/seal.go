@@ -1,5 +1,9 @@
 package revocation
 
+// This file is the seal: the small file beside a store that records which
+// store its directory must hold and how much of it was acknowledged, so
+// that a missing, replaced or rolled-back store is refused.
+
 import (
 	"encoding/binary"
 	"errors"

@@ -1,5 +1,7 @@
 package revocation
 
+// This file declares the Store interface and the package's errors.
+
 import (
 	"context"
 	"errors"

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/rpc"
@@ -28,7 +29,7 @@ type feedEnv struct {
 	url    string // of the feed
 	store  *revocation.Badger
 	ring   *keys.Keyring
-	client *rpc.Client // of the session API, on the same server
+	client *client.Client // of the session API, on the same server
 }
 
 func newFeedEnv(t *testing.T, opts rpc.RevocationsOptions) *feedEnv {
@@ -53,7 +54,7 @@ func newFeedEnv(t *testing.T, opts rpc.RevocationsOptions) *feedEnv {
 	mux.Handle("GET /revocations", rpc.NewRevocationsHandler(store, ring, opts))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &feedEnv{url: srv.URL + "/revocations", store: store, ring: ring, client: rpc.NewClient(srv.URL+"/", srv.Client())}
+	return &feedEnv{url: srv.URL + "/revocations", store: store, ring: ring, client: client.New(srv.URL+"/", srv.Client())}
 }
 
 // get fetches url and returns the status and body.

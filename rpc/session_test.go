@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/rpc"
@@ -27,7 +28,7 @@ type service struct {
 	handler http.Handler
 	store   *revocation.Badger
 	ring    *keys.Keyring // to forge tokens with the server's own key, as only a bug could
-	client  *rpc.Client
+	client  *client.Client
 }
 
 func newService(t testing.TB) *service {
@@ -62,7 +63,7 @@ func newServiceMax(t testing.TB, maxExpiresIn time.Duration) *service {
 	handler := rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{})
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
-	return &service{url: srv.URL, handler: handler, store: store, ring: ring, client: rpc.NewClient(srv.URL, srv.Client())}
+	return &service{url: srv.URL, handler: handler, store: store, ring: ring, client: client.New(srv.URL, srv.Client())}
 }
 
 // post sends body and decodes the single JSON-RPC response.
@@ -387,9 +388,9 @@ func TestStoreFailureFailsClosed(t *testing.T) {
 			}
 		})
 	}
-	var rpcErr *rpc.Error
+	var rpcErr *client.Error
 	if _, err := s.client.VerifySessionToken(ctx, tok); !errors.As(err, &rpcErr) {
-		t.Errorf("client error = %v, want *rpc.Error", err)
+		t.Errorf("client error = %v, want *client.Error", err)
 	}
 }
 
@@ -409,7 +410,7 @@ func TestClient(t *testing.T) {
 	if active, err := s.client.VerifySessionToken(ctx, res.AccessToken); active || err != nil {
 		t.Errorf("after close VerifySessionToken() = %v, %v, want false", active, err)
 	}
-	var rpcErr *rpc.Error
+	var rpcErr *client.Error
 	if _, err := s.client.OpenSession(ctx, -time.Second); !errors.As(err, &rpcErr) || rpcErr.Code != rpc.CodeInvalidParams {
 		t.Errorf("OpenSession(-1s) error = %v, want invalid params", err)
 	}

@@ -247,10 +247,7 @@ func newAtkKeys(tb testing.TB) *atkKeys {
 func (k *atkKeys) removeKey(tb testing.TB) {
 	tb.Helper()
 	if _, err := keys.Update(k.removedPath, func(s *keys.Set) error {
-		if !s.Remove(k.removedKID) {
-			return errors.New("key not found")
-		}
-		return nil
+		return s.Remove(k.removedKID, atkNow)
 	}); err != nil {
 		tb.Fatalf("Update(remove) error = %v", err)
 	}

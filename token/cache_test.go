@@ -54,10 +54,12 @@ func TestCacheRechecks(t *testing.T) {
 
 	verify(nil)
 	if _, err := keys.Update(path, func(s *keys.Set) error {
-		k, err := keys.Generate(keys.EdDSA, 0, t0, t0.Add(-time.Second))
+		k, err := keys.Generate(keys.EdDSA, 0, t0, t0.Add(time.Second))
+		if err != nil {
+			return err
+		}
 		s.Add(k)
-		s.Remove(claims.KeyID)
-		return err
+		return s.Remove(claims.KeyID, k.Activates()) // retired by k: not refused
 	}); err != nil {
 		t.Fatal(err)
 	}

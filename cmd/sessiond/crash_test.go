@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/client"
 )
 
 // Crash safety of the real binary: 32 clients open and close sessions while
@@ -54,10 +54,10 @@ func crashRounds(t *testing.T, dir string, rounds, workers int) (closed, open []
 	for round := range rounds {
 		p := start(t, dir)
 		transport := &http.Transport{MaxIdleConnsPerHost: workers}
-		client := rpc.NewClient(p.url, &http.Client{Transport: transport, Timeout: 30 * time.Second})
+		sc := client.New(p.url, &http.Client{Transport: transport, Timeout: 30 * time.Second})
 		healthz(t, p)
-		checkSessions(t, client, lastClosed, false, round)
-		checkSessions(t, client, lastOpen, true, round)
+		checkSessions(t, sc, lastClosed, false, round)
+		checkSessions(t, sc, lastOpen, true, round)
 		// The store opened cleanly: nothing worse than a warning.
 		if log := p.stderr.String(); strings.Contains(log, "level=ERROR") || strings.Contains(log, "panic") {
 			t.Errorf("restart %d: the server's log has errors:\n%s", round, log)
@@ -80,7 +80,7 @@ func crashRounds(t *testing.T, dir string, rounds, workers int) (closed, open []
 			}
 			select {
 			case <-killed:
-				if rpcErr, ok := errors.AsType[*rpc.Error](err); ok {
+				if rpcErr, ok := errors.AsType[*client.Error](err); ok {
 					t.Errorf("round %d: %s: %v", round, method, rpcErr)
 				}
 			default:
@@ -91,7 +91,7 @@ func crashRounds(t *testing.T, dir string, rounds, workers int) (closed, open []
 		for w := range workers {
 			wg.Go(func() {
 				for i := 0; ; i++ {
-					res, err := client.OpenSession(ctx, time.Hour)
+					res, err := sc.OpenSession(ctx, time.Hour)
 					if failed("open_session", err) {
 						return
 					}
@@ -101,7 +101,7 @@ func crashRounds(t *testing.T, dir string, rounds, workers int) (closed, open []
 						mu.Unlock()
 						continue
 					}
-					if failed("close_session", client.CloseSession(ctx, res.AccessToken)) {
+					if failed("close_session", sc.CloseSession(ctx, res.AccessToken)) {
 						return
 					}
 					mu.Lock()
@@ -148,14 +148,14 @@ func healthz(t *testing.T, p *process) {
 
 // checkSessions verifies every token, 16 at a time, and fails the test for
 // each whose active state is not want.
-func checkSessions(t *testing.T, client *rpc.Client, tokens []string, want bool, round int) {
+func checkSessions(t *testing.T, sc *client.Client, tokens []string, want bool, round int) {
 	t.Helper()
 	next := make(chan string)
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
 			for tok := range next {
-				active, err := client.VerifySessionToken(context.Background(), tok)
+				active, err := sc.VerifySessionToken(context.Background(), tok)
 				if err != nil || active != want {
 					t.Errorf("after restart %d: verify = %v, %v, want active %v", round, active, err, want)
 				}

@@ -137,13 +137,7 @@ func keysInit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	_, err = keys.Create(c.keyFile(), func(s *keys.Set) error {
-		// No verifier can know an older key: nothing to wait for.
-		now := time.Now()
-		first.Created, first.Activates = now.UTC().Truncate(time.Second), now.UTC()
-		s.Add(first)
-		return nil
-	})
+	first, err = keys.Init(c.keyFile(), first)
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%s exists already (not as a regular file): move it away, or point --data-dir at the data dir it belongs to", c.keyFile())
 	}
@@ -178,30 +172,19 @@ func keysRotate(args []string, stdout, stderr io.Writer) error {
 	case now:
 		after = 0
 	case after < 0:
-		// A running server publishes the key when it next reads the key
-		// file, up to keyReloadInterval from now; verifiers must then have
-		// a whole max-age to fetch it before it signs. Waiting that long
-		// also lets the server learn of the key before it activates, so
-		// the old key signs nothing after it retires.
-		after = c.jwksMaxAge + keyReloadInterval
+		after = c.policy().ActivationDelay()
 	}
-	// Generate first (an RSA key takes a while), and set the times under
-	// the lock, just before the key is saved: neither the generation nor a
-	// wait for another command's lock may eat into the propagation delay.
+	// Generate first (an RSA key takes a while); keys.Rotate sets the times
+	// under the file's lock.
 	added, err := keys.Generate(alg, bits, time.Now(), time.Now())
 	if err != nil {
 		return err
 	}
-	if _, err := keys.Update(c.keyFile(), func(s *keys.Set) error {
-		created := time.Now().UTC()
-		added.Created, added.Activates = created.Truncate(time.Second), created.Add(after)
-		s.Add(added)
-		return nil
-	}); err != nil {
+	if added, err = keys.Rotate(c.keyFile(), added, after); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "added %s key %s\nit signs new tokens from %s (in %s)\n",
-		added.Algorithm, added.ID, added.Activates.Format(time.RFC3339), time.Until(added.Activates).Round(time.Second))
+		added.Algorithm, added.ID, added.Activates().Format(time.RFC3339), time.Until(added.Activates()).Round(time.Second))
 	return nil
 }
 
@@ -232,7 +215,7 @@ func keysList(args []string, stdout, stderr io.Writer) error {
 	infos := []keyInfo{}
 	for _, k := range s.Keys() {
 		lc := s.Lifecycle(k, now, c.policy())
-		info := keyInfo{ID: k.ID, Algorithm: string(k.Algorithm), State: lc.State, Created: k.Created, Activates: k.Activates}
+		info := keyInfo{ID: k.ID, Algorithm: string(k.Algorithm), State: lc.State, Created: k.Created(), Activates: k.Activates()}
 		if !lc.Retires.IsZero() {
 			info.Retires, info.Expires = &lc.Retires, &lc.Expires
 		}
@@ -263,11 +246,8 @@ func keysPrune(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var gone []string
-	if _, err := keys.Update(c.keyFile(), func(s *keys.Set) error {
-		gone = s.Prune(time.Now(), c.policy())
-		return nil
-	}); err != nil {
+	gone, err := keys.Prune(c.keyFile(), c.policy())
+	if err != nil {
 		return err
 	}
 	for _, kid := range gone {
@@ -284,21 +264,9 @@ func keysRemove(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	kid := rest[0]
-	if _, err := keys.Update(c.keyFile(), func(s *keys.Set) error {
-		// The active key is refused whatever else the set holds: without
-		// it, either nothing could sign or an older, retired key would
-		// silently sign again.
-		if active := s.Active(time.Now()); active != nil && active.ID == kid {
-			return fmt.Errorf("key %s signs new tokens now; run \"sessiond keys rotate --now\" first, then remove it", kid)
-		}
-		if !s.Remove(kid) {
-			return fmt.Errorf("no key %q in %s", kid, c.keyFile())
-		}
-		return nil
-	}); err != nil {
+	if err := keys.Remove(c.keyFile(), rest[0]); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "removed key %s; a running server stops accepting its tokens within a few seconds (at once on SIGHUP)\n", kid)
+	fmt.Fprintf(stdout, "removed key %s; a running server stops accepting its tokens within a few seconds (at once on SIGHUP)\n", rest[0])
 	return nil
 }

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/client"
 )
 
 // binary is the sessiond executable, built once for the tests that run it
@@ -53,7 +53,7 @@ type process struct {
 	cmd    *exec.Cmd
 	url    string
 	admin  string // the admin listener's base URL, "" when off
-	client *rpc.Client
+	client *client.Client
 	stderr *syncBuffer
 	done   chan error
 }
@@ -103,7 +103,7 @@ func start(t *testing.T, dataDir string, extra ...string) *process {
 	select {
 	case a := <-addr:
 		p.url = "http://" + a + "/"
-		p.client = rpc.NewClient(p.url, nil)
+		p.client = client.New(p.url, nil)
 		return p
 	case err := <-p.done:
 		t.Fatalf("sessiond exited before serving: %v\n%s", err, p.stderr)

@@ -42,7 +42,7 @@ memory limit of 192 MiB unless GOMEMLIMIT sets another.`
 const defaultMemoryLimit = 192 << 20
 
 // keyReloadInterval is how often a running server re-reads the key file.
-const keyReloadInterval = 2 * time.Second
+const keyReloadInterval = keys.ReloadInterval
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/client"
 )
 
 // refused runs `sessiond serve` on dataDir, expects it to exit with a
@@ -261,7 +261,7 @@ func fullDiskLoad(t *testing.T, p *process, keep string) {
 			t.Fatalf("open_session on a full disk: %v\n%s", err, p.stderr)
 		}
 		err = p.client.CloseSession(ctx, res.AccessToken)
-		if rpcErr, ok := errors.AsType[*rpc.Error](err); !ok || rpcErr.Code != -32603 || !strings.Contains(rpcErr.Message, "disk full") {
+		if rpcErr, ok := errors.AsType[*client.Error](err); !ok || rpcErr.Code != -32603 || !strings.Contains(rpcErr.Message, "disk full") {
 			t.Fatalf("close %d on a full disk = %v, want error -32603\n%s", i, err, p.stderr)
 		}
 		if active, err := p.client.VerifySessionToken(ctx, res.AccessToken); err != nil || !active {
@@ -275,7 +275,7 @@ func fullDiskLoad(t *testing.T, p *process, keep string) {
 }
 
 // openClose opens n sessions, closes each and returns them.
-func openClose(t *testing.T, c *rpc.Client, n int) []string {
+func openClose(t *testing.T, c *client.Client, n int) []string {
 	t.Helper()
 	ctx := context.Background()
 	var toks []string

@@ -1,9 +1,19 @@
-package rpc
+// Package client is the Go client of sessiond's session API (JSON-RPC 2.0
+// over HTTP). It imports only the standard library, so a program that
+// opens, verifies or closes sessions over the network pays for nothing else;
+// a program that verifies tokens offline imports package token instead.
+//
+// Start with [New], then [Client.OpenSession], [Client.VerifySessionToken]
+// and [Client.CloseSession]. A JSON-RPC error from the server comes back as
+// an [*Error] (match it with errors.As); anything else (network, HTTP
+// status, a reply that does not parse) as a plain error.
+package client
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +21,35 @@ import (
 	"sync/atomic"
 	"time"
 )
+
+// ErrDuration means a session lifetime that the API cannot carry: it counts
+// lifetimes in whole seconds, and the client refuses to round.
+var ErrDuration = errors.New("session lifetime is not a whole number of seconds")
+
+// Error is a JSON-RPC error object the server answered with, such as code
+// -32602 (invalid params) for a lifetime the server does not grant.
+type Error struct {
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+// Error returns the code and the message, e.g. "rpc error -32602: missing token".
+func (e *Error) Error() string {
+	return "rpc error " + strconv.Itoa(e.Code) + ": " + e.Message
+}
+
+// OpenResult is the result of session.open_session.
+type OpenResult struct {
+	AccessToken string `json:"access_token"`
+	// ExpiresIn is the granted lifetime in seconds.
+	ExpiresIn int64 `json:"expires_in"`
+}
+
+// verifyResult is the result of session.verify_session_token.
+type verifyResult struct {
+	Active bool `json:"active"`
+}
 
 // A Client calls a sessiond server's session API. It is safe for concurrent
 // use.
@@ -20,18 +59,24 @@ type Client struct {
 	id   atomic.Uint64
 }
 
-// NewClient returns a client for the JSON-RPC endpoint at url (for example
+// New returns a client for the JSON-RPC endpoint at url (for example
 // "http://127.0.0.1:8080/"). A nil hc means http.DefaultClient.
-func NewClient(url string, hc *http.Client) *Client {
+func New(url string, hc *http.Client) *Client {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
 	return &Client{url: url, http: hc}
 }
 
-// OpenSession opens a session that lasts expiresIn (whole seconds); zero
-// asks for the server's default (30 days).
+// OpenSession opens a session that lasts expiresIn, which must be a whole
+// number of seconds (else an error matching [ErrDuration], and nothing is
+// sent: 1500ms is neither 1s nor 2s); zero asks for the server's default
+// (30 days). The server refuses a lifetime it does not grant with an
+// [*Error].
 func (c *Client) OpenSession(ctx context.Context, expiresIn time.Duration) (OpenResult, error) {
+	if expiresIn%time.Second != 0 {
+		return OpenResult{}, fmt.Errorf("session.open_session: %w: %s; the API counts lifetimes in whole seconds: round it first (for example with Round(time.Second))", ErrDuration, expiresIn)
+	}
 	params := map[string]any{"expires_in": nil}
 	if expiresIn != 0 {
 		params["expires_in"] = int64(expiresIn / time.Second)
@@ -43,7 +88,7 @@ func (c *Client) OpenSession(ctx context.Context, expiresIn time.Duration) (Open
 
 // VerifySessionToken reports whether tok is active.
 func (c *Client) VerifySessionToken(ctx context.Context, tok string) (bool, error) {
-	var res VerifyResult
+	var res verifyResult
 	err := c.Call(ctx, "session.verify_session_token", map[string]string{"token": tok}, &res)
 	return res.Active, err
 }

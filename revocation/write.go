@@ -1,0 +1,276 @@
+package revocation
+
+// This file is the store's write path: Revoke queues a request, one writer
+// goroutine (writeLoop) gathers requests into group commits (commit), each
+// one Badger transaction that also advances the sequence number, and a
+// second goroutine (sealLoop) records acknowledged writes in the seal. The
+// stored value of an entry (encodeValue, decodeValue) is here too.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/google/uuid"
+)
+
+// sealJob is a committed batch on its way to the sealer.
+type sealJob struct {
+	batch []*revokeRequest
+	seq   uint64
+}
+
+// revokeRequest is one Revoke call waiting for the group commit.
+type revokeRequest struct {
+	id        uuid.UUID
+	expiresAt uint64
+	// done receives the commit's result. It has room for one value so the
+	// writer never blocks on a caller whose context expired.
+	done chan error
+}
+
+// Revoke records id, of a token that expires at expires, as revoked until
+// expires plus [Badger.Retention]. It returns nil only after the record is
+// fsynced and counted in the seal; concurrent calls share the fsyncs. If the
+// record would already be past at Options.Now, Revoke writes nothing and
+// returns nil. While the disk has less free space than the store's reserve
+// it writes nothing and returns an error wrapping [ErrDiskFull]. An error,
+// including the context's, means the record may or may not have been
+// written; calling Revoke again is safe.
+func (b *Badger) Revoke(ctx context.Context, id uuid.UUID, expires time.Time) error {
+	// One second more than the retention: a verifier reads the clock for
+	// the token's exp and Badger reads it again for the entry's expiry, so
+	// an entry that expired at the token's exp could vanish between the two
+	// readings, and a token closed a moment before its exp would pass both.
+	until := expires.Add(b.retention)
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return fmt.Errorf("revoke %s: %w", id, ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("revoke %s: %w", id, err)
+	}
+	if !until.After(b.now()) {
+		return nil
+	}
+	exp := expiresAt(until.Add(time.Second))
+	if exp == 0 {
+		// until is before 1970-01-01T00:00:01Z and so past by Badger's wall
+		// clock too. Writing it would be wrong: ExpiresAt 0 means "never".
+		return nil
+	}
+
+	req := &revokeRequest{id: id, expiresAt: exp, done: make(chan error, 1)}
+	// The writer is running: it is stopped only after Close has taken mu
+	// for writing, which waits for this call to return.
+	select {
+	case b.writes <- req:
+	case <-ctx.Done():
+		return fmt.Errorf("revoke %s: %w", id, ctx.Err())
+	}
+	select {
+	case err := <-req.done:
+		if err != nil {
+			return fmt.Errorf("revoke %s: %w", id, err)
+		}
+		return nil
+	case <-ctx.Done():
+		// The request may still be committed; that is harmless.
+		return fmt.Errorf("revoke %s: %w", id, ctx.Err())
+	}
+}
+
+// expiresAt returns until as Badger's whole Unix seconds, rounded up so the
+// entry never expires before until. It returns 0 for instants before
+// 1970-01-01T00:00:01Z.
+func expiresAt(until time.Time) uint64 {
+	s := until.Unix() // floor, also before 1970: Nanosecond is never negative
+	if until.Nanosecond() > 0 {
+		s++
+	}
+	if s <= 0 {
+		return 0
+	}
+	return uint64(s)
+}
+
+// writeLoop is the only writer. It takes the first waiting request, adds
+// every request that queued up meanwhile (they arrive while the previous
+// commit is being fsynced), commits them as one transaction and reports
+// the result to each caller. This is what makes concurrent Revokes share
+// an fsync: Badger's own write pipeline batches concurrent transactions but
+// still msyncs its write-ahead log once per transaction.
+func (b *Badger) writeLoop(ctx context.Context) {
+	defer b.wg.Done()
+	defer close(b.sealing)
+	batch := make([]*revokeRequest, 0, maxBatch)
+	for {
+		clear(batch)
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			// Close cancels only once no Revoke is in flight, so nothing
+			// is left waiting in b.writes but requests whose callers
+			// already gave up.
+			return
+		case req := <-b.writes:
+			batch = append(batch, req)
+		}
+	collect:
+		for len(batch) < maxBatch {
+			select {
+			case req := <-b.writes:
+				batch = append(batch, req)
+			default:
+				break collect
+			}
+		}
+		if err := b.commit(batch); err != nil {
+			if errors.Is(err, ErrDiskFull) {
+				b.log.Warn("revocation store refuses writes", "batch", len(batch), "err", err)
+			} else {
+				b.log.Error("revocation store commit failed", "batch", len(batch), "err", err)
+			}
+			for _, req := range batch {
+				req.done <- err
+			}
+			continue
+		}
+		// The sealer answers the callers; batch is its now.
+		b.sealing <- sealJob{batch: batch, seq: b.seq}
+		batch = make([]*revokeRequest, 0, maxBatch)
+	}
+}
+
+// sealLoop records each committed batch's sequence number in the seal, in
+// commit order, and then answers the batch's callers: a Revoke returns nil
+// only once the seal counts its write, so that a store which later loses it
+// is refused at open. A batch that stored nothing new waits its turn all the
+// same, since the write it found may belong to a batch still being sealed.
+// It ends when the writer closes b.sealing.
+func (b *Badger) sealLoop() {
+	defer b.wg.Done()
+	for job := range b.sealing {
+		var err error
+		if job.seq > b.seal.state.seq {
+			err = b.seal.write(sealState{epoch: b.seal.state.epoch, seq: job.seq})
+			if err != nil {
+				b.log.Error("revocation store seal failed", "batch", len(job.batch), "err", err)
+			}
+		}
+		for _, req := range job.batch {
+			req.done <- err
+		}
+	}
+}
+
+// commit writes a batch in one transaction, keeping for every id the latest
+// of the requested expiry and the stored one. Every entry it writes gets the
+// next sequence number, and the latest one is stored in the same
+// transaction, so that the entries and the counter reach the disk together
+// or not at all. Once committed, the entries go into the index for Changes.
+//
+// A key this transaction reads was committed before it started, and Badger
+// shows a commit to later transactions only after its write, fsync included,
+// has finished; so when the stored record already lasts long enough,
+// leaving it alone is as durable as writing it again.
+//
+// There is no retry on badger.ErrConflict: this is the only writer and
+// conflict detection is off (see badgerOptions), so it cannot occur.
+func (b *Badger) commit(batch []*revokeRequest) error {
+	if err := b.space.check(b.treeSize); err != nil {
+		return err
+	}
+	want := make(map[uuid.UUID]uint64, len(batch))
+	for _, req := range batch {
+		want[req.id] = max(want[req.id], req.expiresAt)
+	}
+
+	if b.rescan {
+		if err := b.scan(); err != nil {
+			return fmt.Errorf("rebuild the index: %w", err)
+		}
+		b.rescan = false
+	}
+	// Every committed entry is in the index, and no commit is under way:
+	// a filter rebuilt from the index now misses nothing.
+	if b.rebuildFilter.CompareAndSwap(true, false) {
+		b.filter.Store(b.filterFromIndex())
+	}
+	// Before the commit, so the filter holds each id by the time its
+	// Revoke returns.
+	f := b.filter.Load()
+	for id := range want {
+		f.add(id)
+	}
+
+	txn := b.db.NewTransaction(true)
+	defer txn.Discard()
+	seq := b.seq
+	added := make([]indexEntry, 0, len(want))
+	var extended []uuid.UUID
+	for id, exp := range want {
+		key := append([]byte(nil), id[:]...) // Badger keeps the slice until the commit
+		item, err := txn.Get(key)
+		switch {
+		case err == nil:
+			if item.ExpiresAt() >= exp {
+				continue // never shorten, and nothing to extend
+			}
+			extended = append(extended, id)
+		case errors.Is(err, badger.ErrKeyNotFound):
+		default:
+			return fmt.Errorf("read %s: %w", id, err)
+		}
+		seq++
+		e := badger.NewEntry(key, encodeValue(exp, seq))
+		e.ExpiresAt = exp
+		if err := txn.SetEntry(e); err != nil {
+			return fmt.Errorf("write %s: %w", id, err)
+		}
+		added = append(added, indexEntry{id: id, expires: exp, seq: seq})
+	}
+	if len(added) == 0 {
+		return nil
+	}
+	if err := txn.Set(seqKey, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+		return fmt.Errorf("write sequence number: %w", err)
+	}
+	// Numbers are never handed out twice, even after a failed commit.
+	b.seq = seq
+	if err := txn.Commit(); err != nil {
+		// The write may have reached the disk all the same; the index
+		// must then learn of it, or a retry that finds the entry stored
+		// would leave it out of Changes for good.
+		b.rescan = true
+		return fmt.Errorf("commit %d revocations: %w", len(added), err)
+	}
+	b.index.add(added, extended, seq)
+	return nil
+}
+
+// encodeValue is the stored value of an entry: the expiry in Unix seconds
+// (the same number as Badger's ExpiresAt) and the sequence number of the
+// write, 8 bytes big-endian each.
+func encodeValue(expires, seq uint64) []byte {
+	v := make([]byte, 16)
+	binary.BigEndian.PutUint64(v, expires)
+	binary.BigEndian.PutUint64(v[8:], seq)
+	return v
+}
+
+// decodeValue reads a stored value. A value of 8 bytes was written before
+// the store kept sequence numbers; its sequence number is 0.
+func decodeValue(v []byte) (expires, seq uint64, err error) {
+	switch len(v) {
+	case 16:
+		return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
+	case 8:
+		return binary.BigEndian.Uint64(v), 0, nil
+	}
+	return 0, 0, fmt.Errorf("stored value of %d bytes", len(v))
+}
