@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sessiond/sessiond/keys"
-	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/publish"
 	"github.com/sessiond/sessiond/token"
 )
 
@@ -98,7 +98,7 @@ func ExampleNewRemoteJWKS() {
 	// the real service, e.g. http://127.0.0.1:8080/.well-known/jwks.json.
 	published := func() []token.PublicKey { return []token.PublicKey{pub} }
 	mux := http.NewServeMux()
-	mux.Handle("GET /.well-known/jwks.json", rpc.NewJWKSHandler(published, 5*time.Minute, nil))
+	mux.Handle("GET /.well-known/jwks.json", publish.NewJWKSHandler(published, 5*time.Minute, nil))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 

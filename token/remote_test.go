@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/keys"
-	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/publish"
 	"github.com/sessiond/sessiond/token"
 )
 
@@ -144,7 +144,7 @@ func wantRequests(t *testing.T, s *jwksServer, want int) {
 func TestRemoteJWKSCachesAndRevalidates(t *testing.T) {
 	pub := publicKey(t, keys.EdDSA)
 	var requests, conditional, notModified atomic.Int32
-	h := rpc.NewJWKSHandler(func() []token.PublicKey { return []token.PublicKey{pub} }, time.Minute, nil)
+	h := publish.NewJWKSHandler(func() []token.PublicKey { return []token.PublicKey{pub} }, time.Minute, nil)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
 		if r.Header.Get("If-None-Match") != "" {

@@ -1,4 +1,4 @@
-package rpc
+package publish
 
 import (
 	"bytes"

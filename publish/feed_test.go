@@ -1,4 +1,4 @@
-package rpc_test
+package publish_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sessiond/sessiond/keys"
+	"github.com/sessiond/sessiond/publish"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/token"
@@ -31,7 +32,7 @@ type feedEnv struct {
 	client *rpc.Client // of the session API, on the same server
 }
 
-func newFeedEnv(t *testing.T, opts rpc.RevocationsOptions) *feedEnv {
+func newFeedEnv(t *testing.T, opts publish.RevocationsOptions) *feedEnv {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := revocation.OpenBadger(filepath.Join(dir, "revocations"), revocation.Options{})
@@ -50,7 +51,7 @@ func newFeedEnv(t *testing.T, opts rpc.RevocationsOptions) *feedEnv {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/{$}", rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{}))
-	mux.Handle("GET /revocations", rpc.NewRevocationsHandler(store, ring, opts))
+	mux.Handle("GET /revocations", publish.NewRevocationsHandler(store, ring, opts))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &feedEnv{url: srv.URL + "/revocations", store: store, ring: ring, client: rpc.NewClient(srv.URL+"/", srv.Client())}
@@ -117,7 +118,7 @@ func wantListIDs(t *testing.T, l *token.RevocationList, want ...uuid.UUID) {
 
 func TestRevocationsHandler(t *testing.T) {
 	// Rebuild of a nanosecond: every snapshot request sees the list now.
-	e := newFeedEnv(t, rpc.RevocationsOptions{Rebuild: time.Nanosecond, MaxDelta: 4, FreshFor: time.Minute})
+	e := newFeedEnv(t, publish.RevocationsOptions{Rebuild: time.Nanosecond, MaxDelta: 4, FreshFor: time.Minute})
 
 	empty := e.fetch(t, "")
 	if !empty.Snapshot || empty.Seq != 0 || len(empty.Revoked) != 0 || empty.Epoch == "" || empty.Issuer != "sessiond" {
@@ -298,7 +299,7 @@ func TestRevocationsSnapshotCache(t *testing.T) {
 	}
 	feed := &feedAt{}
 	clock := &feedTestClock{now: time.Now()}
-	h := rpc.NewRevocationsHandler(feed, ring, rpc.RevocationsOptions{Now: clock.Now}) // Rebuild 5s, FreshFor 5m
+	h := publish.NewRevocationsHandler(feed, ring, publish.RevocationsOptions{Now: clock.Now}) // Rebuild 5s, FreshFor 5m
 	get := func(query string) string {
 		t.Helper()
 		rec := httptest.NewRecorder()
@@ -395,7 +396,7 @@ func TestRevocationsLargeSnapshot(t *testing.T) {
 	feed.add(20000)
 	feed.entries[1].ID = uuid.UUID{0xff, 0xff, 0xff} // the last bucket
 	feed.entries[2].ID = uuid.UUID{}                 // the first
-	h := rpc.NewRevocationsHandler(feed, ring, rpc.RevocationsOptions{})
+	h := publish.NewRevocationsHandler(feed, ring, publish.RevocationsOptions{})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/revocations", nil))
 	l, err := token.ParseRevocations(context.Background(), rec.Body.String(), ring)
@@ -412,7 +413,7 @@ func TestRevocationsLargeSnapshot(t *testing.T) {
 // Snapshot requests while revocations are written: every answer verifies,
 // and nothing races.
 func TestRevocationsConcurrent(t *testing.T) {
-	e := newFeedEnv(t, rpc.RevocationsOptions{Rebuild: time.Millisecond})
+	e := newFeedEnv(t, publish.RevocationsOptions{Rebuild: time.Millisecond})
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	wg.Go(func() {
@@ -443,7 +444,7 @@ func TestRevocationsConcurrent(t *testing.T) {
 // A verifier following the feed, next to the session API: closing a
 // session makes it fail verification offline at the next sync.
 func TestRevocationsOfflineVerifier(t *testing.T) {
-	e := newFeedEnv(t, rpc.RevocationsOptions{Rebuild: time.Nanosecond})
+	e := newFeedEnv(t, publish.RevocationsOptions{Rebuild: time.Nanosecond})
 	ctx := context.Background()
 	res, err := e.client.OpenSession(ctx, time.Hour)
 	if err != nil {
@@ -489,7 +490,7 @@ func BenchmarkRevocationsSnapshot(b *testing.B) {
 	feed := &feedAt{}
 	feed.add(1_000_000)
 	clock := &feedTestClock{now: time.Now()}
-	h := rpc.NewRevocationsHandler(feed, ring, rpc.RevocationsOptions{Now: clock.Now})
+	h := publish.NewRevocationsHandler(feed, ring, publish.RevocationsOptions{Now: clock.Now})
 	req := httptest.NewRequest(http.MethodGet, "/revocations", nil)
 	w := &discard{hdr: http.Header{}}
 	for b.Loop() {
@@ -501,13 +502,13 @@ func BenchmarkRevocationsSnapshot(b *testing.B) {
 }
 
 // newFeedHandler returns a handler over feed with a fresh key ring.
-func newFeedHandler(t *testing.T, feed revocation.Feed, opts rpc.RevocationsOptions) (*rpc.RevocationsHandler, *keys.Keyring) {
+func newFeedHandler(t *testing.T, feed revocation.Feed, opts publish.RevocationsOptions) (*publish.RevocationsHandler, *keys.Keyring) {
 	t.Helper()
 	ring, err := keys.OpenKeyring(filepath.Join(t.TempDir(), "keys.json"), keys.Policy{MaxTokenLifetime: time.Hour}, keys.KeyringOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rpc.NewRevocationsHandler(feed, ring, opts), ring
+	return publish.NewRevocationsHandler(feed, ring, opts), ring
 }
 
 // Whatever since a request gives, the shared snapshot answers it when it
@@ -519,7 +520,7 @@ func TestRevocationsOneBuild(t *testing.T) {
 	feed := &feedAt{}
 	feed.add(3000) // about 110 KB: large
 	clock := &feedTestClock{now: time.Now()}
-	h, ring := newFeedHandler(t, feed, rpc.RevocationsOptions{Now: clock.Now, ClientEvery: -1})
+	h, ring := newFeedHandler(t, feed, publish.RevocationsOptions{Now: clock.Now, ClientEvery: -1})
 	round := func(wantSeq uint64) {
 		t.Helper()
 		var wg sync.WaitGroup
@@ -565,7 +566,7 @@ func TestRevocationsOneBuild(t *testing.T) {
 func TestRevocationsLargeDeltaCached(t *testing.T) {
 	feed := &feedAt{}
 	feed.add(10000)
-	h, _ := newFeedHandler(t, feed, rpc.RevocationsOptions{ClientEvery: -1})
+	h, _ := newFeedHandler(t, feed, publish.RevocationsOptions{ClientEvery: -1})
 	for range 50 {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/revocations?since=7000", nil)) // 3000 ids, 110 KB
@@ -586,7 +587,7 @@ func TestRevocationsClientLimit(t *testing.T) {
 	feed := &feedAt{}
 	feed.add(3000)
 	clock := &feedTestClock{now: time.Now()}
-	h, _ := newFeedHandler(t, feed, rpc.RevocationsOptions{Now: clock.Now})
+	h, _ := newFeedHandler(t, feed, publish.RevocationsOptions{Now: clock.Now})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	get := func(query string) (int, http.Header, string) {
@@ -615,7 +616,7 @@ func TestRevocationsClientLimit(t *testing.T) {
 
 	small := &feedAt{}
 	small.add(10)
-	hs, _ := newFeedHandler(t, small, rpc.RevocationsOptions{})
+	hs, _ := newFeedHandler(t, small, publish.RevocationsOptions{})
 	srvSmall := httptest.NewServer(hs)
 	t.Cleanup(srvSmall.Close)
 	for i := range 20 {
