@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/publish"
 	"github.com/sessiond/sessiond/revocation"
@@ -45,8 +46,8 @@ func newFeedEnv(t *testing.T, opts publish.RevocationsOptions) *feedEnv {
 		t.Fatal(err)
 	}
 	sessions := &rpc.Sessions{
-		Issuer:   token.NewIssuer("", ring, nil),
-		Verifier: token.NewVerifier(ring, token.WithRevocation(store)),
+		Issuer:   issue.New(ring),
+		Verifier: token.NewVerifier(ring),
 		Revoker:  store,
 	}
 	mux := http.NewServeMux()
@@ -83,7 +84,7 @@ func (e *feedEnv) fetch(t *testing.T, query string) *token.RevocationList {
 	if ct := hdr.Get("Content-Type"); ct != "application/revocations+jwt" {
 		t.Errorf("Content-Type = %q", ct)
 	}
-	l, err := token.ParseRevocations(context.Background(), body, e.ring)
+	l, err := token.NewVerifier(e.ring).ParseRevocations(context.Background(), body)
 	if err != nil {
 		t.Fatalf("GET /revocations%s: %v", query, err)
 	}
@@ -311,7 +312,7 @@ func TestRevocationsSnapshotCache(t *testing.T) {
 	}
 	parse := func(doc string) *token.RevocationList {
 		t.Helper()
-		l, err := token.ParseRevocations(context.Background(), doc, ring, token.WithClock(clock.Now))
+		l, err := token.NewVerifier(ring, token.WithClock(clock.Now)).ParseRevocations(context.Background(), doc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -399,7 +400,7 @@ func TestRevocationsLargeSnapshot(t *testing.T) {
 	h := publish.NewRevocationsHandler(feed, ring, publish.RevocationsOptions{})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/revocations", nil))
-	l, err := token.ParseRevocations(context.Background(), rec.Body.String(), ring)
+	l, err := token.NewVerifier(ring).ParseRevocations(context.Background(), rec.Body.String())
 	if err != nil {
 		t.Fatalf("ParseRevocations() = %v", err)
 	}
@@ -450,7 +451,7 @@ func TestRevocationsOfflineVerifier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed := token.NewRevocationFeed(e.url, e.ring, token.FeedOptions{})
+	feed := token.NewVerifier(e.ring, token.WithFeed(e.url)).Feed()
 	offline := token.NewVerifier(e.ring, token.WithRevocation(feed))
 	if err := feed.Sync(ctx); err != nil {
 		t.Fatal(err)
@@ -533,7 +534,7 @@ func TestRevocationsOneBuild(t *testing.T) {
 					t.Errorf("GET %s = %d %s", query, rec.Code, rec.Body)
 					return
 				}
-				l, err := token.ParseRevocations(context.Background(), rec.Body.String(), ring, token.WithClock(clock.Now))
+				l, err := token.NewVerifier(ring, token.WithClock(clock.Now)).ParseRevocations(context.Background(), rec.Body.String())
 				if err != nil {
 					t.Errorf("GET %s: %v", query, err)
 				} else if !l.Snapshot || l.Seq != wantSeq {

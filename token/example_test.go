@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/publish"
 	"github.com/sessiond/sessiond/token"
@@ -23,7 +24,7 @@ import (
 // that their output is always the same.
 var issuedAt = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
-// fixedKey is a token.SigningKeys with one key, standing in for the
+// fixedKey is a issue.SigningKeys with one key, standing in for the
 // server's keyring.
 type fixedKey struct{ k *keys.Key }
 
@@ -39,12 +40,12 @@ func serverSide(alg keys.Algorithm) (accessToken string, jwks []byte, pub token.
 		log.Fatal(err)
 	}
 	pub = token.PublicKey{ID: k.ID, Algorithm: string(k.Algorithm), Key: k.Public()}
-	jwks, err = token.MarshalJWKS([]token.PublicKey{pub})
+	jwks, err = issue.MarshalJWKS([]token.PublicKey{pub})
 	if err != nil {
 		log.Fatal(err)
 	}
 	clock := func() time.Time { return issuedAt }
-	accessToken, _, err = token.NewIssuer("sessiond", fixedKey{k}, clock).Issue(24 * time.Hour)
+	accessToken, _, err = issue.New(fixedKey{k}, issue.WithIssuer("sessiond"), issue.WithClock(clock)).Issue(24 * time.Hour)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func ExampleNewRemoteJWKS() {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	keySource := token.NewRemoteJWKS(srv.URL+"/.well-known/jwks.json", token.RemoteOptions{})
+	keySource := token.NewRemoteJWKS(srv.URL + "/.well-known/jwks.json")
 	v := token.NewVerifier(keySource,
 		token.WithIssuer("sessiond"),
 		token.WithLeeway(5*time.Second), // allow for clock skew

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/token"
 )
@@ -37,7 +38,7 @@ func publicKey(t *testing.T, alg keys.Algorithm) token.PublicKey {
 
 func marshal(t *testing.T, pubs ...token.PublicKey) []byte {
 	t.Helper()
-	data, err := token.MarshalJWKS(pubs)
+	data, err := issue.MarshalJWKS(pubs)
 	if err != nil {
 		t.Fatalf("MarshalJWKS() error = %v", err)
 	}
@@ -262,7 +263,7 @@ func TestMarshalJWKSRefuses(t *testing.T) {
 		"private key": edPriv,
 		"string":      "secret",
 	} {
-		if data, err := token.MarshalJWKS([]token.PublicKey{{ID: "k", Algorithm: "ES256", Key: key}}); err == nil {
+		if data, err := issue.MarshalJWKS([]token.PublicKey{{ID: "k", Algorithm: "ES256", Key: key}}); err == nil {
 			t.Errorf("MarshalJWKS(%s) = %s, want an error", name, data)
 		}
 	}

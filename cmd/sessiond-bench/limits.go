@@ -24,6 +24,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/rpc"
@@ -115,7 +116,7 @@ var keyPolicy = keys.Policy{MaxTokenLifetime: rpc.DefaultMaxExpiresIn, Propagati
 // newIssuer creates dataDir (mode 0700, as sessiond requires) with its key
 // file, and returns an issuer that signs with that file's key: its tokens
 // are byte for byte what open_session of a server on dataDir returns.
-func newIssuer(dataDir string) (*token.Issuer, *keys.Keyring, error) {
+func newIssuer(dataDir string) (*issue.Issuer, *keys.Keyring, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, nil, err
 	}
@@ -123,11 +124,11 @@ func newIssuer(dataDir string) (*token.Issuer, *keys.Keyring, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("create signing key: %w", err)
 	}
-	return token.NewIssuer("", ring, nil), ring, nil
+	return issue.New(ring), ring, nil
 }
 
 // issueTokens issues n tokens on GOMAXPROCS goroutines.
-func issueTokens(iss *token.Issuer, n int) ([]string, error) {
+func issueTokens(iss *issue.Issuer, n int) ([]string, error) {
 	toks := make([]string, n)
 	workers := runtime.GOMAXPROCS(0)
 	errs := make([]error, workers)

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/publish"
 	"github.com/sessiond/sessiond/revocation"
@@ -107,12 +108,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("open signing keys: %w", err)
 	}
 
-	verifier := token.NewVerifier(ring, token.WithIssuer(c.issuer), token.WithLeeway(c.leeway), token.WithRevocation(store),
+	verifier := token.NewVerifier(ring, token.WithIssuer(c.issuer), token.WithLeeway(c.leeway),
 		// Signature checks of tokens not seen before queue for the cores,
 		// so a flood of forged tokens cannot take them from cached ones.
 		token.WithConcurrencyLimit(runtime.GOMAXPROCS(0)))
 	sessions := &rpc.Sessions{
-		Issuer:       token.NewIssuer(c.issuer, ring, nil),
+		Issuer:       issue.New(ring, issue.WithIssuer(c.issuer)),
 		Verifier:     verifier,
 		Revoker:      store,
 		MaxExpiresIn: c.maxExpiresIn,
