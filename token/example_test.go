@@ -24,7 +24,7 @@ import (
 // that their output is always the same.
 var issuedAt = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
-// fixedKey is a issue.SigningKeys with one key, standing in for the
+// fixedKey is an issue.SigningKeys with one key, standing in for the
 // server's keyring.
 type fixedKey struct{ k *keys.Key }
 

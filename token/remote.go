@@ -159,7 +159,7 @@ func (r *RemoteJWKS) wait(ctx context.Context, f *remoteFetch) error {
 
 // startFetch starts a fetch in the background unless one is running (it
 // returns that one), another goroutine has replaced seen meanwhile, or the
-// last attempt was less than MinInterval ago (it returns nil).
+// last attempt was less than the minimum interval ago (it returns nil).
 func (r *RemoteJWKS) startFetch(seen *remoteState) *remoteFetch {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -50,6 +50,16 @@ type RevocationChecker interface {
 // "kid" with that key's algorithm only, "typ", "exp" (required), "iat" (not
 // in the future), "nbf", "iss", and revocation when a checker or feed is
 // configured. It is safe for concurrent use.
+//
+// A session token is a JWS compact-serialised JWT (RFC 7519):
+//
+//	header:  {"alg":"EdDSA","kid":"<RFC 7638 thumbprint>","typ":"session+jwt"}
+//	claims:  {"iss":"sessiond","exp":1767225600,"iat":1764633600,"jti":"<UUID>"}
+//
+// Verification pins the algorithm to the key the "kid" names, whatever the
+// header's "alg" says, and never follows "jku", "x5u" or "jwk" headers.
+// Revocation documents ("typ" revocations+jwt, see [RevocationList]) go
+// through the same check, and neither kind passes for the other.
 type Verifier struct {
 	keys       KeySource
 	revocation RevocationChecker
@@ -266,7 +276,7 @@ func (v *Verifier) verifyCached(ctx context.Context, s string, e cached) (Claims
 }
 
 // claims are the registered claims, read strictly: "exp", "iat" and "nbf",
-// when present, must be JSON integers from 0 to maxNumericDate, as Issue
+// when present, must be JSON integers from 0 to maxNumericDate, as issue.Issuer
 // writes them. golang-jwt alone also takes a string ("9999999999"), a
 // fraction or an exponent, and turns values past time.Time's range into
 // arbitrary times (1e300 "expired", 9.2e18 "never expires"); other JWT
