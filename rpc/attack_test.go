@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/internal/jose"
 	"github.com/sessiond/sessiond/token"
 )
 
@@ -84,20 +85,20 @@ func TestSessionAttacks(t *testing.T) {
 		parts[1] = b64.EncodeToString(out)
 		return strings.Join(parts, ".")
 	}
-	oversized := edSign(header("EdDSA", token.Type), claims(now.Add(-time.Minute), now.Add(time.Hour), `,"pad":"`+strings.Repeat("x", token.MaxSize)+`"`))
+	oversized := edSign(header("EdDSA", jose.TypeSession), claims(now.Add(-time.Minute), now.Add(time.Hour), `,"pad":"`+strings.Repeat("x", token.MaxSize)+`"`))
 
-	control := edSign(header("EdDSA", token.Type), live())
+	control := edSign(header("EdDSA", jose.TypeSession), live())
 	if got := s.call(t, "session.verify_session_token", control); got != `{"active":true}` {
 		t.Fatalf("verify(hand-built token, correctly signed) = %s, want active: the forgeries below would test nothing", got)
 	}
 
 	forged := []struct{ name, tok string }{
-		{"alg none", seg(header("none", token.Type)) + "." + seg(live()) + "."},
-		{"alg None", seg(header("None", token.Type)) + "." + seg(live()) + "."},
-		{"HS256 keyed with the public key", hs256(header("HS256", token.Type), live(), ourPub)},
-		{"ES256 header on the Ed25519 key", es256(header("ES256", token.Type), live())},
-		{"expired, our key signed", edSign(header("EdDSA", token.Type), claims(now.Add(-2*time.Hour), now.Add(-time.Hour), ""))},
-		{"exp a string, our key signed", edSign(header("EdDSA", token.Type), fmt.Sprintf(`{"iss":"sessiond","exp":"9999999999","iat":%d,"jti":%q}`, now.Unix()-60, uuid.NewString()))},
+		{"alg none", seg(header("none", jose.TypeSession)) + "." + seg(live()) + "."},
+		{"alg None", seg(header("None", jose.TypeSession)) + "." + seg(live()) + "."},
+		{"HS256 keyed with the public key", hs256(header("HS256", jose.TypeSession), live(), ourPub)},
+		{"ES256 header on the Ed25519 key", es256(header("ES256", jose.TypeSession), live())},
+		{"expired, our key signed", edSign(header("EdDSA", jose.TypeSession), claims(now.Add(-2*time.Hour), now.Add(-time.Hour), ""))},
+		{"exp a string, our key signed", edSign(header("EdDSA", jose.TypeSession), fmt.Sprintf(`{"iss":"sessiond","exp":"9999999999","iat":%d,"jti":%q}`, now.Unix()-60, uuid.NewString()))},
 		{"tampered payload", tamper(s.open(t, "3600"))},
 		{"typ JWT, our key signed", edSign(header("EdDSA", "JWT"), live())},
 		{"typ missing, our key signed", edSign(fmt.Sprintf(`{"alg":"EdDSA","kid":%q}`, kid), live())},

@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/rpc"
@@ -80,9 +81,9 @@ func newFaultService(t *testing.T) *faultService {
 	if err != nil {
 		t.Fatalf("OpenKeyring() error = %v", err)
 	}
-	s.verifier = token.NewVerifier(ring, token.WithRevocation(s.store))
+	s.verifier = token.NewVerifier(ring)
 	sessions := &rpc.Sessions{
-		Issuer:   token.NewIssuer("", ring, nil),
+		Issuer:   issue.New(ring),
 		Verifier: s.verifier,
 		Revoker:  s.store,
 	}
@@ -175,9 +176,9 @@ func (s *faultService) want(t *testing.T, method, tok, want string) {
 // id returns the token's id (jti), read without the store.
 func (s *faultService) id(t *testing.T, tok string) uuid.UUID {
 	t.Helper()
-	c, err := s.verifier.VerifyIgnoringRevocation(context.Background(), tok)
+	c, err := s.verifier.Verify(context.Background(), tok)
 	if err != nil {
-		t.Fatalf("VerifyIgnoringRevocation() error = %v", err)
+		t.Fatalf("Verify() error = %v", err)
 	}
 	return c.ID
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/token"
 )
@@ -24,9 +25,11 @@ const DefaultMaxExpiresIn = 365 * 24 * time.Hour
 
 // Revoker records that the token with id, which expires at expires, is
 // revoked (until expires plus the store's retention); when it returns nil
-// the record is durable. revocation.Store implements it.
+// the record is durable. IsRevoked reads that record back. revocation.Store
+// implements it.
 type Revoker interface {
 	Revoke(ctx context.Context, id uuid.UUID, expires time.Time) error
+	IsRevoked(ctx context.Context, id uuid.UUID) (bool, error)
 }
 
 // errDiskFull is close_session's answer while the revocation list refuses
@@ -37,9 +40,9 @@ var errDiskFull = &Error{Code: CodeInternalError, Message: "internal error: the 
 // Sessions is the session API of API.txt: session.open_session,
 // session.verify_session_token and session.close_session.
 type Sessions struct {
-	Issuer *token.Issuer
-	// Verifier must check revocation (token.WithRevocation) against the
-	// store Revoker writes to.
+	Issuer *issue.Issuer
+	// Verifier checks tokens without a revocation check of its own: verify
+	// asks Revoker, the store close writes to, and close needs no read.
 	Verifier *token.Verifier
 	Revoker  Revoker
 	// MaxExpiresIn caps every granted lifetime, in whole seconds (rounded
@@ -155,7 +158,13 @@ func (s *Sessions) verify(ctx context.Context, p Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.Verifier.Verify(ctx, tok)
+	c, err := s.Verifier.Verify(ctx, tok)
+	if err == nil {
+		var revoked bool
+		if revoked, err = s.Revoker.IsRevoked(ctx, c.ID); err == nil && revoked {
+			err = token.ErrRevoked
+		}
+	}
 	switch {
 	case err == nil:
 		return VerifyResult{Active: true}, nil
@@ -175,7 +184,7 @@ func (s *Sessions) close(ctx context.Context, p Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.Verifier.VerifyIgnoringRevocation(ctx, tok)
+	c, err := s.Verifier.Verify(ctx, tok)
 	if errors.Is(err, token.ErrInvalid) {
 		return true, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/rpc"
@@ -41,8 +42,8 @@ func BenchmarkVerifyMethodCold(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	issuer := token.NewIssuer("", ring, nil)
-	sessions := &rpc.Sessions{Issuer: issuer, Verifier: token.NewVerifier(ring, token.WithRevocation(store)), Revoker: store}
+	issuer := issue.New(ring)
+	sessions := &rpc.Sessions{Issuer: issuer, Verifier: token.NewVerifier(ring), Revoker: store}
 	h := rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{})
 	bodies := make([]string, b.N)
 	for i := range bodies {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/client"
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/rpc"
@@ -55,8 +56,8 @@ func newServiceMax(t testing.TB, maxExpiresIn time.Duration) *service {
 		t.Fatalf("OpenKeyring() error = %v", err)
 	}
 	sessions := &rpc.Sessions{
-		Issuer:       token.NewIssuer("", ring, nil),
-		Verifier:     token.NewVerifier(ring, token.WithRevocation(store)),
+		Issuer:       issue.New(ring),
+		Verifier:     token.NewVerifier(ring),
 		Revoker:      store,
 		MaxExpiresIn: maxExpiresIn,
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/token"
 )
@@ -45,7 +46,7 @@ func BenchmarkEd25519Sign(b *testing.B) {
 }
 
 func BenchmarkIssue(b *testing.B) {
-	iss := token.NewIssuer("", benchKeyring(b), nil)
+	iss := issue.New(benchKeyring(b))
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, err := iss.Issue(time.Hour); err != nil {
@@ -57,7 +58,7 @@ func BenchmarkIssue(b *testing.B) {
 // BenchmarkVerify checks a token never seen before (cache off).
 func BenchmarkVerify(b *testing.B) {
 	ring := benchKeyring(b)
-	tok, _, _ := token.NewIssuer("", ring, nil).Issue(time.Hour)
+	tok, _, _ := issue.New(ring).Issue(time.Hour)
 	v := token.NewVerifier(ring, token.WithCache(0))
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -71,7 +72,7 @@ func BenchmarkVerify(b *testing.B) {
 // BenchmarkVerifyRepeated checks a token that verified before.
 func BenchmarkVerifyRepeated(b *testing.B) {
 	ring := benchKeyring(b)
-	tok, _, _ := token.NewIssuer("", ring, nil).Issue(time.Hour)
+	tok, _, _ := issue.New(ring).Issue(time.Hour)
 	v := token.NewVerifier(ring)
 	ctx := context.Background()
 	v.Verify(ctx, tok)

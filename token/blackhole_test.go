@@ -85,7 +85,7 @@ func TestRemoteJWKSBlackHole(t *testing.T) {
 	transport := &countingTransport{}
 	client := &http.Client{Transport: transport, Timeout: time.Minute}
 	clk := newAtomicClock(t0)
-	r := token.NewRemoteJWKS(hole.url(), token.RemoteOptions{Client: client, Now: clk.Now, MinInterval: time.Second})
+	r := token.NewRemoteJWKS(hole.url(), token.WithJWKSClient(client), token.WithJWKSClock(clk.Now), token.WithJWKSMinInterval(time.Second))
 	mustFind(t, r, pub.ID)
 
 	hole.hole.Store(true)
@@ -115,7 +115,7 @@ func TestRemoteJWKSBlackHole(t *testing.T) {
 
 	// A source that never had a set waits for its fetch, bounded by its
 	// context, and so does a second caller behind the first one's fetch.
-	cold := token.NewRemoteJWKS(hole.url(), token.RemoteOptions{Client: client, Now: clk.Now, MinInterval: time.Second})
+	cold := token.NewRemoteJWKS(hole.url(), token.WithJWKSClient(client), token.WithJWKSClock(clk.Now), token.WithJWKSMinInterval(time.Second))
 	first := make(chan error, 1)
 	firstCtx, cancelFirst := context.WithCancel(context.Background())
 	defer cancelFirst()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/token"
 )
@@ -22,7 +23,7 @@ func TestCacheRechecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, claims, err := token.NewIssuer("", ring, c.Now).Issue(time.Hour)
+	tok, claims, err := issue.New(ring, issue.WithClock(c.Now)).Issue(time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestCacheRechecks(t *testing.T) {
 func TestCacheIgnoresFailures(t *testing.T) {
 	c := &clock{t0}
 	ring := newKeyring(t, c)
-	tok, _, _ := token.NewIssuer("", ring, c.Now).Issue(time.Hour)
+	tok, _, _ := issue.New(ring, issue.WithClock(c.Now)).Issue(time.Hour)
 	forged := tamper(tok)
 	v := token.NewVerifier(ring, token.WithClock(c.Now))
 	for range 3 {

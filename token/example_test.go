@@ -12,8 +12,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
-	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/publish"
 	"github.com/sessiond/sessiond/token"
 )
 
@@ -23,7 +24,7 @@ import (
 // that their output is always the same.
 var issuedAt = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
-// fixedKey is a token.SigningKeys with one key, standing in for the
+// fixedKey is an issue.SigningKeys with one key, standing in for the
 // server's keyring.
 type fixedKey struct{ k *keys.Key }
 
@@ -39,12 +40,12 @@ func serverSide(alg keys.Algorithm) (accessToken string, jwks []byte, pub token.
 		log.Fatal(err)
 	}
 	pub = token.PublicKey{ID: k.ID, Algorithm: string(k.Algorithm), Key: k.Public()}
-	jwks, err = token.MarshalJWKS([]token.PublicKey{pub})
+	jwks, err = issue.MarshalJWKS([]token.PublicKey{pub})
 	if err != nil {
 		log.Fatal(err)
 	}
 	clock := func() time.Time { return issuedAt }
-	accessToken, _, err = token.NewIssuer("sessiond", fixedKey{k}, clock).Issue(24 * time.Hour)
+	accessToken, _, err = issue.New(fixedKey{k}, issue.WithIssuer("sessiond"), issue.WithClock(clock)).Issue(24 * time.Hour)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -98,11 +99,11 @@ func ExampleNewRemoteJWKS() {
 	// the real service, e.g. http://127.0.0.1:8080/.well-known/jwks.json.
 	published := func() []token.PublicKey { return []token.PublicKey{pub} }
 	mux := http.NewServeMux()
-	mux.Handle("GET /.well-known/jwks.json", rpc.NewJWKSHandler(published, 5*time.Minute, nil))
+	mux.Handle("GET /.well-known/jwks.json", publish.NewJWKSHandler(published, 5*time.Minute, nil))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	keySource := token.NewRemoteJWKS(srv.URL+"/.well-known/jwks.json", token.RemoteOptions{})
+	keySource := token.NewRemoteJWKS(srv.URL + "/.well-known/jwks.json")
 	v := token.NewVerifier(keySource,
 		token.WithIssuer("sessiond"),
 		token.WithLeeway(5*time.Second), // allow for clock skew

@@ -1,31 +1,24 @@
+// This file is the revocation document as a verifier reads it: what it
+// says ([RevocationList]) and [Verifier.ParseRevocations]. The feed that
+// fetches and applies documents is feedsource.go, its saved file
+// feedfile.go; package issue signs them.
+
 package token
 
 import (
 	"bytes"
-	"cmp"
 	"context"
-	"crypto"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/asn1"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
-	"slices"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-)
 
-// RevocationsType is the "typ" header of a revocation document. It differs
-// from [Type], so that neither kind of document passes for the other: a
-// [Verifier] refuses a revocation document with [ErrType], and
-// [ParseRevocations] refuses a session token the same way.
-const RevocationsType = "revocations+jwt"
+	"github.com/sessiond/sessiond/internal/jose"
+)
 
 // A RevocationList is what a revocation document says: the revoked token
 // ids of an issuer that have not expired, or the changes to them since an
@@ -76,13 +69,14 @@ type RevocationList struct {
 	// clock-skew leeway. Past exp + Retain a closed token is off the list,
 	// so a verifier that relies on the list must refuse it as expired
 	// whatever leeway it allows itself; a [Verifier] with a
-	// [RevocationFeed] does. [SignRevocations] truncates it to seconds.
+	// [RevocationFeed] does. issue.SignRevocations truncates it to seconds.
 	Retain time.Duration
 	// Revoked are the revoked ids with their expiries, in ascending order of
-	// id after [ParseRevocations]; [SignRevocations] sorts them.
+	// id after [Verifier.ParseRevocations]; issue.SignRevocations sorts
+	// them.
 	Revoked []Revoked
 	// KeyID is the kid of the key that signed the document; set by
-	// [ParseRevocations], ignored by [SignRevocations].
+	// [Verifier.ParseRevocations], ignored by issue.SignRevocations.
 	KeyID string
 }
 
@@ -92,49 +86,6 @@ type RevocationList struct {
 type Revoked struct {
 	ID      uuid.UUID
 	Expires time.Time
-}
-
-// Errors of revocation documents and of [RevocationFeed]. A document that
-// is refused gives an error matching [ErrFeed] and one precise reason:
-// [ErrMalformed], [ErrType], [ErrUnknownKey], [ErrAlgorithm],
-// [ErrSignature], [ErrIssuer], [ErrNotYetValid] (issued in the future),
-// [ErrExpired] (no longer fresh), [ErrOutdated] or [ErrTooLarge].
-var (
-	// ErrFeed matches every reason a revocation document is refused.
-	ErrFeed = errors.New("revocation document refused")
-
-	// ErrOutdated means an authentic document older than the list already
-	// held: a replay, or a server that went back in time. The list is kept.
-	ErrOutdated = errors.New("revocation document is older than the list held")
-
-	// ErrStale means a [RevocationFeed] cannot tell whether a token is
-	// revoked: it has no list yet, or its list is older than allowed (see
-	// [FeedOptions.MaxStaleness]). It never matches [ErrInvalid]: validity is
-	// unknown, and [Verifier.Verify] fails.
-	ErrStale = errors.New("revocation list is stale")
-)
-
-// refused is a refused revocation document: it matches ErrFeed, its reason
-// and the detail.
-type refused struct{ reason, detail error }
-
-func (r *refused) Error() string {
-	msg := r.reason.Error()
-	if r.detail != nil {
-		msg = (&detailed{r.reason, r.detail}).Error()
-	}
-	return ErrFeed.Error() + ": " + msg
-}
-
-func (r *refused) Unwrap() []error {
-	if r.detail == nil {
-		return []error{ErrFeed, r.reason}
-	}
-	return []error{ErrFeed, r.reason, r.detail}
-}
-
-func refuse(reason error, format string, args ...any) error {
-	return &refused{reason, fmt.Errorf(format, args...)}
 }
 
 // revocationClaims is the payload of a revocation document.
@@ -157,223 +108,29 @@ func (c *revocationClaims) GetIssuer() (string, error)                   { retur
 func (c *revocationClaims) GetSubject() (string, error)                  { return "", nil }
 func (c *revocationClaims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
 
-// SignRevocations returns the revocation document of list, signed with the
-// active key of keys. It sorts list.Revoked by id, in place; an id that
-// appears twice, an expiry outside the years 1970 to 9999, a FreshUntil not
-// after IssuedAt, or a snapshot with a Since are errors. Times are
-// truncated to whole seconds; callers round expiries up first if that
-// matters.
-func SignRevocations(keys SigningKeys, list *RevocationList) ([]byte, error) {
-	if !slices.IsSortedFunc(list.Revoked, compareRevoked) {
-		slices.SortFunc(list.Revoked, compareRevoked)
-	}
-	return SignRevocationsFunc(keys, list, len(list.Revoked), func(i int) Revoked { return list.Revoked[i] })
-}
-
-// SignRevocationsFunc is [SignRevocations] for a list too large to copy
-// into list.Revoked, which it ignores: the document lists n entries, the
-// i-th being entry(i), in ascending order of id (it is an error otherwise).
-// entry is called twice for each i.
-//
-// The document is written into one buffer of its final size, without
-// intermediate copies of the list: a million ids cost the document's 37 MB.
-func SignRevocationsFunc(keys SigningKeys, list *RevocationList, n int, entry func(i int) Revoked) ([]byte, error) {
-	listLen, err := checkList(list, n, entry)
-	if err != nil {
-		return nil, fmt.Errorf("sign revocations: %w", err)
-	}
-	kid, alg, key, err := keys.SigningKey()
-	if err != nil {
-		return nil, fmt.Errorf("sign revocations: %w", err)
-	}
-	sigLen, err := signatureSize(alg, key)
-	if err != nil {
-		return nil, fmt.Errorf("sign revocations: %w", err)
-	}
-	header, err := json.Marshal(struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
-		Typ string `json:"typ"`
-	}{alg, kid, RevocationsType})
-	if err != nil {
-		return nil, fmt.Errorf("sign revocations: %w", err)
-	}
-	// The payload is written in two parts around the revoked list, which is
-	// the one that may be large.
-	head, err := json.Marshal(struct {
-		Issuer     string           `json:"iss"`
-		IssuedAt   *jwt.NumericDate `json:"iat"`
-		FreshUntil *jwt.NumericDate `json:"fresh_until"`
-		Epoch      string           `json:"epoch"`
-		Seq        uint64           `json:"seq"`
-		Since      uint64           `json:"since"`
-		Snapshot   bool             `json:"snapshot"`
-		Retain     int64            `json:"retain"`
-	}{list.Issuer, jwt.NewNumericDate(list.IssuedAt), jwt.NewNumericDate(list.FreshUntil), list.Epoch, list.Seq, list.Since, list.Snapshot,
-		int64(list.Retain / time.Second)})
-	if err != nil {
-		return nil, fmt.Errorf("sign revocations: %w", err)
-	}
-	head = append(head[:len(head)-1], `,"revoked":"`...)
-	const tail = `"}`
-	payloadLen := len(head) + b64.EncodedLen(listLen) + len(tail)
-	size := b64.EncodedLen(len(header)) + 1 + b64.EncodedLen(payloadLen) + 1 + b64.EncodedLen(sigLen)
-
-	var doc bytes.Buffer
-	doc.Grow(size)
-	doc.WriteString(b64.EncodeToString(header))
-	doc.WriteByte('.')
-	payload := base64.NewEncoder(b64, &doc)
-	payload.Write(head)
-	revoked := base64.NewEncoder(b64, payload)
-	// Writes to a bytes.Buffer do not fail, so neither do the encoders'.
-	chunk := binary.AppendUvarint(make([]byte, 0, 48<<10), uint64(n))
-	for i := range n {
-		if len(chunk) > cap(chunk)-32 {
-			revoked.Write(chunk)
-			chunk = chunk[:0]
-		}
-		r := entry(i)
-		chunk = append(chunk, r.ID[:]...)
-		chunk = binary.AppendUvarint(chunk, uint64(r.Expires.Unix()))
-	}
-	revoked.Write(chunk)
-	revoked.Close()
-	payload.Write([]byte(tail))
-	payload.Close()
-
-	sig, err := sign(alg, key, doc.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("sign revocations: %w", err)
-	}
-	doc.WriteByte('.')
-	doc.WriteString(b64.EncodeToString(sig))
-	return doc.Bytes(), nil
-}
-
-// checkList validates list and its n entries for signing, and returns the
-// length of the binary revoked list.
-func checkList(list *RevocationList, n int, entry func(i int) Revoked) (int, error) {
-	switch {
-	case !list.FreshUntil.After(list.IssuedAt):
-		return 0, errors.New("fresh until must be after issued at")
-	case list.Snapshot && list.Since != 0:
-		return 0, errors.New("a snapshot has no since")
-	case list.Since > list.Seq:
-		return 0, errors.New("since is after seq")
-	case n < 0:
-		return 0, errors.New("negative number of entries")
-	case list.Retain < 0:
-		return 0, errors.New("negative retain")
-	}
-	size := uvarintLen(uint64(n))
-	var prev Revoked
-	for i := range n {
-		r := entry(i)
-		exp := r.Expires.Unix()
-		if exp < 1 || exp > maxExpiry {
-			return 0, fmt.Errorf("id %s expires at %v, outside the years 1970 to 9999", r.ID, r.Expires)
-		}
-		if i > 0 && compareRevoked(prev, r) >= 0 {
-			return 0, fmt.Errorf("id %s twice or out of order", r.ID)
-		}
-		size += 16 + uvarintLen(uint64(exp))
-		prev = r
-	}
-	return size, nil
-}
-
-// compareRevoked orders entries by id, as bytes.Compare of the ids would,
-// in two integer comparisons.
-func compareRevoked(a, b Revoked) int {
-	if c := cmp.Compare(binary.BigEndian.Uint64(a.ID[:8]), binary.BigEndian.Uint64(b.ID[:8])); c != 0 {
-		return c
-	}
-	return cmp.Compare(binary.BigEndian.Uint64(a.ID[8:]), binary.BigEndian.Uint64(b.ID[8:]))
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
-}
-
-// signatureSize is the length of a JWS signature of alg with key.
-func signatureSize(alg string, key crypto.Signer) (int, error) {
-	switch alg {
-	case "EdDSA", "ES256":
-		return 64, nil
-	case "RS256":
-		pub, ok := key.Public().(interface{ Size() int })
-		if !ok {
-			return 0, fmt.Errorf("RS256 key of type %T", key.Public())
-		}
-		return pub.Size(), nil
-	}
-	return 0, fmt.Errorf("unsupported algorithm %q", alg)
-}
-
-// sign computes the JWS signature (RFC 7515, RFC 7518 §3, RFC 8037) of msg
-// with the crypto.Signer itself rather than through golang-jwt, whose
-// SigningMethod.Sign takes the message as a string and copies it, twice for
-// EdDSA: 74 MB for a document of a million ids.
-func sign(alg string, key crypto.Signer, msg []byte) ([]byte, error) {
-	switch alg {
-	case "EdDSA":
-		return key.Sign(rand.Reader, msg, crypto.Hash(0))
-	case "RS256":
-		digest := sha256.Sum256(msg)
-		return key.Sign(rand.Reader, digest[:], crypto.SHA256)
-	case "ES256":
-		digest := sha256.Sum256(msg)
-		der, err := key.Sign(rand.Reader, digest[:], crypto.SHA256)
-		if err != nil {
-			return nil, err
-		}
-		// crypto.Signer gives ASN.1 DER; JWS wants R and S, 32 bytes each.
-		var rs struct{ R, S *big.Int }
-		if rest, err := asn1.Unmarshal(der, &rs); err != nil || len(rest) > 0 {
-			return nil, errors.New("ES256 signer returned a malformed signature")
-		}
-		sig := make([]byte, 64)
-		rs.R.FillBytes(sig[:32])
-		rs.S.FillBytes(sig[32:])
-		return sig, nil
-	}
-	return nil, fmt.Errorf("unsupported algorithm %q", alg)
-}
-
 // ParseRevocations verifies a revocation document and returns what it
 // says. The rules are those of session tokens: the signature must verify
-// under the key its "kid" names, with that key's algorithm only; "typ" must
-// be [RevocationsType]; "iss" must be the issuer (DefaultIssuer unless
-// [WithIssuer] says otherwise); "iat" must not be in the future (allowing
-// [WithLeeway], by [WithClock]); "fresh_until" must be after "iat".
-// The other options of [NewVerifier] do not apply.
+// under the key its "kid" names in v's key source, with that key's
+// algorithm only; "typ" must be revocations+jwt; "iss" must be v's issuer
+// ([WithIssuer]); "iat" must not be in the future (by v's clock, allowing
+// v's leeway); "fresh_until" must be after "iat".
 //
 // Whether the list is still fresh is for the caller to judge; a
 // [RevocationFeed] does. An error matches [ErrFeed] and one reason (see
-// ErrFeed), or, when keys could not say whether the key exists, wraps
-// [ErrKeysUnavailable] and does not match ErrFeed: validity is unknown, as
-// for a token. Nothing in the document is returned then.
+// the error block), or, when the key source could not say whether the key
+// exists, wraps [ErrKeysUnavailable] and does not match ErrFeed: validity
+// is unknown, as for a token. Nothing in the document is returned then.
 //
-// The document is authenticated before its payload is decoded (see
-// [Verifier.Verify]: one routine checks both), so a forged one costs no
-// more than its signature check; a document of more than 256 MiB is
-// refused unread with [ErrTooLarge].
-func ParseRevocations(ctx context.Context, doc string, keys KeySource, opts ...Option) (*RevocationList, error) {
-	v := &Verifier{keys: keys, issuer: DefaultIssuer, now: time.Now}
-	for _, opt := range opts {
-		opt(v)
-	}
+// The document is authenticated before its payload is decoded, by the
+// routine that checks tokens, so a forged one costs no more than its
+// signature check; a document of more than 256 MiB is refused unread with
+// [ErrTooLarge].
+func (v *Verifier) ParseRevocations(ctx context.Context, doc string) (*RevocationList, error) {
 	return v.parseRevocations(ctx, doc, defaultMaxRevocationsSize)
 }
 
-// defaultMaxRevocationsSize bounds a document that [ParseRevocations]
-// reads: 256 MiB, some 7 million ids, as [FeedOptions.MaxSize].
+// defaultMaxRevocationsSize bounds a document that [Verifier.ParseRevocations]
+// reads: 256 MiB, some 7 million ids, as [WithFeedMaxSize] by default.
 const defaultMaxRevocationsSize = 256 << 20
 
 // revocationsValidator checks the claims of a revocation document of v.
@@ -394,7 +151,7 @@ func (v *Verifier) parseRevocations(ctx context.Context, doc string, maxSize int
 	if int64(len(doc)) > maxSize {
 		return nil, refuse(ErrTooLarge, "document of %d bytes, more than the %d read", len(doc), maxSize)
 	}
-	sj, err := v.verifyJWS(ctx, doc, RevocationsType)
+	sj, err := v.verifyJWS(ctx, doc, jose.TypeRevocations)
 	if errors.Is(err, ErrKeysUnavailable) {
 		return nil, fmt.Errorf("verify revocation document: %w", err)
 	}
@@ -432,8 +189,8 @@ func (v *Verifier) parseRevocations(ctx context.Context, doc string, maxSize int
 		return nil, refuse(ErrMalformed, "no revoked list")
 	case c.Since > c.Seq || c.Snapshot && c.Since != 0:
 		return nil, refuse(ErrMalformed, "since %d does not fit seq %d, snapshot %v", c.Since, c.Seq, c.Snapshot)
-	case c.Retain > maxExpiry:
-		return nil, refuse(ErrMalformed, "retain %d is more than %d seconds", c.Retain, maxExpiry)
+	case c.Retain > jose.MaxExpiry:
+		return nil, refuse(ErrMalformed, "retain %d is more than %d seconds", c.Retain, jose.MaxExpiry)
 	}
 	raw, err := b64.Strict().DecodeString(*c.Revoked)
 	if err != nil {
@@ -459,17 +216,13 @@ func (v *Verifier) parseRevocations(ctx context.Context, doc string, maxSize int
 	return l, nil
 }
 
-// maxExpiry bounds an expiry in the revoked list (the year 10000), so
-// that it always fits a time.Time.
-const maxExpiry = 253402300800
-
 // decodeRevoked reads the binary revoked list: it calls start with the
 // number of entries, then each for every entry. The list must be canonical:
 // ids in ascending order, none twice, numbers in their shortest uvarint,
 // nothing after the last entry.
 func decodeRevoked(raw []byte, start func(n int), each func(id uuid.UUID, exp int64)) error {
 	n, k := binary.Uvarint(raw)
-	if k <= 0 || k != uvarintLen(n) {
+	if k <= 0 || k != jose.UvarintLen(n) {
 		return errors.New("bad count")
 	}
 	raw = raw[k:]
@@ -487,7 +240,7 @@ func decodeRevoked(raw []byte, start func(n int), each func(id uuid.UUID, exp in
 			return errors.New("ids not in ascending order")
 		}
 		exp, k := binary.Uvarint(raw[16:])
-		if k <= 0 || k != uvarintLen(exp) || exp < 1 || exp > maxExpiry {
+		if k <= 0 || k != jose.UvarintLen(exp) || exp < 1 || exp > jose.MaxExpiry {
 			return fmt.Errorf("bad expiry of %s", id)
 		}
 		raw = raw[16+k:]

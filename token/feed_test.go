@@ -17,6 +17,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/internal/jose"
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/token"
 )
@@ -24,7 +26,7 @@ import (
 // feedT0 is the time the revocation-document tests run at.
 var feedT0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
-// feedSigner is one generated key as token.SigningKeys.
+// feedSigner is one generated key as issue.SigningKeys.
 type feedSigner struct{ key *keys.Key }
 
 func (s feedSigner) SigningKey() (string, string, crypto.Signer, error) {
@@ -47,7 +49,7 @@ func feedJWKS(tb testing.TB, signers ...feedSigner) *token.JWKS {
 	for _, s := range signers {
 		pub = append(pub, token.PublicKey{ID: s.key.ID, Algorithm: string(s.key.Algorithm), Key: s.key.Public()})
 	}
-	data, err := token.MarshalJWKS(pub)
+	data, err := issue.MarshalJWKS(pub)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -74,9 +76,9 @@ func feedList(n int, iat time.Time) *token.RevocationList {
 	return l
 }
 
-func feedSign(tb testing.TB, s token.SigningKeys, l *token.RevocationList) string {
+func feedSign(tb testing.TB, s issue.SigningKeys, l *token.RevocationList) string {
 	tb.Helper()
-	doc, err := token.SignRevocations(s, l)
+	doc, err := issue.SignRevocations(s, l)
 	if err != nil {
 		tb.Fatalf("SignRevocations() error = %v", err)
 	}
@@ -102,7 +104,7 @@ func TestSignParseRevocations(t *testing.T) {
 				t.Errorf("header = %s, want %s", raw, got)
 			}
 
-			got, err := token.ParseRevocations(context.Background(), doc, feedJWKS(t, s), feedParseOpts()...)
+			got, err := token.NewVerifier(feedJWKS(t, s), feedParseOpts()...).ParseRevocations(context.Background(), doc)
 			if err != nil {
 				t.Fatalf("ParseRevocations() error = %v", err)
 			}
@@ -148,7 +150,7 @@ func TestSignRevocationsRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l := feedList(2, feedT0)
 			tt.change(l)
-			if doc, err := token.SignRevocations(s, l); err == nil {
+			if doc, err := issue.SignRevocations(s, l); err == nil {
 				t.Errorf("SignRevocations() = %.40s…, want an error", doc)
 			}
 		})
@@ -161,7 +163,7 @@ func feedCraft(tb testing.TB, s feedSigner, header map[string]any, claims jwt.Ma
 	tb.Helper()
 	t := jwt.NewWithClaims(jwt.GetSigningMethod(string(s.key.Algorithm)), claims)
 	t.Header["kid"] = s.key.ID
-	t.Header["typ"] = token.RevocationsType
+	t.Header["typ"] = jose.TypeRevocations
 	for k, v := range header {
 		if v == nil {
 			delete(t.Header, k)
@@ -220,7 +222,7 @@ func TestParseRevocationsRefuses(t *testing.T) {
 	good := feedSign(t, s, feedList(2, feedT0))
 	lo, hi := uuid.UUID{1}, uuid.UUID{2}
 
-	sessionToken, _, err := token.NewIssuer("", s, func() time.Time { return feedT0 }).Issue(time.Hour)
+	sessionToken, _, err := issue.New(s, issue.WithClock(func() time.Time { return feedT0 })).Issue(time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +294,7 @@ func TestParseRevocationsRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, err := token.ParseRevocations(ctx, tt.doc, set, feedParseOpts()...)
+			l, err := token.NewVerifier(set, feedParseOpts()...).ParseRevocations(ctx, tt.doc)
 			if !errors.Is(err, tt.want) || !errors.Is(err, token.ErrFeed) {
 				t.Fatalf("ParseRevocations() = %+v, %v; want an error matching %v and ErrFeed", l, err, tt.want)
 			}
@@ -302,16 +304,16 @@ func TestParseRevocationsRefuses(t *testing.T) {
 		})
 	}
 	t.Run("the good one parses", func(t *testing.T) {
-		if _, err := token.ParseRevocations(ctx, good, set, feedParseOpts()...); err != nil {
+		if _, err := token.NewVerifier(set, feedParseOpts()...).ParseRevocations(ctx, good); err != nil {
 			t.Fatalf("ParseRevocations(good) = %v", err)
 		}
-		if _, err := token.ParseRevocations(ctx, feedCraft(t, s, nil, feedClaims()), set, feedParseOpts()...); err != nil {
+		if _, err := token.NewVerifier(set, feedParseOpts()...).ParseRevocations(ctx, feedCraft(t, s, nil, feedClaims())); err != nil {
 			t.Fatalf("ParseRevocations(crafted good) = %v", err)
 		}
 	})
 	t.Run("issuer option", func(t *testing.T) {
 		doc := feedCraft(t, s, nil, feedWith(feedClaims(), "iss", "other"))
-		if _, err := token.ParseRevocations(ctx, doc, set, append(feedParseOpts(), token.WithIssuer("other"))...); err != nil {
+		if _, err := token.NewVerifier(set, append(feedParseOpts(), token.WithIssuer("other"))...).ParseRevocations(ctx, doc); err != nil {
 			t.Fatalf("ParseRevocations(WithIssuer) = %v", err)
 		}
 	})
@@ -370,7 +372,7 @@ func BenchmarkSignRevocations(b *testing.B) {
 	var size int
 	b.ReportAllocs()
 	for b.Loop() {
-		doc, err := token.SignRevocations(s, l)
+		doc, err := issue.SignRevocations(s, l)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -388,7 +390,7 @@ func BenchmarkParseRevocations(b *testing.B) {
 	set := feedJWKS(b, s)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := token.ParseRevocations(context.Background(), doc, set, feedParseOpts()...); err != nil {
+		if _, err := token.NewVerifier(set, feedParseOpts()...).ParseRevocations(context.Background(), doc); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -403,11 +405,11 @@ func FuzzParseRevocations(f *testing.F) {
 	f.Add(feedSign(f, s, feedList(3, feedT0)))
 	f.Add(feedCraft(f, s, nil, feedClaims()))
 	f.Add(feedCraft(f, s, nil, feedWith(feedClaims(), "revoked", feedRevoked(2, uuid.UUID{2}, uint64(5), uuid.UUID{1}, uint64(5)))))
-	f.Add(feedCraft(f, s, map[string]any{"typ": token.Type}, feedClaims()))
+	f.Add(feedCraft(f, s, map[string]any{"typ": jose.TypeSession}, feedClaims()))
 	f.Add("a.b.c")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, doc string) {
-		l, err := token.ParseRevocations(context.Background(), doc, set, feedParseOpts()...)
+		l, err := token.NewVerifier(set, feedParseOpts()...).ParseRevocations(context.Background(), doc)
 		if err != nil {
 			if !errors.Is(err, token.ErrFeed) || l != nil {
 				t.Fatalf("ParseRevocations() = %v, %v; want nil and an error matching ErrFeed", l, err)

@@ -1,3 +1,8 @@
+// This file is the revocation feed client's sync logic: its options, the
+// in-memory list, IsRevoked and its freshness rules, and Run and Sync,
+// which fetch, verify and apply documents. Keeping the list in a file
+// (Load, save) is feedfile.go; the document itself is feed.go.
+
 package token
 
 import (
@@ -9,81 +14,88 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/sessiond/sessiond/internal/jose"
 )
 
-// StalePolicy says what a [RevocationFeed] answers once its list is stale.
-type StalePolicy int
-
-const (
-	// FailClosed makes IsRevoked fail with an error matching [ErrStale], so
-	// that [Verifier.Verify] fails: no token verifies while the list may be
-	// missing revocations. The default.
-	FailClosed StalePolicy = iota
-
-	// ServeStale makes IsRevoked answer from the last list it verified,
-	// however old: the ids on it stay revoked, but sessions closed since
-	// it was current keep working. Before any list is loaded IsRevoked
-	// still fails. A caller that wants yet another behaviour wraps the
-	// feed and decides on errors.Is(err, ErrStale) itself.
-	ServeStale
-)
-
-// FeedOptions configures a [RevocationFeed]. The zero value is usable.
-type FeedOptions struct {
-	// Client fetches documents; nil means a client with a one-minute
-	// timeout (a snapshot of a million ids is 37 MB).
-	Client *http.Client
-	// Interval is the time between two syncs of [RevocationFeed.Run]; 0
-	// means 10 seconds. A session closed on the server is refused here
-	// within about one interval.
-	Interval time.Duration
-	// MaxStaleness caps how long after it was issued ("iat") a document
-	// keeps the list fresh, when that is shorter than the issuer's own
-	// "fresh_until". 0 means the issuer's alone. sessiond may serve a large
-	// snapshot of an unchanged list for up to a minute, so a MaxStaleness
-	// under a minute or so can refuse documents as they arrive.
+// feedConfig is what the [FeedOption]s set; Issuer, Leeway and Now come
+// from the Verifier that owns the feed.
+type feedConfig struct {
+	Client       *http.Client
+	Interval     time.Duration
 	MaxStaleness time.Duration
-	// Stale is what IsRevoked answers once the list is stale.
-	Stale StalePolicy
-	// File, if set, is where the feed keeps the verified documents it
-	// receives, and what [RevocationFeed.Run] starts from: a program that
-	// starts without network then still has the list it had (stale, unless
-	// the file is recent). See [RevocationFeed.Load].
-	File string
-	// Issuer is the required "iss" (empty means DefaultIssuer), Leeway the
-	// clock skew allowed on "iat".
-	Issuer string
-	Leeway time.Duration
-	// MaxSize bounds a document, fetched or loaded (a longer one is
-	// refused unread with [ErrTooLarge]), and a loaded file to four times
-	// as much; 0 means 256 MiB (some 7 million ids).
-	MaxSize int64
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
-	// Logger receives sync failures and list replacements; nil discards.
-	Logger *slog.Logger
+	ServeStale   bool
+	File         string
+	Issuer       string
+	Leeway       time.Duration
+	MaxSize      int64
+	Now          func() time.Time
+	Logger       *slog.Logger
 }
+
+// A FeedOption configures the [RevocationFeed] of [WithFeed]. The feed's
+// issuer, leeway and clock are its Verifier's.
+type FeedOption func(*feedConfig)
+
+// WithFeedClient sets the client that fetches documents (default: one with
+// a one-minute timeout; a snapshot of a million ids is 37 MB).
+func WithFeedClient(c *http.Client) FeedOption { return func(o *feedConfig) { o.Client = c } }
+
+// WithFeedInterval sets the time between two syncs of [RevocationFeed.Run]
+// (default 10 seconds). A session closed on the server is refused here
+// within about one interval.
+func WithFeedInterval(d time.Duration) FeedOption { return func(o *feedConfig) { o.Interval = d } }
+
+// WithMaxStaleness caps how long after it was issued ("iat") a document
+// keeps the list fresh, when that is shorter than the issuer's own
+// "fresh_until" (default: the issuer's alone). sessiond may serve a large
+// snapshot of an unchanged list for up to a minute, so a cap under a
+// minute or so can refuse documents as they arrive.
+func WithMaxStaleness(d time.Duration) FeedOption {
+	return func(o *feedConfig) { o.MaxStaleness = d }
+}
+
+// WithServeStale makes IsRevoked answer from the last list verified,
+// however old, instead of failing with [ErrStale] once the list is stale
+// (the default, so that no token verifies while the list may be missing
+// revocations). The ids on the list stay revoked, but sessions closed
+// since it was current keep working. Before any list is loaded IsRevoked
+// still fails. A caller that wants yet another behaviour decides on
+// errors.Is(err, ErrStale) itself.
+func WithServeStale() FeedOption { return func(o *feedConfig) { o.ServeStale = true } }
+
+// WithFeedFile sets where the feed keeps the verified documents it
+// receives, and what [RevocationFeed.Run] starts from: a program that
+// starts without network then still has the list it had (stale, unless
+// the file is recent). See [RevocationFeed.Load].
+func WithFeedFile(path string) FeedOption { return func(o *feedConfig) { o.File = path } }
+
+// WithFeedMaxSize bounds a document, fetched or loaded (a longer one is
+// refused unread with [ErrTooLarge]), and a loaded file to four times as
+// much (default 256 MiB, some 7 million ids).
+func WithFeedMaxSize(n int64) FeedOption { return func(o *feedConfig) { o.MaxSize = n } }
+
+// WithFeedLogger sets the logger of sync failures and list replacements
+// (default: discard).
+func WithFeedLogger(l *slog.Logger) FeedOption { return func(o *feedConfig) { o.Logger = l } }
 
 // A RevocationFeed is a copy of an issuer's revocation list, kept current
 // from its revocation feed (sessiond's GET /revocations), that answers
 // "revoked?" from memory: it is a [RevocationChecker] for a [Verifier] that
 // verifies offline yet refuses closed sessions.
 //
-//	keys := token.NewRemoteJWKS(base+"/.well-known/jwks.json", token.RemoteOptions{})
-//	feed := token.NewRevocationFeed(base+"/revocations", keys, token.FeedOptions{})
-//	go feed.Run(ctx) // syncs every 10 s until ctx ends
-//	v := token.NewVerifier(keys, token.WithRevocation(feed))
+//	keys := token.NewRemoteJWKS(base + "/.well-known/jwks.json")
+//	v := token.NewVerifier(keys, token.WithFeed(base+"/revocations"))
+//	go v.Feed().Run(ctx) // syncs every 10 s until ctx ends
 //
 // Every document is verified against the key source before anything in it
-// is used (see [ParseRevocations]); a document that fails is refused and the
+// is used (see [Verifier.ParseRevocations]); a document that fails is refused and the
 // list stays as it was. The first sync fetches the whole list (a snapshot);
 // later ones fetch what changed since the list's sequence number (a delta)
 // and add it. A snapshot replaces the list: the server sends one when the
@@ -95,19 +107,19 @@ type FeedOptions struct {
 // Each document says until when its issuer vouches for it ("fresh_until",
 // the server's --revocations-fresh-for after "iat"). The list is fresh until
 // the fresh_until of the newest document applied to it, or iat +
-// [FeedOptions.MaxStaleness] if that is sooner; both are the issuer's
+// [WithMaxStaleness] if that is sooner; both are the issuer's
 // signed times, so replaying an old document cannot make the list look
 // fresher than it is. A document that is no longer fresh when it arrives is
 // refused. Once the list is stale (the server unreachable, or an attacker
 // holding back documents), IsRevoked fails closed with [ErrStale] unless
-// [FeedOptions.Stale] says otherwise. The worst case is thus bounded: a
+// [WithServeStale] says otherwise. The worst case is thus bounded: a
 // session closed on the server stops verifying here within one sync
 // interval when the feed is reachable, and otherwise no later than the
 // fresh-for time after it was closed, when verification stops altogether.
 type RevocationFeed struct {
 	url    string
-	opts   FeedOptions
-	parser *Verifier // keys, issuer, leeway and clock for documents
+	opts   feedConfig
+	parser *Verifier // the owner: keys, issuer, leeway and clock for documents
 	log    *slog.Logger
 
 	// syncMu serialises syncs and loads; it guards the fields below it.
@@ -147,19 +159,16 @@ type feedList struct {
 	minExpiry  int64         // no entry expires before; sweep when it has passed
 }
 
-// feedFile is what is known of the file the feed keeps: a snapshot line,
-// then delta lines.
-type feedFile struct {
-	size     int64 // bytes of verified documents; 0: no snapshot in the file
-	snapshot int64 // bytes of the snapshot line
-	emptyAt  int64 // offset of a last line that is an empty delta, else -1
-}
-
-// NewRevocationFeed returns a feed that fetches documents from url and
-// verifies them with keys. It fetches nothing until [RevocationFeed.Run]
-// or [RevocationFeed.Sync]. url may be empty for a feed that only loads
-// files.
-func NewRevocationFeed(url string, keys KeySource, opts FeedOptions) *RevocationFeed {
+// newRevocationFeed returns the feed of [WithFeed]: it fetches documents
+// from url and verifies them as v does. It fetches nothing until
+// [RevocationFeed.Run] or [RevocationFeed.Sync]. url may be empty for a
+// feed that only loads files.
+func newRevocationFeed(url string, v *Verifier, options []FeedOption) *RevocationFeed {
+	opts := feedConfig{Issuer: v.issuer, Leeway: v.leeway, Now: v.now}
+	for _, opt := range options {
+		opt(&opts)
+	}
+	opts.Issuer, opts.Leeway, opts.Now = v.issuer, v.leeway, v.now
 	if opts.Client == nil {
 		opts.Client = &http.Client{Timeout: time.Minute}
 	}
@@ -169,12 +178,6 @@ func NewRevocationFeed(url string, keys KeySource, opts FeedOptions) *Revocation
 	if opts.MaxSize <= 0 {
 		opts.MaxSize = 256 << 20
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Issuer == "" {
-		opts.Issuer = DefaultIssuer
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -182,7 +185,7 @@ func NewRevocationFeed(url string, keys KeySource, opts FeedOptions) *Revocation
 	return &RevocationFeed{
 		url:       url,
 		opts:      opts,
-		parser:    &Verifier{keys: keys, issuer: opts.Issuer, leeway: opts.Leeway, now: opts.Now},
+		parser:    v,
 		log:       log,
 		file:      feedFile{emptyAt: -1},
 		started:   make(chan struct{}),
@@ -192,7 +195,7 @@ func NewRevocationFeed(url string, keys KeySource, opts FeedOptions) *Revocation
 
 // IsRevoked implements [RevocationChecker] from memory. It fails with an
 // error matching [ErrStale] (and reports true) when no list is loaded, and
-// when the list is stale unless [FeedOptions.Stale] is ServeStale.
+// when the list is stale unless [WithServeStale] says otherwise.
 //
 // Until the first sync has ended, IsRevoked waits for it (bounded by ctx)
 // rather than fail: a verifier started together with the feed
@@ -213,7 +216,7 @@ func (f *RevocationFeed) IsRevoked(ctx context.Context, id uuid.UUID) (bool, err
 	switch {
 	case !loaded:
 		return true, fmt.Errorf("%w: no revocation list loaded%s", ErrStale, f.lastFailure())
-	case !now.Before(freshUntil) && f.opts.Stale == FailClosed:
+	case !now.Before(freshUntil) && !f.opts.ServeStale:
 		return true, fmt.Errorf("%w: it was fresh until %s%s", ErrStale, freshUntil.Format(time.RFC3339), f.lastFailure())
 	}
 	return listed && exp > now.Unix(), nil
@@ -308,8 +311,8 @@ func (f *RevocationFeed) Status() FeedStatus {
 	}
 }
 
-// Run loads [FeedOptions.File] if set, then syncs every
-// [FeedOptions.Interval] until ctx ends. Failures are logged, and the list
+// Run loads the file of [WithFeedFile] if set, then syncs every interval
+// ([WithFeedInterval]) until ctx ends. Failures are logged, and the list
 // kept; [RevocationFeed.Status] reports the last one.
 func (f *RevocationFeed) Run(ctx context.Context) {
 	f.markStarted()
@@ -344,7 +347,7 @@ var errGap = errors.New("changes do not follow the list held")
 
 // Sync fetches the changes since the list held (the whole list the first
 // time, or when the changes cannot be applied), verifies and applies them,
-// and saves the document to [FeedOptions.File] if set. On error the list
+// and saves the document to the file of [WithFeedFile] if set. On error the list
 // stays as it was.
 func (f *RevocationFeed) Sync(ctx context.Context) error {
 	f.markStarted()
@@ -421,7 +424,7 @@ func (f *RevocationFeed) fetch(ctx context.Context, since uint64, epoch string) 
 	if err != nil {
 		return "", nil, err
 	}
-	req.Header.Set("Accept", "application/"+RevocationsType)
+	req.Header.Set("Accept", "application/"+jose.TypeRevocations)
 	resp, err := f.opts.Client.Do(req)
 	if err != nil {
 		return "", nil, err
@@ -438,7 +441,7 @@ func (f *RevocationFeed) fetch(ctx context.Context, since uint64, epoch string) 
 		return "", nil, fmt.Errorf("GET %s: %w", u.Redacted(), err)
 	}
 	if int64(body.Len()) > f.opts.MaxSize {
-		return "", nil, refuse(ErrTooLarge, "GET %s: document larger than FeedOptions.MaxSize (%d bytes); raise it if the list is that long", u.Redacted(), f.opts.MaxSize)
+		return "", nil, refuse(ErrTooLarge, "GET %s: document larger than WithFeedMaxSize (%d bytes); raise it if the list is that long", u.Redacted(), f.opts.MaxSize)
 	}
 	doc := strings.TrimSpace(body.String())
 	l, err := f.parser.parseRevocations(ctx, doc, f.opts.MaxSize)
@@ -578,161 +581,6 @@ func (f *RevocationFeed) sweep() {
 	}
 	f.list.minExpiry = minExpiry
 	f.mu.Unlock()
-}
-
-// Load reads revocation documents from a file, one per line, as
-// [FeedOptions.File] keeps them (a snapshot, then deltas) or as saved from
-// GET /revocations, verifies each and applies it. The documents may be
-// stale: the list is then loaded, and is stale (see [FeedOptions.Stale]).
-// A snapshot that is older than the list held is refused. Loading stops at
-// the first document that does not verify or apply, with an error matching
-// [ErrFeed]; the documents before it stay applied.
-func (f *RevocationFeed) Load(ctx context.Context, path string) error {
-	f.markStarted()
-	defer f.markAttempted()
-	return f.load(ctx, path)
-}
-
-// load is Load without ending the wait for a first sync: Run loads its
-// file first, and a verifier waits for the sync after it.
-func (f *RevocationFeed) load(ctx context.Context, path string) error {
-	f.syncMu.Lock()
-	defer f.syncMu.Unlock()
-	file, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer file.Close()
-	// The file holds a snapshot and deltas that together stay under
-	// three times the larger of the snapshot and 1 MiB (see save).
-	maxFile := 4 * max(f.opts.MaxSize, 1<<20)
-	var data strings.Builder
-	if info, err := file.Stat(); err == nil && info.Size() <= maxFile {
-		data.Grow(int(info.Size()))
-	}
-	if _, err := io.Copy(&data, io.LimitReader(file, maxFile+1)); err != nil {
-		return fmt.Errorf("load %s: %w", path, err)
-	}
-	if int64(data.Len()) > maxFile {
-		return fmt.Errorf("load %s: %w", path, refuse(ErrTooLarge, "file larger than four times FeedOptions.MaxSize (%d bytes)", maxFile))
-	}
-	track := path == f.opts.File
-	if track {
-		f.file = feedFile{emptyAt: -1}
-	}
-	rest, offset := data.String(), int64(0)
-	for n := 1; rest != ""; n++ {
-		line, after, _ := strings.Cut(rest, "\n")
-		end := offset + int64(len(line)) + 1
-		rest = after
-		doc := strings.TrimSpace(line)
-		if doc == "" {
-			offset = end
-			continue
-		}
-		if int64(len(doc)) > f.opts.MaxSize {
-			return fmt.Errorf("load %s, document %d: %w", path, n, refuse(ErrTooLarge, "%d bytes, more than FeedOptions.MaxSize (%d bytes); raise it if the list is that long", len(doc), f.opts.MaxSize))
-		}
-		l, err := f.parser.parseRevocations(ctx, doc, f.opts.MaxSize)
-		if err == nil {
-			err = f.apply(l, false)
-		}
-		if errors.Is(err, errGap) {
-			err = &refused{errGap, nil}
-		}
-		if err != nil {
-			return fmt.Errorf("load %s, document %d: %w", path, n, err)
-		}
-		if track {
-			switch {
-			case l.Snapshot:
-				f.file = feedFile{size: end, snapshot: end - offset, emptyAt: -1}
-			case f.file.size > 0:
-				f.file.size, f.file.emptyAt = end, -1
-				if len(l.Revoked) == 0 {
-					f.file.emptyAt = offset
-				}
-			}
-		}
-		offset = end
-	}
-	f.sweep()
-	return nil
-}
-
-// save keeps doc, just applied, in the file: a snapshot replaces the file;
-// a delta is appended, in place of a last line that is an empty delta, so
-// that the file ends with the newest freshness without growing with every
-// sync. When the deltas outgrow the snapshot, the next sync fetches a
-// snapshot to start the file again.
-func (f *RevocationFeed) save(doc string, l *RevocationList) error {
-	path := f.opts.File
-	if l.Snapshot {
-		f.file = feedFile{emptyAt: -1}
-		f.wantSnapshot = false
-		if err := writeFileAtomic(path, doc+"\n"); err != nil {
-			return err
-		}
-		n := int64(len(doc)) + 1
-		f.file = feedFile{size: n, snapshot: n, emptyAt: -1}
-		return nil
-	}
-	if f.file.size == 0 {
-		return nil // no snapshot in the file to add to: wait for one
-	}
-	at := f.file.size
-	if f.file.emptyAt >= 0 {
-		at = f.file.emptyAt
-	}
-	file, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		f.file = feedFile{emptyAt: -1}
-		return err
-	}
-	defer file.Close()
-	end := at + int64(len(doc)) + 1
-	_, err = file.WriteAt([]byte(doc+"\n"), at)
-	if err == nil {
-		err = file.Truncate(end)
-	}
-	if err != nil {
-		f.file = feedFile{emptyAt: -1}
-		return err
-	}
-	f.file.size, f.file.emptyAt = end, -1
-	if len(l.Revoked) == 0 {
-		f.file.emptyAt = at
-	}
-	if deltas := f.file.size - f.file.snapshot; deltas > max(f.file.snapshot, 1<<20) {
-		f.wantSnapshot = true
-	}
-	return nil
-}
-
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory, synced, renamed over it.
-func writeFileAtomic(path, data string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if _, err := io.Copy(tmp, strings.NewReader(data)); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 var _ RevocationChecker = (*RevocationFeed)(nil)

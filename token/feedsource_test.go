@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/token"
 )
@@ -44,7 +45,7 @@ func (c *feedClock) Add(d time.Duration) {
 type feedServer struct {
 	t      *testing.T
 	clock  *feedClock
-	signer token.SigningKeys
+	signer issue.SigningKeys
 	url    string
 
 	mu       sync.Mutex
@@ -63,7 +64,7 @@ type feedEntry struct {
 	seq     uint64
 }
 
-func newFeedServer(t *testing.T, c *feedClock, s token.SigningKeys) *feedServer {
+func newFeedServer(t *testing.T, c *feedClock, s issue.SigningKeys) *feedServer {
 	f := &feedServer{t: t, clock: c, signer: s, epoch: "epoch-1", freshFor: 5 * time.Minute}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
@@ -133,13 +134,13 @@ type feedFixture struct {
 	feed   *token.RevocationFeed
 }
 
-func newFeedFixture(t *testing.T, opts token.FeedOptions) *feedFixture {
+func newFeedFixture(t *testing.T, opts feedOptions) *feedFixture {
 	t.Helper()
 	c := &feedClock{now: feedT0}
 	s := newFeedSigner(t, keys.EdDSA)
 	srv := newFeedServer(t, c, s)
 	opts.Now = c.Now
-	return &feedFixture{clock: c, signer: s, server: srv, feed: token.NewRevocationFeed(srv.url, feedJWKS(t, s), opts)}
+	return &feedFixture{clock: c, signer: s, server: srv, feed: newFeed(srv.url, feedJWKS(t, s), opts)}
 }
 
 func (x *feedFixture) sync(t *testing.T) {
@@ -159,7 +160,7 @@ func wantFeedRevoked(t *testing.T, rc token.RevocationChecker, id uuid.UUID, wan
 }
 
 func TestRevocationFeedSync(t *testing.T) {
-	x := newFeedFixture(t, token.FeedOptions{})
+	x := newFeedFixture(t, feedOptions{})
 	ctx := context.Background()
 	a, b, c := uuid.New(), uuid.New(), uuid.New()
 	x.server.revoke(feedT0.Add(time.Hour), a, b)
@@ -199,7 +200,7 @@ func TestRevocationFeedSync(t *testing.T) {
 		}
 	})
 	t.Run("verifier", func(t *testing.T) {
-		tok, claims, err := token.NewIssuer("", x.signer, x.clock.Now).Issue(time.Hour)
+		tok, claims, err := issue.New(x.signer, issue.WithClock(x.clock.Now)).Issue(time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,12 +218,12 @@ func TestRevocationFeedSync(t *testing.T) {
 
 // A document that fails verification is refused and the list kept.
 func TestRevocationFeedRefuses(t *testing.T) {
-	x := newFeedFixture(t, token.FeedOptions{})
+	x := newFeedFixture(t, feedOptions{})
 	a := uuid.New()
 	x.server.revoke(feedT0.Add(time.Hour), a)
 	x.sync(t)
 	stranger := newFeedSigner(t, keys.EdDSA)
-	sessionToken, _, _ := token.NewIssuer("", x.signer, x.clock.Now).Issue(time.Hour)
+	sessionToken, _, _ := issue.New(x.signer, issue.WithClock(x.clock.Now)).Issue(time.Hour)
 	before := x.feed.Status()
 
 	tests := []struct {
@@ -275,7 +276,7 @@ func TestRevocationFeedRefuses(t *testing.T) {
 	t.Run("HTTP error", func(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		defer srv.Close()
-		f := token.NewRevocationFeed(srv.URL, feedJWKS(t, x.signer), token.FeedOptions{Now: x.clock.Now})
+		f := token.NewVerifier(feedJWKS(t, x.signer), token.WithClock(x.clock.Now), token.WithFeed(srv.URL)).Feed()
 		if err := f.Sync(context.Background()); err == nil || errors.Is(err, token.ErrFeed) {
 			t.Errorf("Sync() of a 404 = %v, want a non-feed error", err)
 		}
@@ -287,14 +288,14 @@ func TestRevocationFeedStale(t *testing.T) {
 	a, b := uuid.New(), uuid.New()
 	tests := []struct {
 		name      string
-		opts      token.FeedOptions
+		opts      feedOptions
 		staleFrom time.Duration // after the sync at feedT0
 		wantStale bool          // IsRevoked fails once stale
 	}{
-		{"fail closed at fresh_until", token.FeedOptions{}, 5 * time.Minute, true},
-		{"max staleness sooner", token.FeedOptions{MaxStaleness: time.Minute}, time.Minute, true},
-		{"max staleness later changes nothing", token.FeedOptions{MaxStaleness: time.Hour}, 5 * time.Minute, true},
-		{"serve stale", token.FeedOptions{Stale: token.ServeStale}, 5 * time.Minute, false},
+		{"fail closed at fresh_until", feedOptions{}, 5 * time.Minute, true},
+		{"max staleness sooner", feedOptions{MaxStaleness: time.Minute}, time.Minute, true},
+		{"max staleness later changes nothing", feedOptions{MaxStaleness: time.Hour}, 5 * time.Minute, true},
+		{"serve stale", feedOptions{ServeStale: true}, 5 * time.Minute, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -339,7 +340,7 @@ func TestRevocationFeedStale(t *testing.T) {
 // A new epoch (the server's store replaced) replaces the list, even when
 // the new list's seq is lower.
 func TestRevocationFeedEpoch(t *testing.T) {
-	x := newFeedFixture(t, token.FeedOptions{})
+	x := newFeedFixture(t, feedOptions{})
 	old, fresh := uuid.New(), uuid.New()
 	x.server.revoke(feedT0.Add(time.Hour), old, uuid.New(), uuid.New())
 	x.sync(t)
@@ -377,7 +378,7 @@ func TestRevocationFeedEpoch(t *testing.T) {
 
 // Ids leave memory once their tokens have expired.
 func TestRevocationFeedExpiry(t *testing.T) {
-	x := newFeedFixture(t, token.FeedOptions{})
+	x := newFeedFixture(t, feedOptions{})
 	short, long := uuid.New(), uuid.New()
 	x.server.revoke(feedT0.Add(time.Minute), short)
 	x.server.revoke(feedT0.Add(time.Hour), long)
@@ -397,7 +398,7 @@ func TestRevocationFeedExpiry(t *testing.T) {
 func TestRevocationFeedFile(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "revocations.jws")
-	x := newFeedFixture(t, token.FeedOptions{File: path})
+	x := newFeedFixture(t, feedOptions{File: path})
 	a, b, c := uuid.New(), uuid.New(), uuid.New()
 	x.server.revoke(feedT0.Add(time.Hour), a)
 	x.sync(t) // snapshot
@@ -411,14 +412,14 @@ func TestRevocationFeedFile(t *testing.T) {
 		t.Fatalf("file has %d documents, want 3 (snapshot, delta, one empty delta)", len(lines))
 	}
 
-	load := func(t *testing.T, opts token.FeedOptions) (*token.RevocationFeed, error) {
+	load := func(t *testing.T, opts feedOptions) (*token.RevocationFeed, error) {
 		t.Helper()
 		opts.Now = x.clock.Now
-		f := token.NewRevocationFeed("", feedJWKS(t, x.signer), opts)
+		f := newFeed("", feedJWKS(t, x.signer), opts)
 		return f, f.Load(ctx, path)
 	}
 	t.Run("load", func(t *testing.T) {
-		f, err := load(t, token.FeedOptions{})
+		f, err := load(t, feedOptions{})
 		if err != nil {
 			t.Fatalf("Load() = %v", err)
 		}
@@ -432,14 +433,14 @@ func TestRevocationFeedFile(t *testing.T) {
 	t.Run("stale file", func(t *testing.T) {
 		x.clock.Add(10 * time.Minute) // past fresh_until, not past the ids' expiry
 		defer x.clock.Add(-10 * time.Minute)
-		f, err := load(t, token.FeedOptions{})
+		f, err := load(t, feedOptions{})
 		if err != nil {
 			t.Fatalf("Load() of a stale file = %v", err)
 		}
 		if _, err := f.IsRevoked(ctx, c); !errors.Is(err, token.ErrStale) {
 			t.Errorf("IsRevoked() from a stale file = %v, want ErrStale", err)
 		}
-		f, _ = load(t, token.FeedOptions{Stale: token.ServeStale})
+		f, _ = load(t, feedOptions{ServeStale: true})
 		wantFeedRevoked(t, f, b, true)
 	})
 	t.Run("tampered file", func(t *testing.T) {
@@ -448,7 +449,7 @@ func TestRevocationFeedFile(t *testing.T) {
 		if err := os.WriteFile(bad, []byte(tampered), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		f := token.NewRevocationFeed("", feedJWKS(t, x.signer), token.FeedOptions{Now: x.clock.Now})
+		f := token.NewVerifier(feedJWKS(t, x.signer), token.WithClock(x.clock.Now), token.WithFeed("")).Feed()
 		err := f.Load(ctx, bad)
 		if !errors.Is(err, token.ErrSignature) || !strings.Contains(err.Error(), "document 2") {
 			t.Fatalf("Load(tampered) = %v, want ErrSignature in document 2", err)
@@ -458,8 +459,8 @@ func TestRevocationFeedFile(t *testing.T) {
 	})
 	t.Run("run starts from the file", func(t *testing.T) {
 		x.server.revoke(feedT0.Add(time.Hour), c)
-		opts := token.FeedOptions{File: path, Now: x.clock.Now, Interval: time.Hour}
-		f := token.NewRevocationFeed(x.server.url, feedJWKS(t, x.signer), opts)
+		opts := feedOptions{File: path, Now: x.clock.Now, Interval: time.Hour}
+		f := newFeed(x.server.url, feedJWKS(t, x.signer), opts)
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { f.Run(runCtx); close(done) }()
@@ -499,7 +500,7 @@ func BenchmarkRevocationFeedIsRevoked(b *testing.B) {
 	if err := os.WriteFile(path, []byte(feedSign(b, s, l)), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	f := token.NewRevocationFeed("", feedJWKS(b, s), token.FeedOptions{})
+	f := token.NewVerifier(feedJWKS(b, s), token.WithFeed("")).Feed()
 	if err := f.Load(context.Background(), path); err != nil {
 		b.Fatal(err)
 	}
@@ -537,7 +538,7 @@ func BenchmarkRevocationFeedIsRevoked(b *testing.B) {
 // that brought the list there (a server's shared snapshot) is no news: it
 // is accepted, and the list stays as fresh as it was.
 func TestRevocationFeedSharedOlderSnapshot(t *testing.T) {
-	x := newFeedFixture(t, token.FeedOptions{})
+	x := newFeedFixture(t, feedOptions{})
 	a := uuid.New()
 	x.server.revoke(feedT0.Add(time.Hour), a)
 	shared := x.server.document(0, "")
@@ -560,8 +561,8 @@ func TestRevocationFeedSharedOlderSnapshot(t *testing.T) {
 // leeway; a document without "retain" means 0.
 func TestRevocationFeedRetention(t *testing.T) {
 	ctx := context.Background()
-	x := newFeedFixture(t, token.FeedOptions{})
-	tok, c, err := token.NewIssuer("", x.signer, x.clock.Now).Issue(time.Hour)
+	x := newFeedFixture(t, feedOptions{})
+	tok, c, err := issue.New(x.signer, issue.WithClock(x.clock.Now)).Issue(time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -588,7 +589,7 @@ func TestRevocationFeedRetention(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			x.server.setServe(func(uint64) string { return tt.doc })
 			defer x.server.setServe(nil)
-			feed := token.NewRevocationFeed(x.server.url, feedJWKS(t, x.signer), token.FeedOptions{Now: x.clock.Now})
+			feed := token.NewVerifier(feedJWKS(t, x.signer), token.WithClock(x.clock.Now), token.WithFeed(x.server.url)).Feed()
 			if err := feed.Sync(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -610,7 +611,7 @@ func TestRevocationFeedRetention(t *testing.T) {
 func TestRevocationFeedColdStart(t *testing.T) {
 	a := uuid.New()
 	t.Run("waits for the first sync", func(t *testing.T) {
-		x := newFeedFixture(t, token.FeedOptions{})
+		x := newFeedFixture(t, feedOptions{})
 		x.server.revoke(feedT0.Add(time.Hour), a)
 		release := make(chan struct{})
 		x.server.setServe(func(since uint64) string {
@@ -637,7 +638,7 @@ func TestRevocationFeedColdStart(t *testing.T) {
 		}
 	})
 	t.Run("bounded by the context", func(t *testing.T) {
-		x := newFeedFixture(t, token.FeedOptions{})
+		x := newFeedFixture(t, feedOptions{})
 		release := make(chan struct{})
 		defer close(release)
 		x.server.setServe(func(since uint64) string { <-release; return "" })
@@ -652,7 +653,7 @@ func TestRevocationFeedColdStart(t *testing.T) {
 		}
 	})
 	t.Run("nobody syncs", func(t *testing.T) {
-		x := newFeedFixture(t, token.FeedOptions{})
+		x := newFeedFixture(t, feedOptions{})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if revoked, err := x.feed.IsRevoked(ctx, a); !revoked || !errors.Is(err, token.ErrStale) || ctx.Err() != nil {
@@ -675,4 +676,45 @@ func (f *feedServer) requestsSoFar() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.requests)
+}
+
+// feedOptions are the settings of a test feed: those of the Verifier that
+// owns it (Now, Leeway) and the feed's own.
+type feedOptions struct {
+	Client       *http.Client
+	Interval     time.Duration
+	MaxStaleness time.Duration
+	ServeStale   bool
+	File         string
+	Leeway       time.Duration
+	MaxSize      int64
+	Now          func() time.Time
+}
+
+// newFeed returns the feed of a Verifier over keys configured by o.
+func newFeed(url string, keys token.KeySource, o feedOptions) *token.RevocationFeed {
+	vopts := []token.Option{token.WithLeeway(o.Leeway)}
+	if o.Now != nil {
+		vopts = append(vopts, token.WithClock(o.Now))
+	}
+	var fopts []token.FeedOption
+	if o.Client != nil {
+		fopts = append(fopts, token.WithFeedClient(o.Client))
+	}
+	if o.Interval != 0 {
+		fopts = append(fopts, token.WithFeedInterval(o.Interval))
+	}
+	if o.MaxStaleness != 0 {
+		fopts = append(fopts, token.WithMaxStaleness(o.MaxStaleness))
+	}
+	if o.ServeStale {
+		fopts = append(fopts, token.WithServeStale())
+	}
+	if o.File != "" {
+		fopts = append(fopts, token.WithFeedFile(o.File))
+	}
+	if o.MaxSize != 0 {
+		fopts = append(fopts, token.WithFeedMaxSize(o.MaxSize))
+	}
+	return token.NewVerifier(keys, append(vopts, token.WithFeed(url, fopts...))...).Feed()
 }

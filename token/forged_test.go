@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/internal/jose"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/token"
 )
@@ -68,18 +69,18 @@ func TestForgedRevocationsCostLittle(t *testing.T) {
 		header map[string]any
 		want   error
 	}{
-		{"known kid, forged signature", map[string]any{"alg": "EdDSA", "kid": s.key.ID, "typ": token.RevocationsType}, token.ErrSignature},
-		{"unknown kid", map[string]any{"alg": "EdDSA", "kid": "nobody", "typ": token.RevocationsType}, token.ErrUnknownKey},
-		{"alg none", map[string]any{"alg": "none", "kid": s.key.ID, "typ": token.RevocationsType}, token.ErrSignature},
-		{"a token's typ", map[string]any{"alg": "EdDSA", "kid": s.key.ID, "typ": token.Type}, token.ErrType},
-		{"another key's algorithm", map[string]any{"alg": "ES256", "kid": s.key.ID, "typ": token.RevocationsType}, token.ErrAlgorithm},
+		{"known kid, forged signature", map[string]any{"alg": "EdDSA", "kid": s.key.ID, "typ": jose.TypeRevocations}, token.ErrSignature},
+		{"unknown kid", map[string]any{"alg": "EdDSA", "kid": "nobody", "typ": jose.TypeRevocations}, token.ErrUnknownKey},
+		{"alg none", map[string]any{"alg": "none", "kid": s.key.ID, "typ": jose.TypeRevocations}, token.ErrSignature},
+		{"a token's typ", map[string]any{"alg": "EdDSA", "kid": s.key.ID, "typ": jose.TypeSession}, token.ErrType},
+		{"another key's algorithm", map[string]any{"alg": "ES256", "kid": s.key.ID, "typ": jose.TypeRevocations}, token.ErrAlgorithm},
 	}
 	const allowed = 1 << 20
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			doc := forgedDocument(t, tt.header, size)
 			var err error
-			got := allocated(func() { _, err = token.ParseRevocations(ctx, doc, set, now) })
+			got := allocated(func() { _, err = token.NewVerifier(set, now).ParseRevocations(ctx, doc) })
 			if !errors.Is(err, token.ErrFeed) || !errors.Is(err, tt.want) {
 				t.Fatalf("ParseRevocations(forged) error = %v, want ErrFeed and %v", err, tt.want)
 			}
@@ -96,7 +97,7 @@ func TestForgedRevocationsCostLittle(t *testing.T) {
 		strings.NewReader(doc).WriteTo(w)
 	}))
 	defer srv.Close()
-	feed := token.NewRevocationFeed(srv.URL, set, token.FeedOptions{Now: func() time.Time { return feedT0.Add(time.Second) }})
+	feed := token.NewVerifier(set, token.WithClock(func() time.Time { return feedT0.Add(time.Second) }), token.WithFeed(srv.URL)).Feed()
 	var err error
 	got := allocated(func() { err = feed.Sync(ctx) })
 	if !errors.Is(err, token.ErrSignature) {
@@ -122,7 +123,7 @@ func TestRevocationsTooLarge(t *testing.T) {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, doc) }))
 	defer srv.Close()
-	feed := token.NewRevocationFeed(srv.URL, set, token.FeedOptions{Now: now, MaxSize: max})
+	feed := token.NewVerifier(set, token.WithClock(now), token.WithFeed(srv.URL, token.WithFeedMaxSize(max))).Feed()
 	for what, err := range map[string]error{"Sync()": feed.Sync(ctx), "Load()": feed.Load(ctx, path)} {
 		if !errors.Is(err, token.ErrFeed) || !errors.Is(err, token.ErrTooLarge) || !strings.Contains(err.Error(), "MaxSize") {
 			t.Errorf("%s of a %d KiB document, MaxSize %d KiB: error = %v, want ErrFeed and ErrTooLarge naming MaxSize", what, len(doc)>>10, max>>10, err)

@@ -7,13 +7,14 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
 	"os"
 	"slices"
+
+	"github.com/sessiond/sessiond/internal/jose"
 )
 
 // PublicKey is one verification key: its id, its JOSE algorithm and the
@@ -25,60 +26,7 @@ type PublicKey struct {
 	Key       crypto.PublicKey
 }
 
-// jwk is the JSON form of a public key (RFC 7517, RFC 7518 §6, RFC 8037).
-type jwk struct {
-	Kty string `json:"kty"`
-	Use string `json:"use,omitempty"`
-	Alg string `json:"alg,omitempty"`
-	Kid string `json:"kid,omitempty"`
-	Crv string `json:"crv,omitempty"`
-	X   string `json:"x,omitempty"`
-	Y   string `json:"y,omitempty"`
-	N   string `json:"n,omitempty"`
-	E   string `json:"e,omitempty"`
-
-	// Private members: never written; a set that has them is refused.
-	D  string `json:"d,omitempty"`
-	P  string `json:"p,omitempty"`
-	Q  string `json:"q,omitempty"`
-	DP string `json:"dp,omitempty"`
-	DQ string `json:"dq,omitempty"`
-	QI string `json:"qi,omitempty"`
-}
-
-type jwkSet struct {
-	Keys []jwk `json:"keys"`
-}
-
-var b64 = base64.RawURLEncoding
-
-// MarshalJWKS returns the JWK Set (RFC 7517 §5) of keys: public members
-// only, each with "kid", "alg" and "use": "sig".
-func MarshalJWKS(keys []PublicKey) ([]byte, error) {
-	set := jwkSet{Keys: make([]jwk, 0, len(keys))}
-	for _, k := range keys {
-		j := jwk{Use: "sig", Alg: k.Algorithm, Kid: k.ID}
-		switch pub := k.Key.(type) {
-		case ed25519.PublicKey:
-			j.Kty, j.Crv, j.X = "OKP", "Ed25519", b64.EncodeToString(pub)
-		case *ecdsa.PublicKey:
-			point, err := pub.Bytes()
-			if err != nil || pub.Curve != elliptic.P256() {
-				return nil, fmt.Errorf("jwks: key %s: only P-256 ECDSA keys are supported", k.ID)
-			}
-			j.Kty, j.Crv = "EC", "P-256"
-			j.X, j.Y = b64.EncodeToString(point[1:33]), b64.EncodeToString(point[33:])
-		case *rsa.PublicKey:
-			j.Kty = "RSA"
-			j.N = b64.EncodeToString(pub.N.Bytes())
-			j.E = b64.EncodeToString(big.NewInt(int64(pub.E)).Bytes())
-		default:
-			return nil, fmt.Errorf("jwks: key %s: unsupported key type %T", k.ID, k.Key)
-		}
-		set.Keys = append(set.Keys, j)
-	}
-	return json.Marshal(set)
-}
+var b64 = jose.B64
 
 // JWKS is a fixed set of verification keys; it is a [KeySource].
 type JWKS struct {
@@ -91,16 +39,13 @@ type JWKS struct {
 // keys); a set of more is refused rather than searched.
 const MaxJWKSKeys = 1000
 
-// ErrJWKS means a JWK Set could not be used.
-var ErrJWKS = errors.New("invalid JWK set")
-
 // ParseJWKS parses a JWK Set. Keys for other uses ("use" other than "sig")
 // and of unknown types are skipped; a key with private members, without a
 // "kid", with an algorithm that does not fit it, or with bad parameters makes
 // the whole set an error, since it cannot be what the issuer meant to publish.
 // So does a set of more than [MaxJWKSKeys] keys.
 func ParseJWKS(data []byte) (*JWKS, error) {
-	var set jwkSet
+	var set jose.JWKSet
 	if err := json.Unmarshal(data, &set); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrJWKS, err)
 	}
@@ -121,7 +66,7 @@ func ParseJWKS(data []byte) (*JWKS, error) {
 		if j.Kid == "" {
 			return nil, fmt.Errorf("%w: key %d has no kid", ErrJWKS, i)
 		}
-		k, err := j.publicKey()
+		k, err := publicKey(j)
 		if errors.Is(err, errUnsupportedKey) {
 			continue
 		}
@@ -148,7 +93,7 @@ func LoadJWKS(path string) (*JWKS, error) {
 
 var errUnsupportedKey = errors.New("unsupported key type")
 
-func (j jwk) publicKey() (PublicKey, error) {
+func publicKey(j jose.JWK) (PublicKey, error) {
 	k := PublicKey{ID: j.Kid, Algorithm: j.Alg}
 	var want string // the only algorithm the key type allows
 	switch {

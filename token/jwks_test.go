@@ -18,6 +18,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/token"
 )
@@ -26,7 +27,7 @@ var algorithms = []keys.Algorithm{keys.EdDSA, keys.ES256, keys.RS256}
 
 // publicKey generates a key of alg and returns its public half as the
 // token package sees it.
-func publicKey(t *testing.T, alg keys.Algorithm) token.PublicKey {
+func publicKey(t testing.TB, alg keys.Algorithm) token.PublicKey {
 	t.Helper()
 	k, err := keys.Generate(alg, 0, t0, t0)
 	if err != nil {
@@ -35,9 +36,9 @@ func publicKey(t *testing.T, alg keys.Algorithm) token.PublicKey {
 	return token.PublicKey{ID: k.ID, Algorithm: string(k.Algorithm), Key: k.Public()}
 }
 
-func marshal(t *testing.T, pubs ...token.PublicKey) []byte {
+func marshal(t testing.TB, pubs ...token.PublicKey) []byte {
 	t.Helper()
-	data, err := token.MarshalJWKS(pubs)
+	data, err := issue.MarshalJWKS(pubs)
 	if err != nil {
 		t.Fatalf("MarshalJWKS() error = %v", err)
 	}
@@ -126,7 +127,7 @@ func TestThumbprintIsKid(t *testing.T) {
 }
 
 // jwkOf returns the single JWK of pub as a mutable map.
-func jwkOf(t *testing.T, pub token.PublicKey) map[string]any {
+func jwkOf(t testing.TB, pub token.PublicKey) map[string]any {
 	t.Helper()
 	var doc struct{ Keys []map[string]any }
 	if err := json.Unmarshal(marshal(t, pub), &doc); err != nil {
@@ -135,7 +136,7 @@ func jwkOf(t *testing.T, pub token.PublicKey) map[string]any {
 	return doc.Keys[0]
 }
 
-func setOf(t *testing.T, jwks ...map[string]any) []byte {
+func setOf(t testing.TB, jwks ...map[string]any) []byte {
 	t.Helper()
 	data, err := json.Marshal(map[string]any{"keys": jwks})
 	if err != nil {
@@ -159,7 +160,17 @@ func with(m map[string]any, kv ...any) map[string]any {
 	return out
 }
 
-func TestParseJWKSRefuses(t *testing.T) {
+// jwksRefusal is a JWK Set that ParseJWKS must refuse, saying want.
+type jwksRefusal struct {
+	name string
+	data []byte
+	want string // in the error
+}
+
+// jwksRefusals is the table of TestParseJWKSRefuses, which also seeds
+// FuzzParseJWKS.
+func jwksRefusals(t testing.TB) []jwksRefusal {
+	t.Helper()
 	b64 := base64.RawURLEncoding.EncodeToString
 	ed := jwkOf(t, publicKey(t, keys.EdDSA))
 	ec := jwkOf(t, publicKey(t, keys.ES256))
@@ -174,11 +185,7 @@ func TestParseJWKSRefuses(t *testing.T) {
 	}
 	weakJWK := with(rs, "n", b64(weak.N.Bytes()))
 
-	tests := []struct {
-		name string
-		data []byte
-		want string // in the error
-	}{
+	return []jwksRefusal{
 		{"not JSON", []byte(`{"keys": [`), "invalid JWK set"},
 		{"no keys member", []byte(`{}`), `no "keys"`},
 		{"private d on OKP", setOf(t, with(ed, "d", ed["x"])), "private"},
@@ -207,7 +214,10 @@ func TestParseJWKSRefuses(t *testing.T) {
 		{"RSA exponent 1", setOf(t, with(rs, "e", b64([]byte{1}))), "weak"},
 		{"RSA no exponent", setOf(t, with(rs, "e", nil)), "bad n or e"},
 	}
-	for _, tt := range tests {
+}
+
+func TestParseJWKSRefuses(t *testing.T) {
+	for _, tt := range jwksRefusals(t) {
 		t.Run(tt.name, func(t *testing.T) {
 			set, err := token.ParseJWKS(tt.data)
 			if !errors.Is(err, token.ErrJWKS) || !strings.Contains(err.Error(), tt.want) {
@@ -262,7 +272,7 @@ func TestMarshalJWKSRefuses(t *testing.T) {
 		"private key": edPriv,
 		"string":      "secret",
 	} {
-		if data, err := token.MarshalJWKS([]token.PublicKey{{ID: "k", Algorithm: "ES256", Key: key}}); err == nil {
+		if data, err := issue.MarshalJWKS([]token.PublicKey{{ID: "k", Algorithm: "ES256", Key: key}}); err == nil {
 			t.Errorf("MarshalJWKS(%s) = %s, want an error", name, data)
 		}
 	}
@@ -314,4 +324,36 @@ func TestParseJWKSSize(t *testing.T) {
 	if _, err := token.ParseJWKS([]byte(dup)); err == nil || !strings.Contains(err.Error(), "kid key-0 appears twice") {
 		t.Errorf("ParseJWKS(duplicate kid) error = %v, want kid key-0 appears twice", err)
 	}
+}
+
+// FuzzParseJWKS: whatever the input, ParseJWKS returns a set or an error
+// matching ErrJWKS, never panics, and a set it returns holds only keys that
+// answer VerificationKey under their own id and algorithm. Seeded from the
+// refusal table and from sets it accepts.
+func FuzzParseJWKS(f *testing.F) {
+	for _, tt := range jwksRefusals(f) {
+		f.Add(tt.data)
+	}
+	f.Add(setOf(f, jwkOf(f, publicKey(f, keys.EdDSA)), jwkOf(f, publicKey(f, keys.ES256)), jwkOf(f, publicKey(f, keys.RS256))))
+	f.Add([]byte(`{"keys":[]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		set, err := token.ParseJWKS(data)
+		if err != nil {
+			if set != nil || !errors.Is(err, token.ErrJWKS) {
+				t.Fatalf("ParseJWKS() = %v, %v; want nil and an error matching ErrJWKS", set, err)
+			}
+			return
+		}
+		for _, k := range set.Keys() {
+			alg, key, err := set.VerificationKey(context.Background(), k.ID)
+			if err != nil || alg != k.Algorithm || !reflect.DeepEqual(key, k.Key) {
+				t.Fatalf("VerificationKey(%q) = %q, %v, %v; want %q and the key", k.ID, alg, key, err, k.Algorithm)
+			}
+			switch alg {
+			case "EdDSA", "ES256", "RS256":
+			default:
+				t.Fatalf("key %q has algorithm %q", k.ID, alg)
+			}
+		}
+	})
 }

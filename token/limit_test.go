@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/token"
 )
 
@@ -33,7 +34,7 @@ func (g *gatedKeys) VerificationKey(ctx context.Context, kid string) (string, cr
 func TestConcurrencyLimit(t *testing.T) {
 	c := &clock{t0}
 	ring := newKeyring(t, c)
-	iss := token.NewIssuer("", ring, c.Now)
+	iss := issue.New(ring, issue.WithClock(c.Now))
 	var toks [3]string
 	for i := range toks {
 		toks[i], _, _ = iss.Issue(time.Hour)

@@ -13,21 +13,37 @@ import (
 	"time"
 )
 
-// RemoteOptions configures a [RemoteJWKS]. The zero value is usable.
-type RemoteOptions struct {
-	// Client fetches the set; nil means a client with a 10-second timeout.
-	Client *http.Client
-	// DefaultMaxAge is how long a fetched set stays fresh when the response
-	// has no Cache-Control max-age; 0 means 5 minutes.
+// remoteConfig is what the [RemoteOption]s set.
+type remoteConfig struct {
+	Client        *http.Client
 	DefaultMaxAge time.Duration
-	// MinInterval is the least time between two fetches, whatever the
-	// cause (an expired copy or a token with an unknown kid); 0 means 10
-	// seconds. It keeps a flood of tokens with made-up key ids from
-	// turning into a flood of requests.
-	MinInterval time.Duration
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	MinInterval   time.Duration
+	Now           func() time.Time
 }
+
+// A RemoteOption configures a [RemoteJWKS].
+type RemoteOption func(*remoteConfig)
+
+// WithJWKSClient sets the client that fetches the set (default: one with a
+// 10-second timeout).
+func WithJWKSClient(c *http.Client) RemoteOption { return func(o *remoteConfig) { o.Client = c } }
+
+// WithJWKSMaxAge sets how long a fetched set stays fresh when the response
+// has no Cache-Control max-age (default 5 minutes).
+func WithJWKSMaxAge(d time.Duration) RemoteOption {
+	return func(o *remoteConfig) { o.DefaultMaxAge = d }
+}
+
+// WithJWKSMinInterval sets the least time between two fetches, whatever the
+// cause (an expired copy or a token with an unknown kid; default 10
+// seconds). It keeps a flood of tokens with made-up key ids from turning
+// into a flood of requests.
+func WithJWKSMinInterval(d time.Duration) RemoteOption {
+	return func(o *remoteConfig) { o.MinInterval = d }
+}
+
+// WithJWKSClock sets the clock that ages the set (default time.Now).
+func WithJWKSClock(now func() time.Time) RemoteOption { return func(o *remoteConfig) { o.Now = now } }
 
 // maxJWKSSize bounds a fetched JWK Set.
 const maxJWKSSize = 1 << 20
@@ -35,7 +51,7 @@ const maxJWKSSize = 1 << 20
 // A RemoteJWKS is a [KeySource] that fetches a JWK Set over HTTP, such as
 // sessiond's /.well-known/jwks.json. It keeps the set for as long as the
 // response's Cache-Control max-age allows, revalidates with If-None-Match,
-// and fetches again (no more often than MinInterval) when a token names a
+// and fetches again (no more often than [WithJWKSMinInterval] allows) when a token names a
 // key id it does not know, so that a newly published key is found at once.
 //
 // A key in the set held answers at once, whatever the network does: when
@@ -44,14 +60,14 @@ const maxJWKSSize = 1 << 20
 // and the look-up does not wait for it. Only a look-up that the set held
 // cannot answer waits for a fetch, and never longer than its context: the
 // first ones, before any set was fetched, and those of a key id not in the
-// set (when MinInterval allows a fetch).
+// set (when the minimum interval allows a fetch).
 //
 // When a fetch fails, the last good set stays in use and the failure is
-// retried after MinInterval: a verifier keeps working through a server
+// retried after that interval: a verifier keeps working through a server
 // outage. Until a first fetch succeeds, every look-up fails.
 type RemoteJWKS struct {
 	url  string
-	opts RemoteOptions
+	opts remoteConfig
 
 	mu       sync.Mutex // guards inflight
 	inflight *remoteFetch
@@ -72,7 +88,11 @@ type remoteState struct {
 
 // NewRemoteJWKS returns a key source for the JWK Set at url. It fetches
 // nothing until the first look-up (or [RemoteJWKS.Refresh]).
-func NewRemoteJWKS(url string, opts RemoteOptions) *RemoteJWKS {
+func NewRemoteJWKS(url string, options ...RemoteOption) *RemoteJWKS {
+	var opts remoteConfig
+	for _, opt := range options {
+		opt(&opts)
+	}
 	if opts.Client == nil {
 		opts.Client = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -114,7 +134,7 @@ func (r *RemoteJWKS) VerificationKey(ctx context.Context, kid string) (string, c
 	return st.set.VerificationKey(ctx, kid)
 }
 
-// Refresh fetches the set now (subject to MinInterval; a fetch already
+// Refresh fetches the set now (subject to the minimum interval; a fetch already
 // running is waited for rather than repeated) and returns the error of the
 // latest attempt, or ctx's if it ends first.
 func (r *RemoteJWKS) Refresh(ctx context.Context) error {
@@ -139,7 +159,7 @@ func (r *RemoteJWKS) wait(ctx context.Context, f *remoteFetch) error {
 
 // startFetch starts a fetch in the background unless one is running (it
 // returns that one), another goroutine has replaced seen meanwhile, or the
-// last attempt was less than MinInterval ago (it returns nil).
+// last attempt was less than the minimum interval ago (it returns nil).
 func (r *RemoteJWKS) startFetch(seen *remoteState) *remoteFetch {
 	r.mu.Lock()
 	defer r.mu.Unlock()

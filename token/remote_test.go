@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
-	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/publish"
 	"github.com/sessiond/sessiond/token"
 )
 
@@ -64,7 +65,7 @@ func (s *jwksServer) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "broken", s.status)
 		return
 	}
-	body, err := token.MarshalJWKS(s.keys)
+	body, err := issue.MarshalJWKS(s.keys)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -144,7 +145,7 @@ func wantRequests(t *testing.T, s *jwksServer, want int) {
 func TestRemoteJWKSCachesAndRevalidates(t *testing.T) {
 	pub := publicKey(t, keys.EdDSA)
 	var requests, conditional, notModified atomic.Int32
-	h := rpc.NewJWKSHandler(func() []token.PublicKey { return []token.PublicKey{pub} }, time.Minute, nil)
+	h := publish.NewJWKSHandler(func() []token.PublicKey { return []token.PublicKey{pub} }, time.Minute, nil)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
 		if r.Header.Get("If-None-Match") != "" {
@@ -159,7 +160,7 @@ func TestRemoteJWKSCachesAndRevalidates(t *testing.T) {
 	defer srv.Close()
 
 	clk := newAtomicClock(t0)
-	r := token.NewRemoteJWKS(srv.URL+"/.well-known/jwks.json", token.RemoteOptions{Now: clk.Now, MinInterval: time.Second})
+	r := token.NewRemoteJWKS(srv.URL+"/.well-known/jwks.json", token.WithJWKSClock(clk.Now), token.WithJWKSMinInterval(time.Second))
 	for range 100 {
 		mustFind(t, r, pub.ID)
 	}
@@ -206,7 +207,7 @@ func TestRemoteJWKSUnknownKid(t *testing.T) {
 	s := newJWKSServer(t, old)
 	clk := newAtomicClock(t0)
 	const minInterval = 10 * time.Second
-	r := token.NewRemoteJWKS(s.url(), token.RemoteOptions{Now: clk.Now, MinInterval: minInterval})
+	r := token.NewRemoteJWKS(s.url(), token.WithJWKSClock(clk.Now), token.WithJWKSMinInterval(minInterval))
 	mustFind(t, r, old.ID)
 	wantRequests(t, s, 1)
 
@@ -260,7 +261,7 @@ func TestRemoteJWKSKeepsLastGoodSet(t *testing.T) {
 	pub := publicKey(t, keys.RS256)
 	s := newJWKSServer(t, pub)
 	clk := newAtomicClock(t0)
-	r := token.NewRemoteJWKS(s.url(), token.RemoteOptions{Now: clk.Now, MinInterval: time.Second})
+	r := token.NewRemoteJWKS(s.url(), token.WithJWKSClock(clk.Now), token.WithJWKSMinInterval(time.Second))
 	mustFind(t, r, pub.ID)
 
 	s.set(func(s *jwksServer) { s.status = http.StatusInternalServerError })
@@ -301,7 +302,7 @@ func TestRemoteJWKSKeepsLastGoodSet(t *testing.T) {
 func TestRemoteJWKSFailsClosed(t *testing.T) {
 	c := &clock{t0}
 	ring := newKeyring(t, c)
-	tok, _, err := token.NewIssuer("", ring, c.Now).Issue(time.Hour)
+	tok, _, err := issue.New(ring, issue.WithClock(c.Now)).Issue(time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +318,7 @@ func TestRemoteJWKSFailsClosed(t *testing.T) {
 		"bad URL":            "http://[::1",
 	} {
 		t.Run(name, func(t *testing.T) {
-			r := token.NewRemoteJWKS(url, token.RemoteOptions{Now: c.Now, MinInterval: time.Millisecond})
+			r := token.NewRemoteJWKS(url, token.WithJWKSClock(c.Now), token.WithJWKSMinInterval(time.Millisecond))
 			if err := lookup(t, r, kid); err == nil {
 				t.Fatal("VerificationKey() error = nil, want one")
 			}
@@ -332,7 +333,7 @@ func TestRemoteJWKSFailsClosed(t *testing.T) {
 func TestRemoteJWKSBadBodies(t *testing.T) {
 	pub := publicKey(t, keys.ES256)
 	const limit = 1 << 20
-	body, err := token.MarshalJWKS([]token.PublicKey{pub})
+	body, err := issue.MarshalJWKS([]token.PublicKey{pub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +352,7 @@ func TestRemoteJWKSBadBodies(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newJWKSServer(t, pub)
 			s.padding, s.status = tt.padding, tt.status
-			r := token.NewRemoteJWKS(s.url(), token.RemoteOptions{})
+			r := token.NewRemoteJWKS(s.url())
 			err := lookup(t, r, pub.ID)
 			switch {
 			case tt.wantErr == "" && err != nil:
@@ -366,7 +367,7 @@ func TestRemoteJWKSBadBodies(t *testing.T) {
 	// replace a good one.
 	s := newJWKSServer(t, pub)
 	clk := newAtomicClock(t0)
-	r := token.NewRemoteJWKS(s.url(), token.RemoteOptions{Now: clk.Now, MinInterval: time.Second})
+	r := token.NewRemoteJWKS(s.url(), token.WithJWKSClock(clk.Now), token.WithJWKSMinInterval(time.Second))
 	if err := r.Refresh(context.Background()); err != nil {
 		t.Fatalf("Refresh() error = %v", err)
 	}
@@ -412,9 +413,7 @@ func TestRemoteJWKSCacheControl(t *testing.T) {
 			s.cacheControl = tt.cacheControl
 			clk := newAtomicClock(t0)
 			const minInterval = time.Second
-			r := token.NewRemoteJWKS(s.url(), token.RemoteOptions{
-				Now: clk.Now, MinInterval: minInterval, DefaultMaxAge: 3 * time.Minute,
-			})
+			r := token.NewRemoteJWKS(s.url(), token.WithJWKSClock(clk.Now), token.WithJWKSMinInterval(minInterval), token.WithJWKSMaxAge(3*time.Minute))
 			mustFind(t, r, pub.ID)
 			mustFind(t, r, pub.ID) // MinInterval has not passed
 			wantRequests(t, s, 1)

@@ -6,19 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-)
 
-// Type is the "typ" header of every session token (RFC 8725 §3.11: explicit
-// typing, so that no other kind of JWT the same keys sign can pass as one).
-const Type = "session+jwt"
+	"github.com/sessiond/sessiond/internal/jose"
+)
 
 // DefaultIssuer is the "iss" claim when none is configured.
 const DefaultIssuer = "sessiond"
@@ -36,12 +31,6 @@ type Claims struct {
 	Expires  time.Time // exp
 }
 
-// SigningKeys gives the key that signs new tokens: its id, its JOSE
-// algorithm name and the private key. keys.Keyring implements it.
-type SigningKeys interface {
-	SigningKey() (kid, alg string, key crypto.Signer, err error)
-}
-
 // KeySource finds the public key that verifies tokens signed under kid, with
 // its JOSE algorithm name; tokens are only accepted under that algorithm.
 // An unknown kid is an error; a failure to get the keys at all is an error
@@ -57,112 +46,29 @@ type RevocationChecker interface {
 	IsRevoked(ctx context.Context, id uuid.UUID) (bool, error)
 }
 
-// An Issuer signs new session tokens with the active key. It is safe for
-// concurrent use.
-type Issuer struct {
-	keys    SigningKeys
-	name    string
-	issJSON []byte // name as a JSON string
-	now     func() time.Time
-	header  atomic.Pointer[headerSegment] // of the key that signed last
-}
-
-// headerSegment is the encoded JOSE header for one key: it only changes
-// when the active key does, so it is made once per key.
-type headerSegment struct {
-	kid, alg, encoded string
-}
-
-// NewIssuer returns an Issuer that puts name in the "iss" claim (empty means
-// DefaultIssuer) and signs with keys. now is the clock (nil: time.Now).
-func NewIssuer(name string, keys SigningKeys, now func() time.Time) *Issuer {
-	if name == "" {
-		name = DefaultIssuer
-	}
-	if now == nil {
-		now = time.Now
-	}
-	issJSON, _ := json.Marshal(name) // a string always encodes
-	return &Issuer{keys: keys, name: name, issJSON: issJSON, now: now}
-}
-
-// Issue signs a token valid for lifetime (whole seconds) from now.
-//
-// The signing input is assembled here rather than by jwt.Token.SignedString,
-// which marshals a header map and a claims struct through reflection on
-// every call; the signature goes through the crypto.Signer interface, as
-// for revocation documents (keys.Key's signer is opaque, so that it never
-// prints). On the verifying side the claims are checked by golang-jwt's
-// Validator.
-func (i *Issuer) Issue(lifetime time.Duration) (string, Claims, error) {
-	kid, alg, key, err := i.keys.SigningKey()
-	if err != nil {
-		return "", Claims{}, fmt.Errorf("issue token: %w", err)
-	}
-	method := jwt.GetSigningMethod(alg)
-	if method == nil {
-		return "", Claims{}, fmt.Errorf("issue token: unsupported algorithm %q", alg)
-	}
-	id, err := uuid.NewRandom()
-	if err != nil {
-		return "", Claims{}, fmt.Errorf("issue token: %w", err)
-	}
-	c := Claims{
-		ID:       id,
-		KeyID:    kid,
-		Issuer:   i.name,
-		IssuedAt: i.now().UTC().Truncate(time.Second),
-	}
-	c.Expires = c.IssuedAt.Add(lifetime.Truncate(time.Second))
-
-	var scratch [160]byte
-	claims := append(scratch[:0], `{"iss":`...)
-	claims = append(claims, i.issJSON...)
-	claims = append(claims, `,"exp":`...)
-	claims = strconv.AppendInt(claims, c.Expires.Unix(), 10)
-	claims = append(claims, `,"iat":`...)
-	claims = strconv.AppendInt(claims, c.IssuedAt.Unix(), 10)
-	claims = append(claims, `,"jti":"`...)
-	claims = append(claims, id.String()...)
-	claims = append(claims, `"}`...)
-
-	tok := make([]byte, 0, 512)
-	tok = append(tok, i.headerFor(kid, alg)...)
-	tok = append(tok, '.')
-	tok = b64.AppendEncode(tok, claims)
-	sig, err := sign(alg, key, tok)
-	if err != nil {
-		return "", Claims{}, fmt.Errorf("issue token: %w", err)
-	}
-	tok = append(tok, '.')
-	tok = b64.AppendEncode(tok, sig)
-	return string(tok), c, nil
-}
-
-// headerFor returns the encoded header {"alg":…,"kid":…,"typ":"session+jwt"}.
-func (i *Issuer) headerFor(kid, alg string) string {
-	if h := i.header.Load(); h != nil && h.kid == kid && h.alg == alg {
-		return h.encoded
-	}
-	header, _ := json.Marshal(struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
-		Typ string `json:"typ"`
-	}{alg, kid, Type})
-	h := &headerSegment{kid: kid, alg: alg, encoded: b64.EncodeToString(header)}
-	i.header.Store(h)
-	return h.encoded
-}
-
 // A Verifier checks session tokens: size, signature under the key named by
 // "kid" with that key's algorithm only, "typ", "exp" (required), "iat" (not
-// in the future), "nbf", "iss", "aud" when configured, and revocation when a
-// checker is configured. It is safe for concurrent use.
+// in the future), "nbf", "iss", and revocation when a checker or feed is
+// configured. It is safe for concurrent use.
+//
+// A session token is a JWS compact-serialised JWT (RFC 7519):
+//
+//	header:  {"alg":"EdDSA","kid":"<RFC 7638 thumbprint>","typ":"session+jwt"}
+//	claims:  {"iss":"sessiond","exp":1767225600,"iat":1764633600,"jti":"<UUID>"}
+//
+// Verification pins the algorithm to the key the "kid" names, whatever the
+// header's "alg" says, and never follows "jku", "x5u" or "jwk" headers.
+// Revocation documents ("typ" revocations+jwt, see [RevocationList]) go
+// through the same check, and neither kind passes for the other.
 type Verifier struct {
 	keys       KeySource
 	revocation RevocationChecker
+	feed       *RevocationFeed     // of WithFeed; nil without
+	checkers   []RevocationChecker // revocation, then feed, those set
+	wantFeed   bool
+	feedURL    string
+	feedOpts   []FeedOption
 	issuer     string
-	audience   string
 	leeway     time.Duration
 	now        func() time.Time
 	validator  *jwt.Validator // of the claims of a token whose signature verified
@@ -178,23 +84,33 @@ type Option func(*Verifier)
 // WithIssuer sets the required "iss" claim (empty: DefaultIssuer).
 func WithIssuer(iss string) Option { return func(v *Verifier) { v.issuer = iss } }
 
-// WithAudience requires the "aud" claim to contain aud.
-func WithAudience(aud string) Option { return func(v *Verifier) { v.audience = aud } }
-
-// WithLeeway allows for clock skew when checking "exp", "iat" and "nbf".
+// WithLeeway allows for clock skew when checking "exp", "iat" and "nbf",
+// and the "iat" of revocation documents.
 func WithLeeway(d time.Duration) Option { return func(v *Verifier) { v.leeway = d } }
 
-// WithClock sets the clock (default time.Now).
+// WithClock sets the clock (default time.Now), for tokens and for the
+// revocation feed alike.
 func WithClock(now func() time.Time) Option { return func(v *Verifier) { v.now = now } }
 
 // WithRevocation makes Verify consult rc for every token that is otherwise
-// valid. If rc has a method Retention() time.Duration, as a
-// [RevocationFeed] does, a token is expired once exp + min(leeway,
-// Retention()) has passed: the leeway never outlasts rc's knowledge.
+// valid (and the feed too, with [WithFeed]). If rc has a method
+// Retention() time.Duration, as a [RevocationFeed] does, a token is expired
+// once exp + min(leeway, Retention()) has passed: the leeway never outlasts
+// rc's knowledge.
 func WithRevocation(rc RevocationChecker) Option { return func(v *Verifier) { v.revocation = rc } }
 
+// WithFeed gives the Verifier a [RevocationFeed] that follows the
+// revocation feed at url (sessiond's GET /revocations; empty for a feed
+// that only loads files) and that Verify consults for every token that is
+// otherwise valid. The feed verifies its documents with the Verifier's own
+// key source, issuer, leeway and clock, so that the two cannot disagree;
+// opts configure the rest. [Verifier.Feed] returns it, to run or load.
+func WithFeed(url string, opts ...FeedOption) Option {
+	return func(v *Verifier) { v.wantFeed, v.feedURL, v.feedOpts = true, url, opts }
+}
+
 // WithCache sets how many verified tokens the Verifier remembers, so that
-// verifying one again skips the signature check (default DefaultCacheSize;
+// verifying one again skips the signature check (default [DefaultCacheSize];
 // 0 turns the cache off). A remembered token is still checked on every call
 // against the clock, the key source (a removed key takes effect at once) and
 // the revocation checker.
@@ -222,10 +138,18 @@ func NewVerifier(keys KeySource, opts ...Option) *Verifier {
 		opt(v)
 	}
 	if v.issuer == "" {
-		// As for NewIssuer. golang-jwt would take "" as "any iss, or none".
+		// As for issue.New. golang-jwt would take "" as "any iss, or none".
 		v.issuer = DefaultIssuer
 	}
 	v.cache = newCache(v.cacheSize)
+	if v.revocation != nil {
+		v.checkers = append(v.checkers, v.revocation)
+	}
+	if v.wantFeed {
+		v.feed = newRevocationFeed(v.feedURL, v, v.feedOpts)
+		v.checkers = append(v.checkers, v.feed)
+		v.feedOpts = nil
+	}
 	v.validator = jwt.NewValidator(
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
@@ -236,8 +160,10 @@ func NewVerifier(keys KeySource, opts ...Option) *Verifier {
 	return v
 }
 
-// Leeway returns the clock-skew allowance.
-func (v *Verifier) Leeway() time.Duration { return v.leeway }
+// Feed returns the revocation feed of [WithFeed], nil without one. Verify
+// consults it; the caller runs it ([RevocationFeed.Run]) or loads and
+// syncs it by hand.
+func (v *Verifier) Feed() *RevocationFeed { return v.feed }
 
 // Verify checks s and returns its claims. A token that is not valid gives an
 // error matching [ErrInvalid] and, more precisely, one of the reasons in this
@@ -250,15 +176,15 @@ func (v *Verifier) Verify(ctx context.Context, s string) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	if v.revocation != nil {
-		revoked, err := v.revocation.IsRevoked(ctx, c.ID)
+	for _, rc := range v.checkers {
+		revoked, err := rc.IsRevoked(ctx, c.ID)
 		if err != nil {
 			return Claims{}, fmt.Errorf("check revocation: %w", err)
 		}
 		if revoked {
 			return Claims{}, ErrRevoked
 		}
-		if r, ok := v.revocation.(retentionReporter); ok {
+		if r, ok := rc.(retentionReporter); ok {
 			// Past exp + retain the id is off the list: whether the
 			// token was closed is unknowable, so it is expired here
 			// whatever the leeway.
@@ -278,11 +204,6 @@ type retentionReporter interface {
 	Retention() time.Duration
 }
 
-// VerifyIgnoringRevocation is Verify without the revocation check.
-func (v *Verifier) VerifyIgnoringRevocation(ctx context.Context, s string) (Claims, error) {
-	return v.verifySignature(ctx, s)
-}
-
 func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error) {
 	if len(s) > MaxSize {
 		return Claims{}, ErrTooLarge
@@ -300,7 +221,7 @@ func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error
 			return Claims{}, fmt.Errorf("wait to verify: %w", ctx.Err())
 		}
 	}
-	sj, err := v.verifyJWS(ctx, s, Type)
+	sj, err := v.verifyJWS(ctx, s, jose.TypeSession)
 	if err != nil {
 		return Claims{}, err
 	}
@@ -322,11 +243,6 @@ func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error
 	}
 	if rc.IssuedAt == nil {
 		return Claims{}, fmt.Errorf("%w: no iat", ErrMalformed)
-	}
-	// Checked here rather than by jwt.WithAudience, which calls a missing
-	// "aud" a missing claim rather than the wrong audience.
-	if v.audience != "" && !slices.Contains(rc.Audience, v.audience) {
-		return Claims{}, fmt.Errorf("%w: want %q, have %q", ErrAudience, v.audience, rc.Audience)
 	}
 	c := Claims{
 		ID:       id,
@@ -360,7 +276,7 @@ func (v *Verifier) verifyCached(ctx context.Context, s string, e cached) (Claims
 }
 
 // claims are the registered claims, read strictly: "exp", "iat" and "nbf",
-// when present, must be JSON integers from 0 to maxNumericDate, as Issue
+// when present, must be JSON integers from 0 to maxNumericDate, as issue.Issuer
 // writes them. golang-jwt alone also takes a string ("9999999999"), a
 // fraction or an exponent, and turns values past time.Time's range into
 // arbitrary times (1e300 "expired", 9.2e18 "never expires"); other JWT
@@ -432,16 +348,3 @@ func classify(err error) error {
 	}
 	return &detailed{ErrMalformed, err}
 }
-
-// detailed is a reason with the error that gave rise to it.
-type detailed struct{ reason, detail error }
-
-func (d *detailed) Error() string {
-	msg := d.detail.Error()
-	if strings.HasPrefix(msg, d.reason.Error()) {
-		return msg
-	}
-	return d.reason.Error() + ": " + msg
-}
-
-func (d *detailed) Unwrap() []error { return []error{d.reason, d.detail} }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/token"
 )
@@ -24,11 +25,11 @@ import (
 func TestKeysUnavailable(t *testing.T) {
 	c := &clock{t0}
 	ring := newKeyring(t, c)
-	tok, _, err := token.NewIssuer("", ring, c.Now).Issue(time.Hour)
+	tok, _, err := issue.New(ring, issue.WithClock(c.Now)).Issue(time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := token.NewVerifier(token.NewRemoteJWKS(deadURL(t), token.RemoteOptions{}), token.WithClock(c.Now))
+	v := token.NewVerifier(token.NewRemoteJWKS(deadURL(t)), token.WithClock(c.Now))
 	_, err = v.Verify(context.Background(), tok)
 	if !errors.Is(err, token.ErrKeysUnavailable) || errors.Is(err, token.ErrInvalid) {
 		t.Errorf("Verify() error = %v, want ErrKeysUnavailable and not ErrInvalid", err)
@@ -64,15 +65,15 @@ func TestRevocationsKeysUnavailable(t *testing.T) {
 	ctx := context.Background()
 	s := newFeedSigner(t, keys.EdDSA)
 	doc := feedSign(t, s, feedList(3, feedT0))
-	keys := token.NewRemoteJWKS(deadURL(t), token.RemoteOptions{})
+	keys := token.NewRemoteJWKS(deadURL(t))
 	now := func() time.Time { return feedT0.Add(time.Second) }
 
-	_, err := token.ParseRevocations(ctx, doc, keys, token.WithClock(now))
+	_, err := token.NewVerifier(keys, token.WithClock(now)).ParseRevocations(ctx, doc)
 	wantUnknown(t, "ParseRevocations()", err)
 
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, doc) }))
 	defer srv.Close()
-	feed := token.NewRevocationFeed(srv.URL, keys, token.FeedOptions{Now: now})
+	feed := token.NewVerifier(keys, token.WithClock(now), token.WithFeed(srv.URL)).Feed()
 	wantUnknown(t, "Sync()", feed.Sync(ctx))
 
 	path := filepath.Join(t.TempDir(), "revocations.jws")
@@ -130,7 +131,7 @@ func FuzzFailingKeySources(f *testing.F) {
 	now := func() time.Time { return feedT0.Add(time.Second) }
 	for _, s := range signers {
 		doc := feedSign(f, s, feedList(2, feedT0))
-		tok, _, err := token.NewIssuer("", s, now).Issue(time.Hour)
+		tok, _, err := issue.New(s, issue.WithClock(now)).Issue(time.Hour)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -158,7 +159,7 @@ func FuzzFailingKeySources(f *testing.F) {
 				t.Fatalf("%s error = %v, want ErrKeysUnavailable or %v", what, err, verdict)
 			}
 		}
-		l, err := token.ParseRevocations(context.Background(), s, ks, token.WithClock(now))
+		l, err := token.NewVerifier(ks, token.WithClock(now)).ParseRevocations(context.Background(), s)
 		check("ParseRevocations()", l != nil, err, token.ErrFeed)
 		_, err = token.NewVerifier(ks, token.WithClock(now)).Verify(context.Background(), s)
 		check("Verify()", true, err, token.ErrInvalid)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/token"
@@ -22,7 +23,7 @@ var benchConns = flag.Int("bench.conns", 64, "goroutines of BenchmarkBadgerRevok
 
 // limitsToken returns a fresh token with its issuer and verifier keys, and
 // the signing input and signature that raw Ed25519 works on.
-func limitsToken(b *testing.B) (tok string, iss *token.Issuer, ring *keys.Keyring, msg, sig []byte, pub ed25519.PublicKey, signer crypto.Signer) {
+func limitsToken(b *testing.B) (tok string, iss *issue.Issuer, ring *keys.Keyring, msg, sig []byte, pub ed25519.PublicKey, signer crypto.Signer) {
 	b.Helper()
 	iss, kr, err := newIssuer(b.TempDir())
 	if err != nil {

@@ -27,10 +27,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/rpc"
-	"github.com/sessiond/sessiond/token"
 )
 
 func (b *bench) benchmark(ctx context.Context) error {
@@ -410,7 +410,7 @@ const tokenLifetime = 24 * time.Hour
 // file under sessiond serve's default policy, and returns an issuer that
 // signs with that file's key: its tokens are byte for byte what
 // open_session of a server on dataDir returns.
-func newIssuer(dataDir string) (*token.Issuer, *keys.Keyring, error) {
+func newIssuer(dataDir string) (*issue.Issuer, *keys.Keyring, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, nil, err
 	}
@@ -419,7 +419,7 @@ func newIssuer(dataDir string) (*token.Issuer, *keys.Keyring, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("create signing key: %w", err)
 	}
-	return token.NewIssuer("", ring, nil), ring, nil
+	return issue.New(ring), ring, nil
 }
 
 // issuePool creates dir's key file and issues n tokens with it.
@@ -432,7 +432,7 @@ func issuePool(dir string, n int) ([]string, error) {
 }
 
 // issueTokens issues n tokens on GOMAXPROCS goroutines.
-func issueTokens(iss *token.Issuer, n int) ([]string, error) {
+func issueTokens(iss *issue.Issuer, n int) ([]string, error) {
 	toks := make([]string, n)
 	workers := runtime.GOMAXPROCS(0)
 	errs := make([]error, workers)

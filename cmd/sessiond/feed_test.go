@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/token"
 )
@@ -110,14 +111,15 @@ func TestRevocationFeedEndToEnd(t *testing.T) {
 	proxy := newFeedProxy(t, strings.TrimSuffix(p.url, "/"))
 
 	const interval = 200 * time.Millisecond
-	jwks := token.NewRemoteJWKS(proxy.url+"/.well-known/jwks.json", token.RemoteOptions{})
+	jwks := token.NewRemoteJWKS(proxy.url + "/.well-known/jwks.json")
 	file := filepath.Join(t.TempDir(), "revocations.jws")
-	feed := token.NewRevocationFeed(proxy.url+"/revocations", jwks, token.FeedOptions{Interval: interval, File: file})
+	verifier := token.NewVerifier(jwks, token.WithFeed(proxy.url+"/revocations", token.WithFeedInterval(interval), token.WithFeedFile(file)))
+	feed := verifier.Feed()
 	runCtx, stopFeed := context.WithCancel(ctx)
 	fed := make(chan struct{})
 	go func() { feed.Run(runCtx); close(fed) }()
 	t.Cleanup(func() { stopFeed(); <-fed })
-	verifier := token.NewVerifier(jwks, token.WithRevocation(feed))
+	noRevocation := token.NewVerifier(jwks)
 	feedWait(t, 10*time.Second, "the first sync", func() bool { return feed.Status().Loaded })
 
 	open := func() (string, token.Claims) {
@@ -126,7 +128,7 @@ func TestRevocationFeedEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := verifier.VerifyIgnoringRevocation(ctx, res.AccessToken)
+		c, err := noRevocation.Verify(ctx, res.AccessToken)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +191,7 @@ func TestRevocationFeedEndToEnd(t *testing.T) {
 			}, token.ErrSignature},
 			{"forged: an empty list signed by another key", func(string) string {
 				now := time.Now()
-				doc, err := token.SignRevocations(feedAttacker{evil}, &token.RevocationList{
+				doc, err := issue.SignRevocations(feedAttacker{evil}, &token.RevocationList{
 					Issuer: "sessiond", IssuedAt: now, FreshUntil: now.Add(time.Hour),
 					Epoch: before.Epoch, Seq: before.Seq + 1000, Snapshot: true,
 				})
@@ -239,7 +241,7 @@ func TestRevocationFeedEndToEnd(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		l, err := token.ParseRevocations(ctx, string(body), jwks)
+		l, err := token.NewVerifier(jwks).ParseRevocations(ctx, string(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -301,7 +303,7 @@ func TestRevocationFeedEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := verifier.VerifyIgnoringRevocation(ctx, res.AccessToken)
+		c, err := noRevocation.Verify(ctx, res.AccessToken)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +325,7 @@ func TestRevocationFeedEndToEnd(t *testing.T) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			l, err := token.ParseRevocations(ctx, string(body), jwks)
+			l, err := token.NewVerifier(jwks).ParseRevocations(ctx, string(body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -380,7 +382,7 @@ func TestVerifyRevocationsKeysUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	doc, err := token.SignRevocations(feedAttacker{signer}, &token.RevocationList{
+	doc, err := issue.SignRevocations(feedAttacker{signer}, &token.RevocationList{
 		Issuer: "sessiond", IssuedAt: now, FreshUntil: now.Add(time.Hour), Epoch: "e", Seq: 1, Snapshot: true,
 	})
 	if err != nil {
@@ -392,8 +394,8 @@ func TestVerifyRevocationsKeysUnavailable(t *testing.T) {
 	}
 	jwks := deadJWKS(t)
 	code, out := runVerify(t, "--jwks", jwks, "--revocations", file, "some.token.here")
-	if code != 1 || strings.Contains(out, "panic") || !strings.Contains(out, "unavailable") || !strings.Contains(out, "--jwks") {
-		t.Errorf("verify --jwks DOWN --revocations FILE = exit %d %q, want exit 1 saying the keys are unavailable and naming --jwks", code, out)
+	if code != 3 || strings.Contains(out, "panic") || !strings.Contains(out, "unavailable") || !strings.Contains(out, "--jwks") {
+		t.Errorf("verify --jwks DOWN --revocations FILE = exit %d %q, want exit 3 (could not decide) saying the keys are unavailable and naming --jwks", code, out)
 	}
 }
 
@@ -406,10 +408,10 @@ func TestRevocationFeedReplayedSnapshot(t *testing.T) {
 	// so only its age can have it refused.
 	p := start(t, dataDir(t), "--revocations-fresh-for", "1h")
 	proxy := newFeedProxy(t, strings.TrimSuffix(p.url, "/"))
-	jwks := token.NewRemoteJWKS(proxy.url+"/.well-known/jwks.json", token.RemoteOptions{})
+	jwks := token.NewRemoteJWKS(proxy.url + "/.well-known/jwks.json")
 	file := filepath.Join(t.TempDir(), "revocations.jws")
-	feed := token.NewRevocationFeed(proxy.url+"/revocations", jwks, token.FeedOptions{File: file})
-	verifier := token.NewVerifier(jwks, token.WithRevocation(feed))
+	verifier := token.NewVerifier(jwks, token.WithFeed(proxy.url+"/revocations", token.WithFeedFile(file)))
+	feed := verifier.Feed()
 
 	res, err := p.client.OpenSession(ctx, time.Hour)
 	if err != nil {
@@ -494,8 +496,8 @@ func TestRevocationFeedLeewayBeyondRetention(t *testing.T) {
 	if err := p.client.CloseSession(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
-	jwks := token.NewRemoteJWKS(base+"/.well-known/jwks.json", token.RemoteOptions{})
-	c, err := token.NewVerifier(jwks).VerifyIgnoringRevocation(ctx, tok)
+	jwks := token.NewRemoteJWKS(base + "/.well-known/jwks.json")
+	c, err := token.NewVerifier(jwks).Verify(ctx, tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -509,7 +511,7 @@ func TestRevocationFeedLeewayBeyondRetention(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		l, err := token.ParseRevocations(ctx, string(body), jwks)
+		l, err := token.NewVerifier(jwks).ParseRevocations(ctx, string(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -519,11 +521,10 @@ func TestRevocationFeedLeewayBeyondRetention(t *testing.T) {
 		return !slices.ContainsFunc(l.Revoked, func(r token.Revoked) bool { return r.ID == c.ID })
 	})
 
-	feed := token.NewRevocationFeed(base+"/revocations", jwks, token.FeedOptions{Leeway: time.Hour})
-	if err := feed.Sync(ctx); err != nil {
+	v := token.NewVerifier(jwks, token.WithLeeway(time.Hour), token.WithFeed(base+"/revocations"))
+	if err := v.Feed().Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	v := token.NewVerifier(jwks, token.WithLeeway(time.Hour), token.WithRevocation(feed))
 	if _, err := v.Verify(ctx, tok); !errors.Is(err, token.ErrExpired) {
 		t.Errorf("Verify(closed, expired, leeway 1h, retain 0) = %v, want ErrExpired", err)
 	}
@@ -560,13 +561,12 @@ func TestREADMEFeedSnippet(t *testing.T) {
 		}
 		done := make(chan struct{})
 		// From README.md, "Offline verification with revocation":
-		keys := token.NewRemoteJWKS(base+"/.well-known/jwks.json", token.RemoteOptions{})
-		feed := token.NewRevocationFeed(base+"/revocations", keys, token.FeedOptions{
-			Interval: 10 * time.Second,                              // how often it asks for changes (the default)
-			File:     filepath.Join(t.TempDir(), "revocations.jws"), // optional: start from it, keep it up to date
-		})
-		go func() { feed.Run(ctx); close(done) }() // go feed.Run(ctx): until ctx ends
-		v := token.NewVerifier(keys, token.WithRevocation(feed))
+		keys := token.NewRemoteJWKS(base + "/.well-known/jwks.json")
+		v := token.NewVerifier(keys, token.WithFeed(base+"/revocations",
+			token.WithFeedInterval(10*time.Second),                            // how often it asks for changes (the default)
+			token.WithFeedFile(filepath.Join(t.TempDir(), "revocations.jws")), // optional: start from it, keep it up to date
+		))
+		go func() { v.Feed().Run(ctx); close(done) }() // go v.Feed().Run(ctx): until ctx ends
 		_, err := v.Verify(ctx, accessToken)
 		switch {
 		case i%2 == 0 && err != nil:

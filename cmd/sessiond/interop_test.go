@@ -15,8 +15,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/internal/jose"
 	"github.com/sessiond/sessiond/keys"
-	"github.com/sessiond/sessiond/token"
 )
 
 // interopDir holds the Node.js check: verify.mjs and the pinned jose.
@@ -85,8 +85,8 @@ func TestInteropNodeJose(t *testing.T) {
 			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 				t.Fatalf("node printed %q: %v", r.stdout, err)
 			}
-			if out.Header["alg"] != string(alg) || out.Header["kid"] != kidOf(t, tok) || out.Header["typ"] != token.Type {
-				t.Errorf("jose saw header %v, want alg %s, kid %s, typ %s", out.Header, alg, kidOf(t, tok), token.Type)
+			if out.Header["alg"] != string(alg) || out.Header["kid"] != kidOf(t, tok) || out.Header["typ"] != jose.TypeSession {
+				t.Errorf("jose saw header %v, want alg %s, kid %s, typ %s", out.Header, alg, kidOf(t, tok), jose.TypeSession)
 			}
 			if out.Payload.Iss != "interop" || uuid.Validate(out.Payload.Jti) != nil || out.Payload.Exp-out.Payload.Iat != 3600 {
 				t.Errorf("jose saw payload %+v", out.Payload)
@@ -116,7 +116,7 @@ func TestInteropNodeJose(t *testing.T) {
 	forged := sign(t, jwt.SigningMethodHS256, point, jwt.RegisteredClaims{
 		ID: uuid.NewString(), Issuer: "interop",
 		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
-	}, map[string]any{"kid": esKid, "typ": token.Type})
+	}, map[string]any{"kid": esKid, "typ": jose.TypeSession})
 	if r := nodeVerify(t, node, p.jwksURL(), forged, "interop"); r.code != 1 {
 		t.Errorf("node verify.mjs (HS256 under the ES256 kid): exit %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
 	}

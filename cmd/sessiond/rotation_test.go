@@ -25,6 +25,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/internal/jose"
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/token"
 )
@@ -138,7 +140,7 @@ func TestRotationUnderLoad(t *testing.T) {
 	flags := []string{"--jwks-max-age", maxAge.String(), "--max-expires-in", maxLife.String()}
 	dir := dataDir(t)
 	p := start(t, dir, flags...)
-	offline := token.NewVerifier(token.NewRemoteJWKS(p.jwksURL(), token.RemoteOptions{MinInterval: 100 * time.Millisecond}))
+	offline := token.NewVerifier(token.NewRemoteJWKS(p.jwksURL(), token.WithJWKSMinInterval(100*time.Millisecond)))
 
 	var (
 		mu        sync.Mutex
@@ -371,7 +373,7 @@ func tamper(tok string) string {
 	return strings.Join(parts, ".")
 }
 
-// signingKey is a token.SigningKeys over one key of the server's key file,
+// signingKey is a issue.SigningKeys over one key of the server's key file,
 // for forging tokens the server would have signed.
 type signingKey struct{ *keys.Key }
 
@@ -441,7 +443,7 @@ func TestOfflineVerification(t *testing.T) {
 	esKey, rsKey := set.Lookup(esKid), set.Lookup(rsKid)
 	issue := func(k *keys.Key, issuer string, at time.Time, lifetime time.Duration) string {
 		t.Helper()
-		tok, _, err := token.NewIssuer(issuer, signingKey{k}, func() time.Time { return at }).Issue(lifetime)
+		tok, _, err := issue.New(signingKey{k}, issue.WithIssuer(issuer), issue.WithClock(func() time.Time { return at })).Issue(lifetime)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -470,7 +472,7 @@ func TestOfflineVerification(t *testing.T) {
 			}
 		}
 	}
-	hdr := func(kid string) map[string]any { return map[string]any{"kid": kid, "typ": token.Type} }
+	hdr := func(kid string) map[string]any { return map[string]any{"kid": kid, "typ": jose.TypeSession} }
 	otherSig := func(tok, from string) string {
 		i, j := strings.LastIndex(tok, "."), strings.LastIndex(from, ".")
 		return tok[:i] + from[j:]
@@ -513,7 +515,7 @@ func TestOfflineVerification(t *testing.T) {
 		t.Fatal("no JWK for the ES256 key")
 	}
 
-	remote := token.NewVerifier(token.NewRemoteJWKS(p.jwksURL(), token.RemoteOptions{}))
+	remote := token.NewVerifier(token.NewRemoteJWKS(p.jwksURL()))
 	fromFile, err := token.LoadJWKS(jwksFile)
 	if err != nil {
 		t.Fatalf("LoadJWKS(served set) error = %v", err)
@@ -549,7 +551,8 @@ func TestOfflineVerification(t *testing.T) {
 }
 
 // `sessiond verify --jwks FILE|URL TOKEN`: exit 0 and the claims as JSON on
-// stdout when valid, exit 1 and the reason on stderr when not.
+// stdout when valid, exit 1 and the reason in one line on stderr when not,
+// exit 3 when validity cannot be decided.
 func TestVerifyCommand(t *testing.T) {
 	p := start(t, dataDir(t), "--issuer", "acme")
 	res, err := p.client.OpenSession(context.Background(), time.Hour)
@@ -557,6 +560,7 @@ func TestVerifyCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := res.AccessToken
+	unknownKid := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"EdDSA","kid":"nope","typ":"session+jwt"}`))
 	body, _, err := getJWKS(p.jwksURL())
 	if err != nil {
 		t.Fatal(err)
@@ -595,11 +599,16 @@ func TestVerifyCommand(t *testing.T) {
 				{"wrong issuer", []string{"--issuer", "sessiond", tok}, "wrong issuer"},
 				{"tampered", []string{"--issuer", "acme", tok[:len(tok)-6] + "AAAAAA"}, "signature"},
 				{"not a token", []string{"--issuer", "acme", "hello"}, "malformed"},
+				{"unknown key", []string{"--issuer", "acme", unknownKid + tok[strings.IndexByte(tok, '.'):]}, `invalid: token is signed by an unknown key: no key "nope"`},
 			} {
 				r := sessiond(t, commandEnv(), append([]string{"verify", "--jwks", jwks}, bad.args...)...)
 				if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, bad.want) {
 					t.Errorf("verify (%s): exit %d, stdout %q, stderr %q; want exit 1 and a reason saying %q",
 						bad.name, r.code, r.stdout, r.stderr, bad.want)
+				}
+				// One line, saying each thing once.
+				if strings.Count(r.stderr, "\n") != 1 || strings.Count(r.stderr, "token is") > 1 {
+					t.Errorf("verify (%s): stderr %q, want one line that says each thing once", bad.name, r.stderr)
 				}
 			}
 		})
@@ -613,8 +622,8 @@ func TestVerifyCommand(t *testing.T) {
 	}{
 		{"no --jwks", []string{"verify", tok}, 2, "want --jwks"},
 		{"no token", []string{"verify", "--jwks", file}, 2, "exactly one TOKEN"},
-		{"missing file", []string{"verify", "--jwks", file + ".missing", tok}, 1, "no such file"},
-		{"not a JWK Set", []string{"verify", "--jwks", "/dev/null", tok}, 1, "invalid JWK set"},
+		{"missing file", []string{"verify", "--jwks", file + ".missing", tok}, 3, "could not decide: --jwks: open"},
+		{"not a JWK Set", []string{"verify", "--jwks", "/dev/null", tok}, 3, "could not decide: --jwks: invalid JWK set"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := sessiond(t, commandEnv(), tt.args...)
@@ -628,8 +637,8 @@ func TestVerifyCommand(t *testing.T) {
 		url := p.jwksURL()
 		p.stop(t, os.Interrupt)
 		r := sessiond(t, commandEnv(), "verify", "--jwks", url, "--issuer", "acme", tok)
-		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "connection refused") {
-			t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 saying why", r.code, r.stdout, r.stderr)
+		if r.code != 3 || r.stdout != "" || !strings.Contains(r.stderr, "could not decide") || !strings.Contains(r.stderr, "connection refused") {
+			t.Errorf("exit %d, stdout %q, stderr %q; want exit 3 (could not decide) saying why", r.code, r.stdout, r.stderr)
 		}
 	})
 }

@@ -17,7 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
+	"github.com/sessiond/sessiond/publish"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/token"
@@ -51,7 +53,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.issuer, "issuer", token.DefaultIssuer, `"iss" claim of new tokens, required of verified ones (changing it makes outstanding tokens inactive)`)
 	c.lifecycleFlags(fs)
 	var freshFor time.Duration
-	fs.DurationVar(&freshFor, "revocations-fresh-for", rpc.DefaultFreshFor, "how long an offline verifier may trust a GET /revocations document: one that cannot reach the server fails closed after this")
+	fs.DurationVar(&freshFor, "revocations-fresh-for", publish.DefaultFreshFor, "how long an offline verifier may trust a GET /revocations document: one that cannot reach the server fails closed after this")
 	adminListen := fs.String("admin-listen", defaultAdminListen, "address to serve the operator's endpoints on (/healthz, /debug/stats), or off")
 	maxConns := fs.Int("max-connections", defaultMaxConnections, "most client connections open at once; at the cap the longest idle one is closed")
 	if err := parse(fs, args); err != nil {
@@ -106,20 +108,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("open signing keys: %w", err)
 	}
 
-	verifier := token.NewVerifier(ring, token.WithIssuer(c.issuer), token.WithLeeway(c.leeway), token.WithRevocation(store),
+	verifier := token.NewVerifier(ring, token.WithIssuer(c.issuer), token.WithLeeway(c.leeway),
 		// Signature checks of tokens not seen before queue for the cores,
 		// so a flood of forged tokens cannot take them from cached ones.
 		token.WithConcurrencyLimit(runtime.GOMAXPROCS(0)))
 	sessions := &rpc.Sessions{
-		Issuer:       token.NewIssuer(c.issuer, ring, nil),
+		Issuer:       issue.New(ring, issue.WithIssuer(c.issuer)),
 		Verifier:     verifier,
 		Revoker:      store,
 		MaxExpiresIn: c.maxExpiresIn,
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/{$}", rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{Logger: log}))
-	mux.Handle("GET /.well-known/jwks.json", rpc.NewJWKSHandler(publishedKeys(ring), c.jwksMaxAge, log))
-	mux.Handle("GET /revocations", rpc.NewRevocationsHandler(store, ring, rpc.RevocationsOptions{Issuer: c.issuer, FreshFor: freshFor, Logger: log,
+	mux.Handle("GET /.well-known/jwks.json", publish.NewJWKSHandler(publishedKeys(ring), c.jwksMaxAge, log))
+	mux.Handle("GET /revocations", publish.NewRevocationsHandler(store, ring, publish.RevocationsOptions{Issuer: c.issuer, FreshFor: freshFor, Logger: log,
 		Retention: store.Retention}))
 	mux.HandleFunc("GET /healthz", serveHealthz)
 	srv := newHTTPServer(mux, log)

@@ -20,17 +20,31 @@ http://127.0.0.1:8080/.well-known/jwks.json), without asking the server
 whether the session was closed. With --revocations it also checks the
 server's signed revocation list (a URL such as
 http://127.0.0.1:8080/revocations, fetched once, or a file saved from it),
-and refuses a closed session; a list past its fresh-until time is an error
-unless --allow-stale. Exit status 0 and the claims as JSON when valid; 1 and
-the reason when not.`
+and refuses a closed session; a list past its fresh-until time means the
+answer is unknown unless --allow-stale.
 
+Exit status:
+  0  valid: the claims are printed as JSON on stdout
+  1  invalid: the token is not valid (one line on stderr says why)
+  2  usage error
+  3  could not decide: the keys or the revocation list could not be had
+     or used, so validity is unknown; treat the token as not valid (one
+     line on stderr says what failed and what to check)`
+
+// The exit statuses of sessiond verify besides 0 (valid) and 2 (usage).
+const (
+	exitInvalid   exitCode = 1
+	exitUndecided exitCode = 3
+)
+
+// verify runs sessiond verify. Every failure ends in one line on stderr and
+// exitInvalid or exitUndecided.
 func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var jwks, issuer, audience string
+	var jwks, issuer string
 	var leeway time.Duration
 	fs := newFlagSet("sessiond verify", verifySummary, stderr)
 	fs.StringVar(&jwks, "jwks", "", "JWK Set file, or http(s) URL, of the issuer's public keys (required)")
 	fs.StringVar(&issuer, "issuer", token.DefaultIssuer, `required "iss" claim`)
-	fs.StringVar(&audience, "audience", "", `required "aud" value, if any`)
 	fs.DurationVar(&leeway, "leeway", 0, "clock skew allowed when checking exp and iat")
 	var revocations string
 	var allowStale bool
@@ -44,52 +58,66 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fs.Usage()
 		return errUsage
 	}
+	undecided := func(what string, err error, fix string) error {
+		fmt.Fprintf(stderr, "sessiond verify: could not decide: %s: %v%s\n", what, err, fix)
+		return exitUndecided
+	}
+	reachable := "; check that --jwks " + jwks + " is reachable"
 	var keys token.KeySource
-	if strings.HasPrefix(jwks, "http://") || strings.HasPrefix(jwks, "https://") {
-		keys = token.NewRemoteJWKS(jwks, token.RemoteOptions{})
+	if isURL(jwks) {
+		keys = token.NewRemoteJWKS(jwks)
 	} else {
 		set, err := token.LoadJWKS(jwks)
 		if err != nil {
-			return err
+			return undecided("--jwks", err, "")
 		}
 		keys = set
 	}
 	opts := []token.Option{token.WithIssuer(issuer), token.WithLeeway(leeway)}
-	if audience != "" {
-		opts = append(opts, token.WithAudience(audience))
-	}
 	if revocations != "" {
-		feedOpts := token.FeedOptions{Issuer: issuer, Leeway: leeway}
+		var feedOpts []token.FeedOption
 		if allowStale {
-			feedOpts.Stale = token.ServeStale
+			feedOpts = append(feedOpts, token.WithServeStale())
 		}
-		var feed *token.RevocationFeed
+		url := ""
+		if isURL(revocations) {
+			url = revocations
+		}
+		v := token.NewVerifier(keys, append(opts, token.WithFeed(url, feedOpts...))...)
 		var err error
-		if strings.HasPrefix(revocations, "http://") || strings.HasPrefix(revocations, "https://") {
-			feed = token.NewRevocationFeed(revocations, keys, feedOpts)
-			err = feed.Sync(ctx)
+		if url != "" {
+			err = v.Feed().Sync(ctx)
 		} else {
-			feed = token.NewRevocationFeed("", keys, feedOpts)
-			err = feed.Load(ctx, revocations)
+			err = v.Feed().Load(ctx, revocations)
 		}
-		if errors.Is(err, token.ErrKeysUnavailable) {
-			return fmt.Errorf("revocation list: cannot be verified, so validity is unknown; check that --jwks %s is reachable: %w", jwks, err)
+		switch {
+		case errors.Is(err, token.ErrKeysUnavailable):
+			return undecided("--revocations: the list cannot be verified", err, reachable)
+		case err != nil:
+			return undecided("--revocations", err, "")
 		}
-		if err != nil {
-			return fmt.Errorf("revocation list: %w", err)
-		}
-		opts = append(opts, token.WithRevocation(feed))
+		return report(ctx, v, fs.Arg(0), reachable, stdout, stderr)
 	}
-	claims, err := token.NewVerifier(keys, opts...).Verify(ctx, fs.Arg(0))
-	if errors.Is(err, token.ErrInvalid) {
-		fmt.Fprintln(stderr, "invalid:", err)
-		return exitCode(1)
-	}
-	if errors.Is(err, token.ErrKeysUnavailable) {
-		return fmt.Errorf("validity unknown; check that --jwks %s is reachable: %w", jwks, err)
-	}
-	if err != nil {
-		return err
+	return report(ctx, token.NewVerifier(keys, opts...), fs.Arg(0), reachable, stdout, stderr)
+}
+
+// report verifies tok with v and prints the claims, or the one line that
+// says why not.
+func report(ctx context.Context, v *token.Verifier, tok, reachable string, stdout, stderr io.Writer) error {
+	claims, err := v.Verify(ctx, tok)
+	switch {
+	case errors.Is(err, token.ErrInvalid):
+		fmt.Fprintf(stderr, "sessiond verify: invalid: %v\n", err)
+		return exitInvalid
+	case errors.Is(err, token.ErrKeysUnavailable):
+		fmt.Fprintf(stderr, "sessiond verify: could not decide: %v%s\n", err, reachable)
+		return exitUndecided
+	case errors.Is(err, token.ErrStale):
+		fmt.Fprintf(stderr, "sessiond verify: could not decide: %v; fetch a newer list, or pass --allow-stale\n", err)
+		return exitUndecided
+	case err != nil:
+		fmt.Fprintf(stderr, "sessiond verify: could not decide: %v\n", err)
+		return exitUndecided
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
@@ -98,3 +126,5 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"iat": claims.IssuedAt.Unix(), "exp": claims.Expires.Unix(),
 	})
 }
+
+func isURL(s string) bool { return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") }

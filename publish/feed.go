@@ -1,4 +1,4 @@
-package rpc
+package publish
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sessiond/sessiond/internal/jose"
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/token"
 )
@@ -86,7 +88,7 @@ type RevocationsOptions struct {
 // Retry-After for the rest.
 type RevocationsHandler struct {
 	feed     revocation.Feed
-	keys     token.SigningKeys
+	keys     issue.SigningKeys
 	issuer   string
 	freshFor time.Duration
 	rebuild  time.Duration
@@ -130,7 +132,7 @@ const (
 
 // NewRevocationsHandler returns a handler that publishes the list of feed,
 // signed by the active key of keys.
-func NewRevocationsHandler(feed revocation.Feed, keys token.SigningKeys, opts RevocationsOptions) *RevocationsHandler {
+func NewRevocationsHandler(feed revocation.Feed, keys issue.SigningKeys, opts RevocationsOptions) *RevocationsHandler {
 	h := &RevocationsHandler{
 		feed:     feed,
 		keys:     keys,
@@ -210,7 +212,7 @@ func (h *RevocationsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hdr := w.Header()
-	hdr.Set("Content-Type", "application/"+token.RevocationsType)
+	hdr.Set("Content-Type", "application/"+jose.TypeRevocations)
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("Content-Length", strconv.Itoa(len(doc.body)))
 	if len(doc.body) > 1<<20 {
@@ -384,7 +386,7 @@ func (h *RevocationsHandler) sign(ch *revocation.Changes, since uint64) (*signed
 	}
 	entries := ch.Entries
 	order := idOrder(entries)
-	body, err := token.SignRevocationsFunc(h.keys, list, len(order), func(i int) token.Revoked {
+	body, err := issue.SignRevocationsFunc(h.keys, list, len(order), func(i int) token.Revoked {
 		e := &entries[order[i]]
 		return token.Revoked{ID: e.ID, Expires: e.Until}
 	})

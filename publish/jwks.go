@@ -1,4 +1,4 @@
-package rpc
+package publish
 
 import (
 	"crypto/sha256"
@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/token"
 )
 
@@ -75,7 +76,7 @@ func (h *JWKSHandler) document() ([]byte, string, error) {
 	if h.body != nil && slices.Equal(kids, h.kids) {
 		return h.body, h.etag, nil
 	}
-	body, err := token.MarshalJWKS(keys)
+	body, err := issue.MarshalJWKS(keys)
 	if err != nil {
 		return nil, "", err
 	}

@@ -1,4 +1,4 @@
-package rpc_test
+package publish_test
 
 import (
 	"context"
@@ -17,7 +17,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sessiond/sessiond/client"
+	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
+	"github.com/sessiond/sessiond/publish"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/token"
@@ -32,7 +34,7 @@ type feedEnv struct {
 	client *client.Client // of the session API, on the same server
 }
 
-func newFeedEnv(t *testing.T, opts rpc.RevocationsOptions) *feedEnv {
+func newFeedEnv(t *testing.T, opts publish.RevocationsOptions) *feedEnv {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := revocation.OpenBadger(filepath.Join(dir, "revocations"), revocation.Options{})
@@ -45,13 +47,13 @@ func newFeedEnv(t *testing.T, opts rpc.RevocationsOptions) *feedEnv {
 		t.Fatal(err)
 	}
 	sessions := &rpc.Sessions{
-		Issuer:   token.NewIssuer("", ring, nil),
-		Verifier: token.NewVerifier(ring, token.WithRevocation(store)),
+		Issuer:   issue.New(ring),
+		Verifier: token.NewVerifier(ring),
 		Revoker:  store,
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/{$}", rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{}))
-	mux.Handle("GET /revocations", rpc.NewRevocationsHandler(store, ring, opts))
+	mux.Handle("GET /revocations", publish.NewRevocationsHandler(store, ring, opts))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &feedEnv{url: srv.URL + "/revocations", store: store, ring: ring, client: client.New(srv.URL+"/", srv.Client())}
@@ -83,7 +85,7 @@ func (e *feedEnv) fetch(t *testing.T, query string) *token.RevocationList {
 	if ct := hdr.Get("Content-Type"); ct != "application/revocations+jwt" {
 		t.Errorf("Content-Type = %q", ct)
 	}
-	l, err := token.ParseRevocations(context.Background(), body, e.ring)
+	l, err := token.NewVerifier(e.ring).ParseRevocations(context.Background(), body)
 	if err != nil {
 		t.Fatalf("GET /revocations%s: %v", query, err)
 	}
@@ -118,7 +120,7 @@ func wantListIDs(t *testing.T, l *token.RevocationList, want ...uuid.UUID) {
 
 func TestRevocationsHandler(t *testing.T) {
 	// Rebuild of a nanosecond: every snapshot request sees the list now.
-	e := newFeedEnv(t, rpc.RevocationsOptions{Rebuild: time.Nanosecond, MaxDelta: 4, FreshFor: time.Minute})
+	e := newFeedEnv(t, publish.RevocationsOptions{Rebuild: time.Nanosecond, MaxDelta: 4, FreshFor: time.Minute})
 
 	empty := e.fetch(t, "")
 	if !empty.Snapshot || empty.Seq != 0 || len(empty.Revoked) != 0 || empty.Epoch == "" || empty.Issuer != "sessiond" {
@@ -299,7 +301,7 @@ func TestRevocationsSnapshotCache(t *testing.T) {
 	}
 	feed := &feedAt{}
 	clock := &feedTestClock{now: time.Now()}
-	h := rpc.NewRevocationsHandler(feed, ring, rpc.RevocationsOptions{Now: clock.Now}) // Rebuild 5s, FreshFor 5m
+	h := publish.NewRevocationsHandler(feed, ring, publish.RevocationsOptions{Now: clock.Now}) // Rebuild 5s, FreshFor 5m
 	get := func(query string) string {
 		t.Helper()
 		rec := httptest.NewRecorder()
@@ -311,7 +313,7 @@ func TestRevocationsSnapshotCache(t *testing.T) {
 	}
 	parse := func(doc string) *token.RevocationList {
 		t.Helper()
-		l, err := token.ParseRevocations(context.Background(), doc, ring, token.WithClock(clock.Now))
+		l, err := token.NewVerifier(ring, token.WithClock(clock.Now)).ParseRevocations(context.Background(), doc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -396,10 +398,10 @@ func TestRevocationsLargeSnapshot(t *testing.T) {
 	feed.add(20000)
 	feed.entries[1].ID = uuid.UUID{0xff, 0xff, 0xff} // the last bucket
 	feed.entries[2].ID = uuid.UUID{}                 // the first
-	h := rpc.NewRevocationsHandler(feed, ring, rpc.RevocationsOptions{})
+	h := publish.NewRevocationsHandler(feed, ring, publish.RevocationsOptions{})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/revocations", nil))
-	l, err := token.ParseRevocations(context.Background(), rec.Body.String(), ring)
+	l, err := token.NewVerifier(ring).ParseRevocations(context.Background(), rec.Body.String())
 	if err != nil {
 		t.Fatalf("ParseRevocations() = %v", err)
 	}
@@ -413,7 +415,7 @@ func TestRevocationsLargeSnapshot(t *testing.T) {
 // Snapshot requests while revocations are written: every answer verifies,
 // and nothing races.
 func TestRevocationsConcurrent(t *testing.T) {
-	e := newFeedEnv(t, rpc.RevocationsOptions{Rebuild: time.Millisecond})
+	e := newFeedEnv(t, publish.RevocationsOptions{Rebuild: time.Millisecond})
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	wg.Go(func() {
@@ -444,13 +446,13 @@ func TestRevocationsConcurrent(t *testing.T) {
 // A verifier following the feed, next to the session API: closing a
 // session makes it fail verification offline at the next sync.
 func TestRevocationsOfflineVerifier(t *testing.T) {
-	e := newFeedEnv(t, rpc.RevocationsOptions{Rebuild: time.Nanosecond})
+	e := newFeedEnv(t, publish.RevocationsOptions{Rebuild: time.Nanosecond})
 	ctx := context.Background()
 	res, err := e.client.OpenSession(ctx, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed := token.NewRevocationFeed(e.url, e.ring, token.FeedOptions{})
+	feed := token.NewVerifier(e.ring, token.WithFeed(e.url)).Feed()
 	offline := token.NewVerifier(e.ring, token.WithRevocation(feed))
 	if err := feed.Sync(ctx); err != nil {
 		t.Fatal(err)
@@ -490,7 +492,7 @@ func BenchmarkRevocationsSnapshot(b *testing.B) {
 	feed := &feedAt{}
 	feed.add(1_000_000)
 	clock := &feedTestClock{now: time.Now()}
-	h := rpc.NewRevocationsHandler(feed, ring, rpc.RevocationsOptions{Now: clock.Now})
+	h := publish.NewRevocationsHandler(feed, ring, publish.RevocationsOptions{Now: clock.Now})
 	req := httptest.NewRequest(http.MethodGet, "/revocations", nil)
 	w := &discard{hdr: http.Header{}}
 	for b.Loop() {
@@ -502,13 +504,13 @@ func BenchmarkRevocationsSnapshot(b *testing.B) {
 }
 
 // newFeedHandler returns a handler over feed with a fresh key ring.
-func newFeedHandler(t *testing.T, feed revocation.Feed, opts rpc.RevocationsOptions) (*rpc.RevocationsHandler, *keys.Keyring) {
+func newFeedHandler(t *testing.T, feed revocation.Feed, opts publish.RevocationsOptions) (*publish.RevocationsHandler, *keys.Keyring) {
 	t.Helper()
 	ring, err := keys.OpenKeyring(filepath.Join(t.TempDir(), "keys.json"), keys.Policy{MaxTokenLifetime: time.Hour}, keys.KeyringOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rpc.NewRevocationsHandler(feed, ring, opts), ring
+	return publish.NewRevocationsHandler(feed, ring, opts), ring
 }
 
 // Whatever since a request gives, the shared snapshot answers it when it
@@ -520,7 +522,7 @@ func TestRevocationsOneBuild(t *testing.T) {
 	feed := &feedAt{}
 	feed.add(3000) // about 110 KB: large
 	clock := &feedTestClock{now: time.Now()}
-	h, ring := newFeedHandler(t, feed, rpc.RevocationsOptions{Now: clock.Now, ClientEvery: -1})
+	h, ring := newFeedHandler(t, feed, publish.RevocationsOptions{Now: clock.Now, ClientEvery: -1})
 	round := func(wantSeq uint64) {
 		t.Helper()
 		var wg sync.WaitGroup
@@ -533,7 +535,7 @@ func TestRevocationsOneBuild(t *testing.T) {
 					t.Errorf("GET %s = %d %s", query, rec.Code, rec.Body)
 					return
 				}
-				l, err := token.ParseRevocations(context.Background(), rec.Body.String(), ring, token.WithClock(clock.Now))
+				l, err := token.NewVerifier(ring, token.WithClock(clock.Now)).ParseRevocations(context.Background(), rec.Body.String())
 				if err != nil {
 					t.Errorf("GET %s: %v", query, err)
 				} else if !l.Snapshot || l.Seq != wantSeq {
@@ -566,7 +568,7 @@ func TestRevocationsOneBuild(t *testing.T) {
 func TestRevocationsLargeDeltaCached(t *testing.T) {
 	feed := &feedAt{}
 	feed.add(10000)
-	h, _ := newFeedHandler(t, feed, rpc.RevocationsOptions{ClientEvery: -1})
+	h, _ := newFeedHandler(t, feed, publish.RevocationsOptions{ClientEvery: -1})
 	for range 50 {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/revocations?since=7000", nil)) // 3000 ids, 110 KB
@@ -587,7 +589,7 @@ func TestRevocationsClientLimit(t *testing.T) {
 	feed := &feedAt{}
 	feed.add(3000)
 	clock := &feedTestClock{now: time.Now()}
-	h, _ := newFeedHandler(t, feed, rpc.RevocationsOptions{Now: clock.Now})
+	h, _ := newFeedHandler(t, feed, publish.RevocationsOptions{Now: clock.Now})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	get := func(query string) (int, http.Header, string) {
@@ -616,7 +618,7 @@ func TestRevocationsClientLimit(t *testing.T) {
 
 	small := &feedAt{}
 	small.add(10)
-	hs, _ := newFeedHandler(t, small, rpc.RevocationsOptions{})
+	hs, _ := newFeedHandler(t, small, publish.RevocationsOptions{})
 	srvSmall := httptest.NewServer(hs)
 	t.Cleanup(srvSmall.Close)
 	for i := range 20 {
