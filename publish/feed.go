@@ -252,7 +252,10 @@ func (h *RevocationsHandler) document(ctx context.Context, since uint64, epoch, 
 	// A snapshot for a client that holds the list at since must not take
 	// it back to an older state, so a shared one must be at least that
 	// recent; unless the client holds another list, or one ahead of the
-	// store (restored from a backup, say): any snapshot replaces that.
+	// store (restored from a backup without `sessiond revocations
+	// new-epoch`): it gets the current snapshot, which a verifier refuses
+	// as older than its copy (token.ErrOutdated) and so fails closed until
+	// the store gets a new epoch.
 	atLeast := since
 	if otherList || since > head.Seq {
 		atLeast = 0
