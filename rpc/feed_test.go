@@ -19,6 +19,7 @@ import (
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/token"
 )
 
@@ -43,13 +44,8 @@ func newFeedEnv(t *testing.T, opts rpc.RevocationsOptions) *feedEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sessions := &rpc.Sessions{
-		Issuer:   token.NewIssuer("", ring, nil),
-		Verifier: token.NewVerifier(ring, token.WithRevocation(store)),
-		Revoker:  store,
-	}
 	mux := http.NewServeMux()
-	mux.Handle("/{$}", rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{}))
+	mux.Handle("/{$}", rpc.NewHandler(session.New(store, ring), rpc.HandlerOptions{}))
 	mux.Handle("GET /revocations", rpc.NewRevocationsHandler(store, ring, opts))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

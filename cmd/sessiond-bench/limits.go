@@ -26,7 +26,7 @@ import (
 
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/revocation"
-	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/token"
 )
 
@@ -110,7 +110,7 @@ func measureRate(workers int, warmup, d time.Duration, op func(worker int) error
 
 // keyPolicy is the policy sessiond serve applies by default; the benchmark's
 // own keyrings use it for the key files they create before the server starts.
-var keyPolicy = keys.Policy{MaxTokenLifetime: rpc.DefaultMaxExpiresIn, PropagationDelay: 5 * time.Minute}
+var keyPolicy = keys.Policy{MaxTokenLifetime: session.DefaultMaxExpiresIn, PropagationDelay: 5 * time.Minute}
 
 // newIssuer creates dataDir (mode 0700, as sessiond requires) with its key
 // file, and returns an issuer that signs with that file's key: its tokens

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/keys"
-	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/session"
 )
 
 // config is what the flags and the environment set.
@@ -51,7 +51,7 @@ var errNoDataDir = errors.New("no data dir: set --data-dir (or SESSIOND_DATA_DIR
 // serve, so that one environment configures both.
 func (c *config) lifecycleFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "directory for the signing keys and the revocation list (created with mode 0700); the default is $XDG_STATE_HOME/sessiond, else $HOME/.local/state/sessiond, and without either variable there is none: it must be given")
-	fs.DurationVar(&c.maxExpiresIn, "max-expires-in", rpc.DefaultMaxExpiresIn, "longest session lifetime open_session grants, in whole seconds; when it is under 30 days, expires_in null or absent grants it instead of 30 days")
+	fs.DurationVar(&c.maxExpiresIn, "max-expires-in", session.DefaultMaxExpiresIn, "longest session lifetime open_session grants, in whole seconds; when it is under 30 days, expires_in null or absent grants it instead of 30 days")
 	fs.DurationVar(&c.leeway, "leeway", 0, "clock skew allowed when checking exp and iat")
 	fs.DurationVar(&c.jwksMaxAge, "jwks-max-age", 5*time.Minute, "how long verifiers may cache the published keys; also how long a new key waits before it signs")
 }

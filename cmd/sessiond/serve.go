@@ -20,6 +20,7 @@ import (
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/token"
 )
 
@@ -106,18 +107,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("open signing keys: %w", err)
 	}
 
-	verifier := token.NewVerifier(ring, token.WithIssuer(c.issuer), token.WithLeeway(c.leeway), token.WithRevocation(store),
-		// Signature checks of tokens not seen before queue for the cores,
-		// so a flood of forged tokens cannot take them from cached ones.
-		token.WithConcurrencyLimit(runtime.GOMAXPROCS(0)))
-	sessions := &rpc.Sessions{
-		Issuer:       token.NewIssuer(c.issuer, ring, nil),
-		Verifier:     verifier,
-		Revoker:      store,
-		MaxExpiresIn: c.maxExpiresIn,
-	}
+	sessions := session.New(store, ring, session.WithIssuer(c.issuer), session.WithLeeway(c.leeway), session.WithMaxExpiresIn(c.maxExpiresIn))
 	mux := http.NewServeMux()
-	mux.Handle("/{$}", rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{Logger: log}))
+	mux.Handle("/{$}", rpc.NewHandler(sessions, rpc.HandlerOptions{Logger: log}))
 	mux.Handle("GET /.well-known/jwks.json", rpc.NewJWKSHandler(publishedKeys(ring), c.jwksMaxAge, log))
 	mux.Handle("GET /revocations", rpc.NewRevocationsHandler(store, ring, rpc.RevocationsOptions{Issuer: c.issuer, FreshFor: freshFor, Logger: log,
 		Retention: store.Retention}))
