@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/keys"
+	"github.com/sessiond/sessiond/server"
 	"github.com/sessiond/sessiond/session"
 )
 
@@ -58,6 +59,21 @@ func (c *config) lifecycleFlags(fs *flag.FlagSet) {
 
 func (c *config) policy() keys.Policy {
 	return keys.Policy{MaxTokenLifetime: c.maxExpiresIn, Leeway: c.leeway, PropagationDelay: c.jwksMaxAge}
+}
+
+// keyReloadInterval is how often a running server re-reads the key file.
+const keyReloadInterval = server.DefaultKeyReloadInterval
+
+// makeDataDir creates the data dir with mode 0700, and refuses one that
+// others can enter, as the server does.
+func makeDataDir(dir string) error { return server.MakeDataDir(dir) }
+
+// given reports whether the flag name was set, on the command line or from
+// the environment.
+func given(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func (c *config) keyFile() string { return filepath.Join(c.dataDir, "keys.json") }

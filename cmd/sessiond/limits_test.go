@@ -22,13 +22,14 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/server"
 )
 
 // The server has every limit, within bounds that make them useful. The
 // tests below prove that each works: the real binary for the header limit
-// and ReadHeaderTimeout, a server built by newHTTPServer for ReadTimeout.
+// and ReadHeaderTimeout, a server built by server.NewHTTPServer for ReadTimeout.
 func TestHTTPServerLimits(t *testing.T) {
-	srv := newHTTPServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
+	srv := server.NewHTTPServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
 	checks := []struct {
 		name string
 		ok   bool
@@ -42,7 +43,7 @@ func TestHTTPServerLimits(t *testing.T) {
 	}
 	for _, c := range checks {
 		if !c.ok {
-			t.Errorf("newHTTPServer: want %s; got %+v", c.name, srv)
+			t.Errorf("NewHTTPServer: want %s; got %+v", c.name, srv)
 		}
 	}
 }
@@ -52,7 +53,7 @@ func TestHTTPServerLimits(t *testing.T) {
 // HTTP 4xx, and the server goes on serving, with no panic in its log.
 func TestServerLimits(t *testing.T) {
 	t.Parallel()
-	p := start(t, dataDir(t))
+	p := startInProcess(t, dataDir(t))
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
 
@@ -136,7 +137,7 @@ func stillServing(t *testing.T, p *process) {
 // the real 5 s, in parallel with the others.
 func TestSlowloris(t *testing.T) {
 	t.Parallel()
-	p := start(t, dataDir(t))
+	p := startInProcess(t, dataDir(t))
 	addr := strings.TrimSuffix(strings.TrimPrefix(p.url, "http://"), "/")
 	const slow = 20
 	const request = "POST / HTTP/1.1\r\nHost: sessiond\r\nContent-Type: application/json\r\nX-Slow: " + "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -225,7 +226,7 @@ func firstLine(s string) string {
 // ReadTimeout: the handler's read fails, the client gets 400 or a closed
 // connection, never a 5xx, and no goroutine is left behind. Waiting for the
 // real 30 s would be too slow for a unit test, so this is a server from
-// newHTTPServer, as serve builds it, with ReadTimeout cut to 1 s
+// server.NewHTTPServer, as serve builds it, with ReadTimeout cut to 1 s
 // (TestHTTPServerLimits checks the real value is set).
 func TestBodyTrickle(t *testing.T) {
 	logs := new(syncBuffer)
@@ -233,7 +234,7 @@ func TestBodyTrickle(t *testing.T) {
 	handler := rpc.NewHandler(map[string]rpc.Method{
 		"ping": {Call: func(context.Context, rpc.Params) (any, error) { return "pong", nil }},
 	}, rpc.HandlerOptions{Logger: log})
-	srv := newHTTPServer(handler, log)
+	srv := server.NewHTTPServer(handler, log)
 	srv.ReadTimeout = time.Second
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -486,7 +487,7 @@ func hostPort(p *process) string {
 // real socket to the real binary.
 func TestHeaderLimitExact(t *testing.T) {
 	t.Parallel()
-	p := start(t, dataDir(t))
+	p := startInProcess(t, dataDir(t))
 	const verify = `{"jsonrpc":"2.0","method":"session.verify_session_token","params":{"token":"x"},"id":1}`
 	head := func(size int) string {
 		prefix := fmt.Sprintf("POST / HTTP/1.1\r\nHost: sessiond\r\nContent-Type: application/json\r\nContent-Length: %d\r\nX-Pad: ", len(verify))
@@ -502,10 +503,10 @@ func TestHeaderLimitExact(t *testing.T) {
 		status int
 	}{
 		{1 << 10, http.StatusOK},
-		{maxHeaderBytes - 1, http.StatusOK},
-		{maxHeaderBytes, http.StatusOK},
-		{maxHeaderBytes + 1, http.StatusRequestHeaderFieldsTooLarge},
-		{maxHeaderBytes + 4096, http.StatusRequestHeaderFieldsTooLarge},
+		{server.MaxHeaderBytes - 1, http.StatusOK},
+		{server.MaxHeaderBytes, http.StatusOK},
+		{server.MaxHeaderBytes + 1, http.StatusRequestHeaderFieldsTooLarge},
+		{server.MaxHeaderBytes + 4096, http.StatusRequestHeaderFieldsTooLarge},
 		{64 << 10, http.StatusRequestHeaderFieldsTooLarge},
 	} {
 		t.Run(fmt.Sprintf("%d bytes", tt.size), func(t *testing.T) {
@@ -532,8 +533,8 @@ func TestHeaderLimitExact(t *testing.T) {
 				return
 			}
 			if r.Error == nil || r.Error.Code != rpc.CodeInvalidRequest || string(r.ID) != "null" ||
-				!strings.Contains(r.Error.Message, strconv.Itoa(maxHeaderBytes)) {
-				t.Errorf("reply %s, want a JSON-RPC error %d naming the limit %d, id null", body, rpc.CodeInvalidRequest, maxHeaderBytes)
+				!strings.Contains(r.Error.Message, strconv.Itoa(server.MaxHeaderBytes)) {
+				t.Errorf("reply %s, want a JSON-RPC error %d naming the limit %d, id null", body, rpc.CodeInvalidRequest, server.MaxHeaderBytes)
 			}
 			if resp.ContentLength != int64(len(body)) {
 				t.Errorf("Content-Length = %d, body %d bytes", resp.ContentLength, len(body))
@@ -560,7 +561,7 @@ func TestAdminListener(t *testing.T) {
 	}
 	t.Run("on", func(t *testing.T) {
 		t.Parallel()
-		p := start(t, dataDir(t))
+		p := startInProcess(t, dataDir(t))
 		if p.admin == "" || p.admin == p.url {
 			t.Fatalf("admin URL %q, want a listener of its own (API on %s)", p.admin, p.url)
 		}
@@ -584,7 +585,7 @@ func TestAdminListener(t *testing.T) {
 	})
 	t.Run("off", func(t *testing.T) {
 		t.Parallel()
-		p := start(t, dataDir(t), "--admin-listen", "off")
+		p := startInProcess(t, dataDir(t), "--admin-listen", "off")
 		if p.admin != "" {
 			t.Errorf("--admin-listen off: admin listener on %s", p.admin)
 		}
