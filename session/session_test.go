@@ -108,8 +108,9 @@ func (s *service) call(t *testing.T, method, tok string) string {
 	return string(result)
 }
 
-// The three requests of the API document (the service's specification, not
-// in this repository), verbatim, trailing comma included.
+// The three example requests of the specification sessiond was built to,
+// verbatim, with the trailing comma its open_session example has (README,
+// "Using the API with curl", shows that one).
 func TestAPIExamples(t *testing.T) {
 	s := newService(t)
 	const apiToken = "00890640-ec03-4663-82ce-456ea993807d"
