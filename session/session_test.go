@@ -430,3 +430,32 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// WithClock is the clock of both issuing and verifying: under a clock fixed
+// in 2020 a token opened for a minute is active, which it could not be if
+// either side read the real clock (expired, or issued in the future).
+func TestWithClock(t *testing.T) {
+	dir := t.TempDir()
+	store, err := revocation.OpenBadger(filepath.Join(dir, "revocations"), revocation.Options{})
+	if err != nil {
+		t.Fatalf("OpenBadger() error = %v", err)
+	}
+	t.Cleanup(func() { store.Close() })
+	then := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	ring, err := keys.OpenKeyring(filepath.Join(dir, "keys.json"), keys.Policy{MaxTokenLifetime: time.Hour},
+		keys.KeyringOptions{Now: func() time.Time { return then }})
+	if err != nil {
+		t.Fatalf("OpenKeyring() error = %v", err)
+	}
+	srv := httptest.NewServer(rpc.NewHandler(session.New(store, ring, session.WithClock(func() time.Time { return then })), rpc.HandlerOptions{}))
+	t.Cleanup(srv.Close)
+	client := rpc.NewClient(srv.URL, srv.Client())
+	ctx := context.Background()
+	res, err := client.OpenSession(ctx, time.Minute)
+	if err != nil {
+		t.Fatalf("OpenSession() error = %v", err)
+	}
+	if active, err := client.VerifySessionToken(ctx, res.AccessToken); !active || err != nil {
+		t.Errorf("VerifySessionToken() under the same clock = %v, %v, want true", active, err)
+	}
+}

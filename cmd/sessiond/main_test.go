@@ -55,6 +55,7 @@ type process struct {
 	srv    *server.Server // nil for a child process
 	url    string
 	admin  string // the admin listener's base URL, "" when off
+	addrs  string // the --addr-file of a child process
 	client *rpc.Client
 	stderr *syncBuffer
 	done   chan error
@@ -70,7 +71,7 @@ func start(t *testing.T, dataDir string, extra ...string) *process {
 	}
 	addrFile := filepath.Join(t.TempDir(), "addr")
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--addr-file", addrFile}, extra...)
-	p := &process{cmd: exec.Command(bin, args...), stderr: new(syncBuffer), done: make(chan error, 1)}
+	p := &process{cmd: exec.Command(bin, args...), addrs: addrFile, stderr: new(syncBuffer), done: make(chan error, 1)}
 	p.cmd.Env = append(os.Environ(), "SESSIOND_LISTEN=", "SESSIOND_DATA_DIR=")
 	pipe, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -226,6 +227,9 @@ func TestKillRestart(t *testing.T) {
 	}
 	if err := p.stop(t, syscall.SIGTERM); err != nil {
 		t.Errorf("SIGTERM: exit %v, want status 0\n%s", err, p.stderr)
+	}
+	if _, err := os.Stat(p.addrs); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("--addr-file after a graceful stop: %v, want it removed", err)
 	}
 	info, err := os.Stat(filepath.Join(dir, "keys.json"))
 	if err != nil || info.Mode().Perm() != 0o600 {
