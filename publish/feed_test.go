@@ -17,11 +17,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sessiond/sessiond/client"
-	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/publish"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/token"
 )
 
@@ -46,13 +46,8 @@ func newFeedEnv(t *testing.T, opts publish.RevocationsOptions) *feedEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sessions := &rpc.Sessions{
-		Issuer:   issue.New(ring),
-		Verifier: token.NewVerifier(ring),
-		Revoker:  store,
-	}
 	mux := http.NewServeMux()
-	mux.Handle("/{$}", rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{}))
+	mux.Handle("/{$}", rpc.NewHandler(session.New(store, ring), rpc.HandlerOptions{}))
 	mux.Handle("GET /revocations", publish.NewRevocationsHandler(store, ring, opts))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

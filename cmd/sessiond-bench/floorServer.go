@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/session"
 )
 
 // newFloorServer returns the http.Server that serves h with the settings of
@@ -69,7 +70,7 @@ func serveFloor(ctx context.Context, args []string, stderr io.Writer) error {
 		// The method sessiond serves, with the same parameter, doing
 		// nothing: the requests are verify_hot's byte for byte.
 		nop := rpc.Method{Params: []string{"token"}, Call: func(context.Context, rpc.Params) (any, error) {
-			return rpc.VerifyResult{Active: true}, nil
+			return session.VerifyResult{Active: true}, nil
 		}}
 		h = rpc.NewHandler(map[string]rpc.Method{"session.verify_session_token": nop}, rpc.HandlerOptions{})
 	default:

@@ -30,7 +30,7 @@ import (
 	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/revocation"
-	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/session"
 )
 
 func (b *bench) benchmark(ctx context.Context) error {
@@ -414,7 +414,7 @@ func newIssuer(dataDir string) (*issue.Issuer, *keys.Keyring, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, nil, err
 	}
-	policy := keys.Policy{MaxTokenLifetime: rpc.DefaultMaxExpiresIn, PropagationDelay: 5 * time.Minute}
+	policy := keys.Policy{MaxTokenLifetime: session.DefaultMaxExpiresIn, PropagationDelay: 5 * time.Minute}
 	ring, err := keys.OpenKeyring(filepath.Join(dataDir, "keys.json"), policy, keys.KeyringOptions{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("create signing key: %w", err)

@@ -15,7 +15,8 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/keys"
-	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/server"
+	"github.com/sessiond/sessiond/session"
 )
 
 // config is what the flags and the environment set.
@@ -51,13 +52,28 @@ var errNoDataDir = errors.New("no data dir: set --data-dir (or SESSIOND_DATA_DIR
 // serve, so that one environment configures both.
 func (c *config) lifecycleFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "directory for the signing keys and the revocation list (created with mode 0700); the default is $XDG_STATE_HOME/sessiond, else $HOME/.local/state/sessiond, and without either variable there is none: it must be given")
-	fs.DurationVar(&c.maxExpiresIn, "max-expires-in", rpc.DefaultMaxExpiresIn, "longest session lifetime open_session grants, in whole seconds; when it is under 30 days, expires_in null or absent grants it instead of 30 days")
+	fs.DurationVar(&c.maxExpiresIn, "max-expires-in", session.DefaultMaxExpiresIn, "longest session lifetime open_session grants, in whole seconds; when it is under 30 days, expires_in null or absent grants it instead of 30 days")
 	fs.DurationVar(&c.leeway, "leeway", 0, "clock skew allowed when checking exp and iat")
 	fs.DurationVar(&c.jwksMaxAge, "jwks-max-age", 5*time.Minute, "how long verifiers may cache the published keys; also how long a new key waits before it signs")
 }
 
 func (c *config) policy() keys.Policy {
 	return keys.Policy{MaxTokenLifetime: c.maxExpiresIn, Leeway: c.leeway, PropagationDelay: c.jwksMaxAge}
+}
+
+// keyReloadInterval is how often a running server re-reads the key file.
+const keyReloadInterval = server.DefaultKeyReloadInterval
+
+// makeDataDir creates the data dir with mode 0700, and refuses one that
+// others can enter, as the server does.
+func makeDataDir(dir string) error { return server.MakeDataDir(dir) }
+
+// given reports whether the flag name was set, on the command line or from
+// the environment.
+func given(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func (c *config) keyFile() string { return filepath.Join(c.dataDir, "keys.json") }

@@ -107,7 +107,7 @@ func TestRevocationFeedEndToEnd(t *testing.T) {
 	dir := dataDir(t)
 	// fresh-for 4s: the server rebuilds a snapshot at least every second.
 	serverArgs := []string{"--revocations-fresh-for", "4s"}
-	p := start(t, dir, serverArgs...)
+	p := startInProcess(t, dir, serverArgs...)
 	proxy := newFeedProxy(t, strings.TrimSuffix(p.url, "/"))
 
 	const interval = 200 * time.Millisecond
@@ -230,7 +230,7 @@ func TestRevocationFeedEndToEnd(t *testing.T) {
 	if err := p.stop(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	p = start(t, dir, serverArgs...)
+	p = startInProcess(t, dir, serverArgs...)
 	proxy.set(strings.TrimSuffix(p.url, "/"), nil)
 	t.Run("restart keeps sequence numbers", func(t *testing.T) {
 
@@ -406,7 +406,7 @@ func TestRevocationFeedReplayedSnapshot(t *testing.T) {
 	ctx := context.Background()
 	// Fresh for an hour: the saved snapshot is still fresh when replayed,
 	// so only its age can have it refused.
-	p := start(t, dataDir(t), "--revocations-fresh-for", "1h")
+	p := startInProcess(t, dataDir(t), "--revocations-fresh-for", "1h")
 	proxy := newFeedProxy(t, strings.TrimSuffix(p.url, "/"))
 	jwks := token.NewRemoteJWKS(proxy.url + "/.well-known/jwks.json")
 	file := filepath.Join(t.TempDir(), "revocations.jws")
@@ -485,7 +485,7 @@ func TestRevocationFeedReplayedSnapshot(t *testing.T) {
 // retain as expired, whatever its own leeway.
 func TestRevocationFeedLeewayBeyondRetention(t *testing.T) {
 	ctx := context.Background()
-	p := start(t, dataDir(t)) // --leeway 0: entries are kept until exp
+	p := startInProcess(t, dataDir(t)) // --leeway 0: entries are kept until exp
 	base := strings.TrimSuffix(p.url, "/")
 	// iat is truncated to the second: a session of 3 s has 2 to 3 left.
 	res, err := p.client.OpenSession(ctx, 3*time.Second)
@@ -540,7 +540,7 @@ func TestRevocationFeedLeewayBeyondRetention(t *testing.T) {
 // failing with ErrStale. Run a few times over, since it was a race that
 // the snippet lost in most runs.
 func TestREADMEFeedSnippet(t *testing.T) {
-	p := start(t, dataDir(t))
+	p := startInProcess(t, dataDir(t))
 	base := strings.TrimSuffix(p.url, "/")
 	open, err := p.client.OpenSession(context.Background(), time.Hour)
 	if err != nil {

@@ -2,18 +2,15 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,37 +19,15 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/server"
 )
-
-// The server has every limit, within bounds that make them useful. The
-// tests below prove that each works: the real binary for the header limit
-// and ReadHeaderTimeout, a server built by newHTTPServer for ReadTimeout.
-func TestHTTPServerLimits(t *testing.T) {
-	srv := newHTTPServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
-	checks := []struct {
-		name string
-		ok   bool
-	}{
-		{"ReadHeaderTimeout in (0, 10s]", srv.ReadHeaderTimeout > 0 && srv.ReadHeaderTimeout <= 10*time.Second},
-		{"ReadTimeout in [ReadHeaderTimeout, 1m]", srv.ReadTimeout >= srv.ReadHeaderTimeout && srv.ReadTimeout <= time.Minute},
-		{"WriteTimeout in (0, 1m]", srv.WriteTimeout > 0 && srv.WriteTimeout <= time.Minute},
-		{"IdleTimeout in (0, 10m]", srv.IdleTimeout > 0 && srv.IdleTimeout <= 10*time.Minute},
-		{"MaxHeaderBytes in (0, 32 KiB]", srv.MaxHeaderBytes > 0 && srv.MaxHeaderBytes <= 32<<10},
-		{"ErrorLog set", srv.ErrorLog != nil},
-	}
-	for _, c := range checks {
-		if !c.ok {
-			t.Errorf("newHTTPServer: want %s; got %+v", c.name, srv)
-		}
-	}
-}
 
 // Hostile requests to the real binary: too big a body, too long a batch,
 // too deep JSON, too many header bytes. Each gets a JSON-RPC error or an
 // HTTP 4xx, and the server goes on serving, with no panic in its log.
 func TestServerLimits(t *testing.T) {
 	t.Parallel()
-	p := start(t, dataDir(t))
+	p := startInProcess(t, dataDir(t))
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
 
@@ -136,7 +111,7 @@ func stillServing(t *testing.T, p *process) {
 // the real 5 s, in parallel with the others.
 func TestSlowloris(t *testing.T) {
 	t.Parallel()
-	p := start(t, dataDir(t))
+	p := startInProcess(t, dataDir(t))
 	addr := strings.TrimSuffix(strings.TrimPrefix(p.url, "http://"), "/")
 	const slow = 20
 	const request = "POST / HTTP/1.1\r\nHost: sessiond\r\nContent-Type: application/json\r\nX-Slow: " + "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -219,149 +194,6 @@ func TestSlowloris(t *testing.T) {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\r\n")
 	return line
-}
-
-// A client that sends its headers and then trickles the body is cut off by
-// ReadTimeout: the handler's read fails, the client gets 400 or a closed
-// connection, never a 5xx, and no goroutine is left behind. Waiting for the
-// real 30 s would be too slow for a unit test, so this is a server from
-// newHTTPServer, as serve builds it, with ReadTimeout cut to 1 s
-// (TestHTTPServerLimits checks the real value is set).
-func TestBodyTrickle(t *testing.T) {
-	logs := new(syncBuffer)
-	log := slog.New(slog.NewTextHandler(logWriter{logs}, nil))
-	handler := rpc.NewHandler(map[string]rpc.Method{
-		"ping": {Call: func(context.Context, rpc.Params) (any, error) { return "pong", nil }},
-	}, rpc.HandlerOptions{Logger: log})
-	srv := newHTTPServer(handler, log)
-	srv.ReadTimeout = time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := serverGoroutines(); n != 0 {
-		t.Fatalf("%d server goroutines before the test, want 0", n)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	addr := ln.Addr().String()
-	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
-
-	const ping = `{"jsonrpc":"2.0","method":"ping","id":1}`
-	tests := []struct {
-		name    string
-		headers string
-		chunk   func(b byte) string
-	}{
-		{"Content-Length", fmt.Sprintf("Content-Length: %d\r\n", len(ping)), func(b byte) string { return string(b) }},
-		{"chunked", "Transfer-Encoding: chunked\r\n", func(b byte) string { return "1\r\n" + string(b) + "\r\n" }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			began := time.Now()
-			if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: sessiond\r\nContent-Type: application/json\r\n"+tt.headers+"\r\n"); err != nil {
-				t.Fatal(err)
-			}
-			stop := make(chan struct{})
-			defer close(stop)
-			go func() {
-				for i := 0; i < len(ping); i++ {
-					select {
-					case <-stop:
-						return
-					case <-time.After(200 * time.Millisecond):
-					}
-					if _, err := io.WriteString(conn, tt.chunk(ping[i])); err != nil {
-						return
-					}
-				}
-			}()
-			// Meanwhile, an ordinary request.
-			resp, err := client.Post("http://"+addr+"/", "application/json", strings.NewReader(ping))
-			if err != nil {
-				t.Fatalf("ordinary request during the trickle: %v", err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"pong"`) {
-				t.Errorf("ordinary request during the trickle = %d %s, want 200 pong", resp.StatusCode, body)
-			}
-
-			conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-			reply, err := io.ReadAll(bufio.NewReader(conn))
-			after := time.Since(began)
-			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-				t.Fatalf("the trickling client was still connected after %v", after)
-			}
-			t.Logf("cut off after %v: %q, %v", after.Round(100*time.Millisecond), firstLine(string(reply)), err)
-			if len(reply) > 0 && !strings.HasPrefix(string(reply), "HTTP/1.1 4") {
-				t.Errorf("reply %q, want none or a 4xx", reply)
-			}
-			if strings.Contains(string(reply), "pong") {
-				t.Errorf("the trickled request was served: %q", reply)
-			}
-		})
-	}
-
-	if serverGoroutines() == 0 {
-		t.Error("no server goroutine found while serving: the leak check below would prove nothing")
-	}
-	client.CloseIdleConnections()
-	if err := srv.Close(); err != nil {
-		t.Errorf("Close() = %v", err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		t.Errorf("Serve() = %v, want ErrServerClosed", err)
-	}
-	// No goroutine of the server or the handler may outlive it.
-	deadline := time.Now().Add(10 * time.Second)
-	for serverGoroutines() != 0 {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("server goroutines left 10s after Close:\n%s", buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if strings.Contains(logs.String(), "panic") {
-		t.Errorf("the server's log mentions a panic:\n%s", logs.String())
-	}
-}
-
-// serverGoroutines counts the goroutines of net/http servers and of the rpc
-// handler in this process. TestBodyTrickle does not run in parallel, so they
-// are its server's.
-func serverGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	count := 0
-	for g := range bytes.SplitSeq(buf, []byte("\n\n")) {
-		if bytes.Contains(g, []byte("net/http.(*conn).serve")) ||
-			bytes.Contains(g, []byte("net/http.(*Server).Serve")) ||
-			bytes.Contains(g, []byte("github.com/sessiond/sessiond/rpc.(*Handler)")) {
-			count++
-		}
-	}
-	return count
-}
-
-// logWriter adapts a syncBuffer to io.Writer for a logger.
-type logWriter struct{ *syncBuffer }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.WriteString(string(p))
-	return len(p), nil
 }
 
 // The private keys are open to their owner only: the server and the key
@@ -486,7 +318,7 @@ func hostPort(p *process) string {
 // real socket to the real binary.
 func TestHeaderLimitExact(t *testing.T) {
 	t.Parallel()
-	p := start(t, dataDir(t))
+	p := startInProcess(t, dataDir(t))
 	const verify = `{"jsonrpc":"2.0","method":"session.verify_session_token","params":{"token":"x"},"id":1}`
 	head := func(size int) string {
 		prefix := fmt.Sprintf("POST / HTTP/1.1\r\nHost: sessiond\r\nContent-Type: application/json\r\nContent-Length: %d\r\nX-Pad: ", len(verify))
@@ -502,10 +334,10 @@ func TestHeaderLimitExact(t *testing.T) {
 		status int
 	}{
 		{1 << 10, http.StatusOK},
-		{maxHeaderBytes - 1, http.StatusOK},
-		{maxHeaderBytes, http.StatusOK},
-		{maxHeaderBytes + 1, http.StatusRequestHeaderFieldsTooLarge},
-		{maxHeaderBytes + 4096, http.StatusRequestHeaderFieldsTooLarge},
+		{server.MaxHeaderBytes - 1, http.StatusOK},
+		{server.MaxHeaderBytes, http.StatusOK},
+		{server.MaxHeaderBytes + 1, http.StatusRequestHeaderFieldsTooLarge},
+		{server.MaxHeaderBytes + 4096, http.StatusRequestHeaderFieldsTooLarge},
 		{64 << 10, http.StatusRequestHeaderFieldsTooLarge},
 	} {
 		t.Run(fmt.Sprintf("%d bytes", tt.size), func(t *testing.T) {
@@ -532,8 +364,8 @@ func TestHeaderLimitExact(t *testing.T) {
 				return
 			}
 			if r.Error == nil || r.Error.Code != rpc.CodeInvalidRequest || string(r.ID) != "null" ||
-				!strings.Contains(r.Error.Message, strconv.Itoa(maxHeaderBytes)) {
-				t.Errorf("reply %s, want a JSON-RPC error %d naming the limit %d, id null", body, rpc.CodeInvalidRequest, maxHeaderBytes)
+				!strings.Contains(r.Error.Message, strconv.Itoa(server.MaxHeaderBytes)) {
+				t.Errorf("reply %s, want a JSON-RPC error %d naming the limit %d, id null", body, rpc.CodeInvalidRequest, server.MaxHeaderBytes)
 			}
 			if resp.ContentLength != int64(len(body)) {
 				t.Errorf("Content-Length = %d, body %d bytes", resp.ContentLength, len(body))
@@ -560,7 +392,7 @@ func TestAdminListener(t *testing.T) {
 	}
 	t.Run("on", func(t *testing.T) {
 		t.Parallel()
-		p := start(t, dataDir(t))
+		p := startInProcess(t, dataDir(t))
 		if p.admin == "" || p.admin == p.url {
 			t.Fatalf("admin URL %q, want a listener of its own (API on %s)", p.admin, p.url)
 		}
@@ -584,7 +416,7 @@ func TestAdminListener(t *testing.T) {
 	})
 	t.Run("off", func(t *testing.T) {
 		t.Parallel()
-		p := start(t, dataDir(t), "--admin-listen", "off")
+		p := startInProcess(t, dataDir(t), "--admin-listen", "off")
 		if p.admin != "" {
 			t.Errorf("--admin-listen off: admin listener on %s", p.admin)
 		}

@@ -1,17 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/client"
+	"github.com/sessiond/sessiond/server"
 )
 
 // binary is the sessiond executable, built once for the tests that run it
@@ -48,30 +48,30 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// process is a running sessiond.
+// process is a running sessiond: a child process (start), or a server in
+// this process built from the same flags (startInProcess).
 type process struct {
-	cmd    *exec.Cmd
+	cmd    *exec.Cmd      // nil in-process
+	srv    *server.Server // nil for a child process
 	url    string
 	admin  string // the admin listener's base URL, "" when off
+	addrs  string // the --addr-file of a child process
 	client *client.Client
 	stderr *syncBuffer
 	done   chan error
 }
 
-var (
-	addrRE      = regexp.MustCompile(`msg=serving addr=(\S+)`)
-	adminAddrRE = regexp.MustCompile(`msg="serving admin endpoints" addr=(\S+)`)
-)
-
-// start runs `sessiond serve` on dataDir and waits until it serves.
+// start runs `sessiond serve` on dataDir and waits until it serves, which it
+// learns from the file --addr-file names.
 func start(t *testing.T, dataDir string, extra ...string) *process {
 	t.Helper()
 	bin, err := binary()
 	if err != nil {
 		t.Fatalf("build sessiond: %v", err)
 	}
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
-	p := &process{cmd: exec.Command(bin, args...), stderr: new(syncBuffer), done: make(chan error, 1)}
+	addrFile := filepath.Join(t.TempDir(), "addr")
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--addr-file", addrFile}, extra...)
+	p := &process{cmd: exec.Command(bin, args...), addrs: addrFile, stderr: new(syncBuffer), done: make(chan error, 1)}
 	p.cmd.Env = append(os.Environ(), "SESSIOND_LISTEN=", "SESSIOND_DATA_DIR=")
 	pipe, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -80,18 +80,8 @@ func start(t *testing.T, dataDir string, extra ...string) *process {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	addr := make(chan string, 1)
 	go func() {
-		sc := bufio.NewScanner(pipe)
-		for sc.Scan() {
-			p.stderr.WriteString(sc.Text() + "\n")
-			if m := adminAddrRE.FindStringSubmatch(sc.Text()); m != nil {
-				p.admin = "http://" + m[1] + "/" // logged before the API's address
-			}
-			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
+		io.Copy(p.stderr, pipe)
 		p.done <- p.cmd.Wait()
 	}()
 	t.Cleanup(func() {
@@ -100,22 +90,71 @@ func start(t *testing.T, dataDir string, extra ...string) *process {
 			<-p.done
 		}
 	})
-	select {
-	case a := <-addr:
-		p.url = "http://" + a + "/"
-		p.client = client.New(p.url, nil)
-		return p
-	case err := <-p.done:
-		t.Fatalf("sessiond exited before serving: %v\n%s", err, p.stderr)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("sessiond did not start in 30s:\n%s", p.stderr)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if data, err := os.ReadFile(addrFile); err == nil {
+			p.serving(t, string(data))
+			return p
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("sessiond exited before serving: %v\n%s", err, p.stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessiond did not start in 30s:\n%s", p.stderr)
+		}
 	}
-	return nil
 }
 
-// stop sends sig and returns the process's exit error.
+// serving sets p's addresses from the content of an --addr-file.
+func (p *process) serving(t *testing.T, addrs string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(addrs, "\n"), "\n")
+	if len(lines) != 2 || lines[0] == "" {
+		t.Fatalf("--addr-file holds %q, want the API's address and the admin's on two lines", addrs)
+	}
+	p.url = "http://" + lines[0] + "/"
+	if lines[1] != "off" {
+		p.admin = "http://" + lines[1] + "/"
+	}
+	p.client = client.New(p.url, nil)
+}
+
+// startInProcess is start for a test that needs only the API: the server
+// the same serve flags configure, run in this process. Its log goes to
+// p.stderr; p.hup reloads its keys and p.stop(SIGTERM or SIGINT) closes it.
+func startInProcess(t *testing.T, dataDir string, extra ...string) *process {
+	t.Helper()
+	p := &process{stderr: new(syncBuffer)}
+	c, err := parseServe(append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir}, extra...), p.stderr)
+	if err != nil {
+		t.Fatalf("serve flags %q: %v", extra, err)
+	}
+	c.Logger = slog.New(slog.NewTextHandler(p.stderr, nil))
+	p.srv = server.New(c.Config)
+	if err := p.srv.Open(context.Background()); err != nil {
+		t.Fatalf("Open() error = %v\n%s", err, p.stderr)
+	}
+	t.Cleanup(func() { p.srv.Close() })
+	admin := p.srv.AdminAddr()
+	if admin == "" {
+		admin = "off"
+	}
+	p.serving(t, p.srv.Addr()+"\n"+admin+"\n")
+	return p
+}
+
+// stop sends sig and returns the process's exit error. In-process, SIGTERM
+// and SIGINT close the server (SIGKILL needs a real process).
 func (p *process) stop(t *testing.T, sig os.Signal) error {
 	t.Helper()
+	if p.srv != nil {
+		if sig != syscall.SIGTERM && sig != os.Interrupt {
+			t.Fatalf("stop(%v): an in-process server can only be closed; use start", sig)
+		}
+		return p.srv.Close()
+	}
 	p.cmd.Process.Signal(sig)
 	select {
 	case err := <-p.done:
@@ -138,6 +177,12 @@ func (b *syncBuffer) WriteString(s string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.b.WriteString(s)
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
 }
 
 func (b *syncBuffer) String() string {
@@ -183,6 +228,9 @@ func TestKillRestart(t *testing.T) {
 	if err := p.stop(t, syscall.SIGTERM); err != nil {
 		t.Errorf("SIGTERM: exit %v, want status 0\n%s", err, p.stderr)
 	}
+	if _, err := os.Stat(p.addrs); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("--addr-file after a graceful stop: %v, want it removed", err)
+	}
 	info, err := os.Stat(filepath.Join(dir, "keys.json"))
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("keys.json mode = %v, %v, want 0600", info.Mode(), err)
@@ -193,7 +241,7 @@ func TestKillRestart(t *testing.T) {
 }
 
 func TestHealthzAndHTTP(t *testing.T) {
-	p := start(t, dataDir(t))
+	p := startInProcess(t, dataDir(t))
 	resp, err := http.Get(strings.TrimSuffix(p.url, "/") + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +264,7 @@ func TestHealthzAndHTTP(t *testing.T) {
 // A second server on the same data directory fails at once and says why.
 func TestSecondServerRefused(t *testing.T) {
 	dir := dataDir(t)
-	start(t, dir)
+	startInProcess(t, dir)
 	bin, _ := binary()
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dir)
 	done := make(chan struct{})
@@ -236,7 +284,7 @@ func TestSecondServerRefused(t *testing.T) {
 
 func TestRefusesReadableKeyFile(t *testing.T) {
 	dir := dataDir(t)
-	p := start(t, dir)
+	p := startInProcess(t, dir)
 	p.stop(t, syscall.SIGTERM)
 	os.Chmod(filepath.Join(dir, "keys.json"), 0o644)
 	var stderr strings.Builder

@@ -139,7 +139,7 @@ func TestRotationUnderLoad(t *testing.T) {
 	)
 	flags := []string{"--jwks-max-age", maxAge.String(), "--max-expires-in", maxLife.String()}
 	dir := dataDir(t)
-	p := start(t, dir, flags...)
+	p := startInProcess(t, dir, flags...)
 	offline := token.NewVerifier(token.NewRemoteJWKS(p.jwksURL(), token.WithJWKSMinInterval(100*time.Millisecond)))
 
 	var (
@@ -405,7 +405,7 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.Claims, hd
 // rejected everywhere; the JWKS has no private member.
 func TestOfflineVerification(t *testing.T) {
 	dir := dataDir(t)
-	p := start(t, dir)
+	p := startInProcess(t, dir)
 	ctx := context.Background()
 	res, err := p.client.OpenSession(ctx, time.Hour)
 	if err != nil {
@@ -554,7 +554,7 @@ func TestOfflineVerification(t *testing.T) {
 // stdout when valid, exit 1 and the reason in one line on stderr when not,
 // exit 3 when validity cannot be decided.
 func TestVerifyCommand(t *testing.T) {
-	p := start(t, dataDir(t), "--issuer", "acme")
+	p := startInProcess(t, dataDir(t), "--issuer", "acme")
 	res, err := p.client.OpenSession(context.Background(), time.Hour)
 	if err != nil {
 		t.Fatal(err)

@@ -2,78 +2,95 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"runtime"
+	"path/filepath"
 	"runtime/debug"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/sessiond/sessiond/issue"
-	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/publish"
-	"github.com/sessiond/sessiond/revocation"
-	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/server"
 	"github.com/sessiond/sessiond/token"
 )
 
 const serveSummary = `Usage: sessiond serve [flags]
 
-Serves the session API of API.txt (session.open_session,
-session.verify_session_token, session.close_session) as JSON-RPC 2.0 on
-POST /, the public signing keys on GET /.well-known/jwks.json, the
-signed revocation list for offline verifiers on GET /revocations, and
-GET /healthz. The admin listener (--admin-listen, loopback by default)
-serves GET /healthz and goroutine and memory figures on GET /debug/stats. On
-first start it creates the data directory, an Ed25519 signing key
-(keys.json, mode 0600) and the revocation list (revocations/, Badger).
-SIGINT or SIGTERM stops it gracefully; SIGHUP reloads the signing keys at
-once (they are also re-read every few seconds). The Go runtime gets a soft
-memory limit of 192 MiB unless GOMEMLIMIT sets another.`
+Serves the session API (session.open_session, session.verify_session_token,
+session.close_session; README.md, "The methods") as JSON-RPC 2.0 on POST /,
+the public signing keys on GET /.well-known/jwks.json, the signed revocation
+list for offline verifiers on GET /revocations, and GET /healthz. The admin
+listener (--admin-listen, loopback by default) serves GET /healthz and
+goroutine and memory figures on GET /debug/stats. On first start it creates
+the data directory, an Ed25519 signing key (keys.json, mode 0600) and the
+revocation list (revocations/, Badger). With --addr-file it writes, once
+listening, the API's address on the first line of that file and the admin
+listener's (or "off") on the second. SIGINT or SIGTERM stops it gracefully;
+SIGHUP reloads the signing keys at once (they are also re-read every few
+seconds). The Go runtime gets a soft memory limit of 192 MiB unless
+GOMEMLIMIT sets another.`
 
 // defaultMemoryLimit is the soft memory limit of the Go runtime unless
 // GOMEMLIMIT sets one.
 const defaultMemoryLimit = 192 << 20
 
-// keyReloadInterval is how often a running server re-reads the key file.
-const keyReloadInterval = keys.ReloadInterval
+// defaultAdminListen is the default of --admin-listen: loopback only, so
+// that the operator's endpoints are off the public surface unless asked for.
+const defaultAdminListen = "127.0.0.1:8081"
 
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c config
+// serveConfig is what serve's flags and environment set.
+type serveConfig struct {
+	config
+	server.Config
+	addrFile string
+}
+
+// parseServe turns serve's flags and environment into a checked
+// configuration, before anything is written.
+func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
+	var c serveConfig
 	fs := newFlagSet("sessiond serve", serveSummary, stderr)
-	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve HTTP on")
+	fs.StringVar(&c.listen, "listen", server.DefaultListen, "address to serve HTTP on")
 	fs.StringVar(&c.issuer, "issuer", token.DefaultIssuer, `"iss" claim of new tokens, required of verified ones (changing it makes outstanding tokens inactive)`)
 	c.lifecycleFlags(fs)
-	var freshFor time.Duration
-	fs.DurationVar(&freshFor, "revocations-fresh-for", publish.DefaultFreshFor, "how long an offline verifier may trust a GET /revocations document: one that cannot reach the server fails closed after this")
-	adminListen := fs.String("admin-listen", defaultAdminListen, "address to serve the operator's endpoints on (/healthz, /debug/stats), or off")
-	maxConns := fs.Int("max-connections", defaultMaxConnections, "most client connections open at once; at the cap the longest idle one is closed")
+	fs.DurationVar(&c.RevocationsFreshFor, "revocations-fresh-for", publish.DefaultFreshFor, "how long an offline verifier may trust a GET /revocations document: one that cannot reach the server fails closed after this")
+	fs.StringVar(&c.AdminListen, "admin-listen", defaultAdminListen, "address to serve the operator's endpoints on (/healthz, /debug/stats), or off")
+	maxConns := fs.Int("max-connections", server.DefaultMaxConnections, "most client connections open at once; at the cap the longest idle one is closed")
+	fs.StringVar(&c.addrFile, "addr-file", "", "file to write the bound addresses to once listening: the API's on the first line, the admin listener's (or off) on the second")
 	if err := parse(fs, args); err != nil {
-		return err
+		return nil, err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "sessiond serve: unexpected argument %q\n", fs.Arg(0))
-		return errUsage
+		return nil, errUsage
 	}
 	if err := c.checkServe(); err != nil {
-		return err
+		return nil, err
 	}
-	if freshFor < time.Second {
-		return fmt.Errorf("--revocations-fresh-for must be at least 1s, not %s", freshFor)
+	if c.RevocationsFreshFor < time.Second {
+		return nil, fmt.Errorf("--revocations-fresh-for must be at least 1s, not %s", c.RevocationsFreshFor)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
 	if *maxConns < 1 {
-		return fmt.Errorf("--max-connections must be at least 1, not %d", *maxConns)
+		return nil, fmt.Errorf("--max-connections must be at least 1, not %d", *maxConns)
 	}
-	connCap, err := connectionCap(fs, *maxConns, log)
+	if given(fs, "max-connections") {
+		c.MaxConnections = *maxConns // else 0: the default, lowered to fit the file limit
+	}
+	if c.AdminListen == "off" {
+		c.AdminListen = ""
+	}
+	c.Listen, c.DataDir, c.Issuer = c.listen, c.dataDir, c.issuer
+	c.MaxExpiresIn, c.Leeway, c.JWKSMaxAge = c.maxExpiresIn, c.leeway, c.jwksMaxAge
+	return &c, nil
+}
+
+// serve runs the server until ctx ends (SIGINT, SIGTERM) or it fails.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseServe(args, stderr)
 	if err != nil {
 		return err
 	}
@@ -82,129 +99,83 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	setMemoryLimit()
+	c.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	if c.addrFile != "" {
+		// A reader waiting for the file must never find a stale one.
+		if err := os.Remove(c.addrFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("--addr-file: %w", err)
+		}
+	}
+	srv := server.New(c.Config)
+	if err := srv.Open(ctx); err != nil {
+		return serveError(err, c)
+	}
+	if c.addrFile != "" {
+		if err := writeAddrFile(c.addrFile, srv); err != nil {
+			return errors.Join(err, srv.Close())
+		}
+		defer os.Remove(c.addrFile)
+	}
+	for {
+		select {
+		case <-hup:
+			srv.ReloadKeys()
+			continue
+		case <-ctx.Done():
+		case <-srv.Done():
+		}
+		return srv.Close()
+	}
+}
+
+// setMemoryLimit gives the Go runtime its soft memory limit, unless
+// GOMEMLIMIT sets one: the garbage collector then works harder near it
+// rather than letting transient buffers (a large revocation snapshot) grow
+// the heap. It is the process's setting, so the command's, not the server's.
+func setMemoryLimit() {
 	if os.Getenv("GOMEMLIMIT") == "" {
-		// A soft limit: the garbage collector works harder near it rather
-		// than letting transient buffers (a large revocation snapshot)
-		// grow the heap. GOMEMLIMIT overrides it.
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
+}
 
-	if err := makeDataDir(c.dataDir); err != nil {
-		return err
+// writeAddrFile writes the bound addresses to path in one rename, so that
+// a reader sees the whole file or none.
+func writeAddrFile(path string, srv *server.Server) error {
+	admin := srv.AdminAddr()
+	if admin == "" {
+		admin = "off"
 	}
-	// The store's directory lock comes first: it keeps a second server off
-	// this data directory before either can create a key.
-	store, err := revocation.OpenBadger(c.storeDir(), revocation.Options{Logger: log.With("component", "badger"), Retention: c.leeway})
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".addr-*")
 	if err != nil {
-		return storeError(fmt.Errorf("open revocation list: %w", err), &c)
+		return fmt.Errorf("--addr-file: %w", err)
 	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("close revocation list", "err", err)
-		}
-	}()
-	ring, err := keys.OpenKeyring(c.keyFile(), c.policy(), keys.KeyringOptions{Logger: log})
+	_, err = fmt.Fprintf(tmp, "%s\n%s\n", srv.Addr(), admin)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
 	if err != nil {
-		return fmt.Errorf("open signing keys: %w", err)
-	}
-
-	verifier := token.NewVerifier(ring, token.WithIssuer(c.issuer), token.WithLeeway(c.leeway),
-		// Signature checks of tokens not seen before queue for the cores,
-		// so a flood of forged tokens cannot take them from cached ones.
-		token.WithConcurrencyLimit(runtime.GOMAXPROCS(0)))
-	sessions := &rpc.Sessions{
-		Issuer:       issue.New(ring, issue.WithIssuer(c.issuer)),
-		Verifier:     verifier,
-		Revoker:      store,
-		MaxExpiresIn: c.maxExpiresIn,
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/{$}", rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{Logger: log}))
-	mux.Handle("GET /.well-known/jwks.json", publish.NewJWKSHandler(publishedKeys(ring), c.jwksMaxAge, log))
-	mux.Handle("GET /revocations", publish.NewRevocationsHandler(store, ring, publish.RevocationsOptions{Issuer: c.issuer, FreshFor: freshFor, Logger: log,
-		Retention: store.Retention}))
-	mux.HandleFunc("GET /healthz", serveHealthz)
-	srv := newHTTPServer(mux, log)
-
-	raw, err := net.Listen("tcp", c.listen)
-	if err != nil {
-		return err
-	}
-	ln := newConnLimiter(raw, connCap)
-	srv.ConnState = ln.ConnState
-	admin, err := listenAdmin(*adminListen, log)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	log.Info("serving", "addr", ln.Addr().String(), "data_dir", c.dataDir, "issuer", c.issuer)
-
-	var wg sync.WaitGroup
-	keysCtx, stopKeys := context.WithCancel(ctx)
-	wg.Go(func() { ring.Run(keysCtx, keyReloadInterval, hup) })
-	defer func() { stopKeys(); wg.Wait() }()
-
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	select {
-	case err := <-serveErr:
-		admin.shutdown(context.Background())
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shut down: %w", err)
-	}
-	if err := admin.shutdown(shutdownCtx); err != nil {
-		return err
-	}
-	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
-		return err
+		os.Remove(tmp.Name())
+		return fmt.Errorf("--addr-file: %w", err)
 	}
 	return nil
 }
 
-// serveStats reports the process's goroutines and memory, for the soak run
-// and for operators (GET /debug/stats). It says nothing about sessions.
-func serveStats(w http.ResponseWriter, _ *http.Request) {
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]uint64{
-		"goroutines":       uint64(runtime.NumGoroutine()),
-		"heap_alloc_bytes": m.HeapAlloc,
-		"heap_sys_bytes":   m.HeapSys,
-		"gc_cycles":        uint64(m.NumGC),
-	})
-}
-
-// publishedKeys adapts the keyring to what the JWKS handler publishes.
-func publishedKeys(ring *keys.Keyring) func() []token.PublicKey {
-	return func() []token.PublicKey {
-		published := ring.Published()
-		pub := make([]token.PublicKey, len(published))
-		for i, k := range published {
-			pub[i] = token.PublicKey{ID: k.ID, Algorithm: string(k.Algorithm), Key: k.Public()}
-		}
-		return pub
+// serveError adds to an error of the server the flag that fixes it.
+func serveError(err error, c *serveConfig) error {
+	var listen *server.ListenError
+	var files *server.FileLimitError
+	switch {
+	case errors.As(err, &listen) && listen.Admin:
+		return fmt.Errorf("%w; give --admin-listen (SESSIOND_ADMIN_LISTEN) a free address, or off", err)
+	case errors.As(err, &files) && files.Err != nil:
+		return fmt.Errorf("raise the open file limit to %d for --max-connections %d: %w", files.Need, files.Want, files.Err)
+	case errors.As(err, &files):
+		return fmt.Errorf("--max-connections %d needs %d open files, but the hard limit is %d: raise it (ulimit -Hn, or LimitNOFILE= for systemd) or lower --max-connections to %d",
+			files.Want, files.Need, files.Limit, files.Fits())
 	}
-}
-
-// makeDataDir creates dir with mode 0700, and refuses one that others can
-// enter: it holds the private keys.
-func makeDataDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
-	info, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("data dir %s has mode %04o; it holds private keys and must be accessible by its owner only: run chmod 700 %s", dir, perm, dir)
-	}
-	return nil
+	return storeError(err, &c.config)
 }

@@ -164,7 +164,7 @@ func TestRaisedLeewayKeepsClosedSessionsClosed(t *testing.T) {
 	}
 }
 
-// The fault-injection run of issue 9: the crash-safety rounds, with 32
+// A fault-injection run: the crash-safety rounds, with 32
 // closers, end with a restart on a store whose memtable (the writes since
 // the last flush) is gone. That restart must refuse; with the file put
 // back, everything acknowledged is there.

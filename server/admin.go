@@ -1,22 +1,20 @@
-package main
+package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 )
 
-// defaultAdminListen is the default of --admin-listen: loopback only, so
-// that the operator's endpoints are off the public surface unless asked for.
-const defaultAdminListen = "127.0.0.1:8081"
-
 // adminServer serves the operator's endpoints on their own listener
-// (--admin-listen): GET /healthz and GET /debug/stats (goroutines and heap).
-// None of them is on the API listener, except /healthz, which load
+// (Config.AdminListen): GET /healthz and GET /debug/stats (goroutines and
+// heap). None of them is on the API listener, except /healthz, which load
 // balancers probe there too. A nil *adminServer is one that is off.
 type adminServer struct {
 	srv  *http.Server
@@ -24,20 +22,20 @@ type adminServer struct {
 	done chan error // Serve's result
 }
 
-// listenAdmin listens on addr ("off": no admin listener, a nil server) and
+// listenAdmin listens on addr ("": no admin listener, a nil server) and
 // serves the admin endpoints in a goroutine that shutdown ends.
-func listenAdmin(addr string, log *slog.Logger) (*adminServer, error) {
-	if addr == "off" {
+func listenAdmin(ctx context.Context, addr string, log *slog.Logger) (*adminServer, error) {
+	if addr == "" {
 		return nil, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("admin listener: %w; give --admin-listen (SESSIOND_ADMIN_LISTEN) a free address, or off", err)
+		return nil, &ListenError{Admin: true, Addr: addr, Err: err}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", serveHealthz)
 	mux.HandleFunc("GET /debug/stats", serveStats)
-	a := &adminServer{srv: newHTTPServer(mux, log), addr: ln.Addr().String(), done: make(chan error, 1)}
+	a := &adminServer{srv: NewHTTPServer(mux, log), addr: ln.Addr().String(), done: make(chan error, 1)}
 	log.Info("serving admin endpoints", "addr", a.addr)
 	go func() { a.done <- a.srv.Serve(ln) }()
 	return a, nil
@@ -62,4 +60,18 @@ func (a *adminServer) shutdown(ctx context.Context) error {
 func serveHealthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	io.WriteString(w, "ok\n")
+}
+
+// serveStats reports the process's goroutines and memory, for the soak run
+// and for operators (GET /debug/stats). It says nothing about sessions.
+func serveStats(w http.ResponseWriter, _ *http.Request) {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]uint64{
+		"goroutines":       uint64(runtime.NumGoroutine()),
+		"heap_alloc_bytes": m.HeapAlloc,
+		"heap_sys_bytes":   m.HeapSys,
+		"gc_cycles":        uint64(m.NumGC),
+	})
 }

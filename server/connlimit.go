@@ -1,9 +1,8 @@
-package main
+package server
 
 import (
 	"container/list"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,35 +14,62 @@ import (
 	"github.com/sessiond/sessiond/rpc"
 )
 
-// defaultMaxConnections is the default of --max-connections.
-const defaultMaxConnections = 4096
+// DefaultMaxConnections is the connection cap when Config.MaxConnections is
+// zero.
+const DefaultMaxConnections = 4096
 
 // fileHeadroom is the open files the server needs besides its client
 // connections: the revocation store's files, the admin listener and its
 // clients, the key file, standard streams.
 const fileHeadroom = 1024
 
-// connectionCap returns the connection cap to serve with: want, once the
-// soft limit on open files is raised to what it needs (want plus
-// fileHeadroom). When the hard limit is too low for that, an explicitly set
-// want (flag or environment) is refused with the fix; the default is lowered
-// to fit, with a warning.
-func connectionCap(fs *flag.FlagSet, want int, log *slog.Logger) (int, error) {
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "max-connections" })
+// FileLimitError is Open's refusal of a Config.MaxConnections that the
+// limit on open files cannot hold.
+type FileLimitError struct {
+	Want  int    // the connections asked for
+	Need  uint64 // the open files they need: Want plus the server's own
+	Limit uint64 // the hard limit on open files, when Err is nil
+	Err   error  // why the limit could not be raised, if it failed
+}
+
+func (e *FileLimitError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("raise the open file limit to %d for %d connections: %v", e.Need, e.Want, e.Err)
+	}
+	return fmt.Sprintf("%d connections need %d open files, but the hard limit is %d: raise it (ulimit -Hn, or LimitNOFILE= for systemd) or lower the connection cap to %d",
+		e.Want, e.Need, e.Limit, e.Fits())
+}
+
+func (e *FileLimitError) Unwrap() error { return e.Err }
+
+// Fits returns the largest connection cap the hard limit holds (at least 1).
+func (e *FileLimitError) Fits() int { return max(1, int(e.Limit)-fileHeadroom) }
+
+// connectionCap returns the connection cap to serve with, having raised the
+// process's soft limit on open files to what it needs (the cap plus
+// fileHeadroom). An explicit want (> 0) that the hard limit cannot hold is
+// refused with a *FileLimitError; the default (want 0,
+// DefaultMaxConnections) is lowered to fit, with a warning.
+//
+// The limit is the process's, not the server's: it is raised here because
+// the cap is what needs it, and it is never lowered again.
+func connectionCap(want int, log *slog.Logger) (int, error) {
+	explicit := want > 0
+	if !explicit {
+		want = DefaultMaxConnections
+	}
 	need := uint64(want) + fileHeadroom
 	got, err := raiseFileLimit(need)
 	switch {
 	case err != nil && explicit:
-		return 0, fmt.Errorf("raise the open file limit to %d for --max-connections %d: %w", need, want, err)
+		return 0, &FileLimitError{Want: want, Need: need, Err: err}
 	case got >= need:
 		return want, nil
 	case explicit:
-		return 0, fmt.Errorf("--max-connections %d needs %d open files, but the hard limit is %d: raise it (ulimit -Hn, or LimitNOFILE= for systemd) or lower --max-connections to %d",
-			want, need, got, max(1, int(got)-fileHeadroom))
+		return 0, &FileLimitError{Want: want, Need: need, Limit: got}
 	}
 	lowered := max(1, int(got)-fileHeadroom)
-	log.Warn("open file limit too low for the default connection cap; serving with a lower cap (raise the hard limit or set --max-connections)",
+	log.Warn("open file limit too low for the default connection cap; serving with a lower cap (raise the hard limit or set the cap)",
 		"file_limit", got, "max_connections", lowered, "default", want)
 	return lowered, nil
 }
@@ -223,7 +249,7 @@ const plain431 = "HTTP/1.1 431 Request Header Fields Too Large\r\n" +
 
 var (
 	reply431 = rawJSONReply(http.StatusRequestHeaderFieldsTooLarge, nil,
-		fmt.Sprintf("request line and headers too large, the limit is %d bytes in all: send fewer or shorter headers", maxHeaderBytes))
+		fmt.Sprintf("request line and headers too large, the limit is %d bytes in all: send fewer or shorter headers", MaxHeaderBytes))
 	reply503 = rawJSONReply(http.StatusServiceUnavailable, []string{"Retry-After: 1"},
 		"the server is at its connection limit with every connection busy: retry shortly")
 )

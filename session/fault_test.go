@@ -1,4 +1,4 @@
-package rpc_test
+package session_test
 
 import (
 	"bytes"
@@ -19,10 +19,10 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/token"
 )
 
@@ -77,18 +77,13 @@ func newFaultService(t *testing.T) *faultService {
 	}
 	t.Cleanup(func() { real.Close() })
 	s.store = &faultStore{real: real}
-	ring, err := keys.OpenKeyring(filepath.Join(dir, "keys.json"), keys.Policy{MaxTokenLifetime: rpc.DefaultMaxExpiresIn}, keys.KeyringOptions{})
+	ring, err := keys.OpenKeyring(filepath.Join(dir, "keys.json"), keys.Policy{MaxTokenLifetime: session.DefaultMaxExpiresIn}, keys.KeyringOptions{})
 	if err != nil {
 		t.Fatalf("OpenKeyring() error = %v", err)
 	}
-	s.verifier = token.NewVerifier(ring)
-	sessions := &rpc.Sessions{
-		Issuer:   issue.New(ring),
-		Verifier: s.verifier,
-		Revoker:  s.store,
-	}
+	s.verifier = token.NewVerifier(ring) // to read the claims of a token, as the server's own verifier does
 	log := slog.New(slog.NewTextHandler(&s.logs, nil))
-	srv := httptest.NewServer(rpc.NewHandler(sessions.Methods(), rpc.HandlerOptions{Logger: log}))
+	srv := httptest.NewServer(rpc.NewHandler(session.New(s.store, ring), rpc.HandlerOptions{Logger: log}))
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
 	return s
@@ -151,7 +146,7 @@ func (s *faultService) open(t *testing.T) string {
 	if err != nil || r.Error != nil {
 		t.Fatalf("open_session = %+v, %v", r, err)
 	}
-	var res rpc.OpenResult
+	var res session.OpenResult
 	if err := json.Unmarshal(r.Result, &res); err != nil {
 		t.Fatalf("open_session result %s: %v", r.Result, err)
 	}
@@ -339,7 +334,7 @@ func TestStoreFaultClosedUnderneath(t *testing.T) {
 				if !check("open_session", r, err) {
 					return
 				}
-				var res rpc.OpenResult
+				var res session.OpenResult
 				if err := json.Unmarshal(r.Result, &res); err != nil {
 					t.Errorf("open_session result %s: %v", r.Result, err)
 					return

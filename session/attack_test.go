@@ -1,4 +1,4 @@
-package rpc_test
+package session_test
 
 import (
 	"context"

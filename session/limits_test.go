@@ -1,4 +1,4 @@
-package rpc_test
+package session_test
 
 import (
 	"bytes"
@@ -248,3 +248,9 @@ func postVerify(t *testing.T, url string) faultReply {
 	}
 	return r
 }
+
+// chunked hides a reader's length so that the client sends the body chunked,
+// without a Content-Length.
+type chunked struct{ r io.Reader }
+
+func (c chunked) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -1,0 +1,264 @@
+// Package session is the session API of sessiond: the JSON-RPC methods
+// session.open_session, session.verify_session_token and
+// session.close_session, as a method table for [rpc.NewHandler].
+//
+// Start with [New]: it takes the revocation store and the key ring, and
+// builds the issuer and the verifier itself, so that verification always
+// checks revocation against the very store close_session writes to.
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sessiond/sessiond/issue"
+	"github.com/sessiond/sessiond/revocation"
+	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/token"
+)
+
+// DefaultExpiresIn is the lifetime of a session opened with expires_in
+// absent or null: 30 days, or the maximum when that is shorter.
+const DefaultExpiresIn = 30 * 24 * time.Hour
+
+// DefaultMaxExpiresIn is the longest lifetime open_session grants unless
+// configured otherwise ([WithMaxExpiresIn]): one year.
+const DefaultMaxExpiresIn = 365 * 24 * time.Hour
+
+// Store is the revocation list: close_session records a closed token with
+// Revoke, and every verification asks IsRevoked of the same store. Revoke
+// records that the token with id, which expires at expires, is revoked
+// (until expires plus the store's retention); when it returns nil the record
+// is durable. revocation.Store implements it.
+type Store interface {
+	Revoke(ctx context.Context, id uuid.UUID, expires time.Time) error
+	token.RevocationChecker
+}
+
+// Keys is the key ring: the key that signs new tokens and the keys that
+// verify them. keys.Keyring implements it.
+type Keys interface {
+	issue.SigningKeys
+	token.KeySource
+}
+
+var _ Store = revocation.Store(nil)
+
+// errDiskFull is close_session's answer while the revocation list refuses
+// writes for lack of disk space: still an internal error, but one that says
+// the session is not closed and that retrying later may work.
+var errDiskFull = &rpc.Error{Code: rpc.CodeInternalError, Message: "internal error: the revocation list cannot be written (disk full); the session is not closed, retry later"}
+
+// Option configures [New].
+type Option func(*settings)
+
+type settings struct {
+	issuer       string
+	leeway       time.Duration
+	maxExpiresIn time.Duration
+	now          func() time.Time
+}
+
+// WithIssuer sets the "iss" claim of new tokens, which verification then
+// requires (default token.DefaultIssuer; "" means the default).
+func WithIssuer(iss string) Option { return func(s *settings) { s.issuer = iss } }
+
+// WithLeeway allows d of clock skew when checking "exp" and "iat" (default
+// 0). The store must retain revocations at least this long past "exp"
+// (revocation.Options.Retention).
+func WithLeeway(d time.Duration) Option { return func(s *settings) { s.leeway = d } }
+
+// WithMaxExpiresIn caps every granted lifetime, in whole seconds (rounded
+// down): an explicit expires_in above it is refused, and the default
+// (DefaultExpiresIn) is shortened to it. Zero or less means
+// DefaultMaxExpiresIn.
+func WithMaxExpiresIn(d time.Duration) Option { return func(s *settings) { s.maxExpiresIn = d } }
+
+// WithClock sets the clock that issues and verifies tokens (default
+// time.Now).
+func WithClock(now func() time.Time) Option { return func(s *settings) { s.now = now } }
+
+// sessions holds what the three methods share.
+type sessions struct {
+	issuer       *issue.Issuer
+	verifier     *token.Verifier
+	store        Store
+	maxExpiresIn time.Duration
+}
+
+// New returns the method table of the session API, issuing and verifying
+// with ring and closing sessions in store; verify_session_token checks
+// revocation against store itself (close_session, which needs no such
+// read, shares the verifier), and signature checks of tokens not
+// seen before queue for the cores (token.WithConcurrencyLimit with
+// GOMAXPROCS), so a flood of forged tokens cannot take them from cached ones.
+func New(store Store, ring Keys, opts ...Option) map[string]rpc.Method {
+	var c settings
+	for _, opt := range opts {
+		opt(&c)
+	}
+	if c.maxExpiresIn <= 0 {
+		c.maxExpiresIn = DefaultMaxExpiresIn
+	}
+	if c.issuer == "" {
+		c.issuer = token.DefaultIssuer
+	}
+	vopts := []token.Option{token.WithIssuer(c.issuer), token.WithLeeway(c.leeway),
+		token.WithConcurrencyLimit(runtime.GOMAXPROCS(0))}
+	iopts := []issue.Option{issue.WithIssuer(c.issuer)}
+	if c.now != nil {
+		vopts = append(vopts, token.WithClock(c.now))
+		iopts = append(iopts, issue.WithClock(c.now))
+	}
+	s := &sessions{
+		issuer:       issue.New(ring, iopts...),
+		verifier:     token.NewVerifier(ring, vopts...),
+		store:        store,
+		maxExpiresIn: c.maxExpiresIn,
+	}
+	return map[string]rpc.Method{
+		"session.open_session":         {Params: []string{"expires_in"}, Call: s.open},
+		"session.verify_session_token": {Params: []string{"token"}, Call: s.verify},
+		"session.close_session":        {Params: []string{"token"}, Call: s.close},
+	}
+}
+
+// OpenResult is the result of session.open_session.
+type OpenResult struct {
+	AccessToken string `json:"access_token"`
+	// ExpiresIn is the granted lifetime in seconds.
+	ExpiresIn int64 `json:"expires_in"`
+}
+
+// VerifyResult is the result of session.verify_session_token.
+type VerifyResult struct {
+	Active bool `json:"active"`
+}
+
+func (s *sessions) open(_ context.Context, p rpc.Params) (any, error) {
+	lifetime, err := s.expiresIn(p)
+	if err != nil {
+		return nil, err
+	}
+	tok, _, err := s.issuer.Issue(lifetime)
+	if err != nil {
+		return nil, err
+	}
+	return OpenResult{AccessToken: tok, ExpiresIn: int64(lifetime / time.Second)}, nil
+}
+
+// expiresIn reads expires_in: absent or null means DefaultExpiresIn, or the
+// maximum when that is shorter; otherwise a whole number of seconds from 1
+// to the maximum. A JSON number with an integral value (3600.0, 3.6e3)
+// counts as that integer. No granted lifetime exceeds the maximum, which
+// the keys' lifecycle trusts: a key is pruned once the maximum has passed
+// since it stopped signing.
+func (s *sessions) expiresIn(p rpc.Params) (time.Duration, error) {
+	maxSecs := int64(s.maxExpiresIn / time.Second)
+	raw, ok := p.Get("expires_in")
+	if !ok || string(raw) == "null" {
+		return min(DefaultExpiresIn, time.Duration(maxSecs)*time.Second), nil
+	}
+	bad := rpc.InvalidParams("expires_in must be null or a whole number of seconds from 1 to %d", maxSecs)
+	if len(raw) == 0 || raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+		return 0, bad // a string, boolean, object or array
+	}
+	secs, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(string(raw), 64)
+		if ferr != nil || f != math.Trunc(f) || f < 1 || f > float64(maxSecs) {
+			return 0, bad
+		}
+		secs = int64(f)
+	}
+	if secs < 1 || secs > maxSecs {
+		return 0, bad
+	}
+	return time.Duration(secs) * time.Second, nil
+}
+
+// tokenParam reads the required string parameter "token".
+func tokenParam(p rpc.Params) (string, error) {
+	raw, ok := p.Get("token")
+	if !ok || string(raw) == "null" {
+		return "", rpc.InvalidParams("token is required")
+	}
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", rpc.InvalidParams("token must be a string")
+	}
+	if tok, ok := plainString(raw); ok {
+		return tok, nil
+	}
+	var tok string
+	if err := json.Unmarshal(raw, &tok); err != nil {
+		return "", rpc.InvalidParams("token must be a string")
+	}
+	return tok, nil
+}
+
+// plainString returns the content of the JSON string raw when it needs no
+// decoding: printable ASCII without escapes, as every token is. Anything
+// else goes through encoding/json.
+func plainString(raw []byte) (string, bool) {
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c < 0x20 || c >= 0x7f || c == '\\' || c == '"' {
+			return "", false
+		}
+	}
+	return string(body), true
+}
+
+func (s *sessions) verify(ctx context.Context, p rpc.Params) (any, error) {
+	tok, err := tokenParam(p)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.verifier.Verify(ctx, tok)
+	if err == nil {
+		var revoked bool
+		if revoked, err = s.store.IsRevoked(ctx, c.ID); err == nil && revoked {
+			err = token.ErrRevoked
+		}
+	}
+	switch {
+	case err == nil:
+		return VerifyResult{Active: true}, nil
+	case errors.Is(err, token.ErrInvalid):
+		return VerifyResult{Active: false}, nil
+	default:
+		return nil, err // validity unknown: internal error, never active
+	}
+}
+
+// close revokes an authentic token until it can no longer verify: its
+// expiry plus the verifier's leeway. Anything that would not verify anyway
+// (garbage, forged, expired) is already closed: the result is true and
+// nothing is written, so forged input cannot grow the store.
+func (s *sessions) close(ctx context.Context, p rpc.Params) (any, error) {
+	tok, err := tokenParam(p)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.verifier.Verify(ctx, tok)
+	if errors.Is(err, token.ErrInvalid) {
+		return true, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.Revoke(ctx, c.ID, c.Expires); err != nil {
+		if errors.Is(err, revocation.ErrDiskFull) {
+			return nil, errDiskFull
+		}
+		return nil, err
+	}
+	return true, nil
+}
