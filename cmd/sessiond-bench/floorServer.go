@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // This file is the hidden "serve-floor" command: the floor servers that
