@@ -185,9 +185,7 @@ func procMiB(pid int, name string) float64 {
 	return kb / 1024
 }
 
-// clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on every
-// Linux architecture Go supports.
-const clockTicks = 100
+const clockTicks = 100 // USER_HZ, the unit of /proc/PID/stat times on every Linux Go supports
 
 // procCPU returns the user and system CPU seconds process pid has used, or
 // 0 when pid is 0 or unknown.

@@ -123,11 +123,10 @@ func (c *client) readResponse() (status int, body []byte, keep bool, err error) 
 	return status, body, keep, err
 }
 
-// lats are latencies; their quantiles are exact.
+// lats are latencies, whose quantiles are exact.
 type lats []time.Duration
 
-// quantile returns the q-quantile (0 < q ≤ 1) in milliseconds, 0 for none.
-// It sorts l.
+// quantile sorts l and returns its q-quantile (0 < q ≤ 1) in ms, 0 for none.
 func (l lats) quantile(q float64) float64 {
 	if len(l) == 0 {
 		return 0
@@ -253,8 +252,7 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 	return res
 }
 
-// pickErr returns the error worth reporting of a, the one kept so far, and
-// b, a later one: the first, unless b says the server is gone.
+// pickErr returns a, the error kept so far, unless b says the server is gone.
 func pickErr(a, b error) error {
 	if a == nil || errors.Is(b, errServerGone) && !errors.Is(a, errServerGone) {
 		return b

@@ -123,7 +123,9 @@ func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
 	case "open", "close":
 		n = 0
 	}
-	b.progress("%s: issuing %d tokens and writing %d revocations into a fresh store (all CPUs)", name, n, preload)
+	if n+preload > cfg.pool {
+		b.progress("%s: issuing %d tokens and writing %d revocations into a fresh store (all CPUs)", name, n, preload)
+	}
 	iss, toks, note := (*token.Issuer)(nil), []string(nil), ""
 	var took float64
 	err := b.onAllCPUs(func() (err error) {
