@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // This file is the hidden "serve-floor" command: the floor servers that
@@ -15,24 +17,15 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/rpc"
+	sessiond "github.com/sessiond/sessiond/server"
 	"github.com/sessiond/sessiond/session"
 )
 
 // newFloorServer returns the http.Server that serves h with the settings of
-// sessiond's API listener (cmd/sessiond/httpserver.go, which cannot be
-// imported from here).
-//
-// TODO(merge): use server.NewHTTPServer.
+// sessiond's API listener, so that the floors differ from sessiond only in
+// what they do per request.
 func newFloorServer(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16<<10 - 4096,
-		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
-	}
+	return sessiond.NewHTTPServer(h, slog.Default())
 }
 
 // floorReply is what the floor servers answer, the reply of a successful
@@ -42,8 +35,8 @@ var floorReply = []byte(`{"jsonrpc":"2.0","result":{"active":true},"id":1}`)
 
 // serveFloor answers every POST / with floorReply, either straight from an
 // http.Handler (--kind http, the HTTP limit) or through the project's
-// JSON-RPC layer with a method that does nothing (--kind rpc), and GET
-// /healthz with 200, until ctx ends.
+// JSON-RPC layer with a method that does nothing (--kind rpc: verify_hot's
+// requests byte for byte), and GET /healthz with 200, until ctx ends.
 func serveFloor(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sessiond-bench serve-floor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -52,28 +45,21 @@ func serveFloor(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var h http.Handler
-	switch *kind {
-	case "http":
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			// Read the body as sessiond does, and answer with the headers
-			// its JSON-RPC layer sets.
-			if _, err := io.Copy(io.Discard, r.Body); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			w.Header()["Content-Type"] = []string{"application/json"}
-			w.Header()["Content-Length"] = []string{strconv.Itoa(len(floorReply))}
-			w.Write(floorReply)
-		})
-	case "rpc":
-		// The method sessiond serves, with the same parameter, doing
-		// nothing: the requests are verify_hot's byte for byte.
-		nop := rpc.Method{Params: []string{"token"}, Call: func(context.Context, rpc.Params) (any, error) {
-			return session.VerifyResult{Active: true}, nil
-		}}
+	// Read the body as sessiond does, and answer with the headers its
+	// JSON-RPC layer sets.
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header()["Content-Type"] = []string{"application/json"}
+		w.Header()["Content-Length"] = []string{strconv.Itoa(len(floorReply))}
+		w.Write(floorReply)
+	})
+	if *kind == "rpc" {
+		nop := rpc.Method{Params: []string{"token"}, Call: func(context.Context, rpc.Params) (any, error) { return session.VerifyResult{Active: true}, nil }}
 		h = rpc.NewHandler(map[string]rpc.Method{"session.verify_session_token": nop}, rpc.HandlerOptions{})
-	default:
+	} else if *kind != "http" {
 		return fmt.Errorf("--kind must be http or rpc, not %q", *kind)
 	}
 	mux := http.NewServeMux()
@@ -81,20 +67,15 @@ func serveFloor(ctx context.Context, args []string, stderr io.Writer) error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	srv := newFloorServer(mux)
 	srv.Addr = *listen
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.ListenAndServe() }()
-	select {
-	case err := <-serveErr:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shut down: %w", err)
-	}
-	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+	shut := make(chan error, 1)
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- srv.Shutdown(sctx)
+	})
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		stop()
 		return err
 	}
-	return nil
+	return <-shut
 }

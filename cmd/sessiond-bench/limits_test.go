@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // The benchmarks behind the report's limits (limits.go runs them pinned);

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -75,31 +77,20 @@ func TestRun(t *testing.T) {
 	}
 }
 
-func TestHistogram(t *testing.T) {
-	var h histogram
-	for i := 1; i <= 10000; i++ {
-		h.add(time.Duration(i) * time.Microsecond)
+func TestQuantile(t *testing.T) {
+	var l lats
+	for i := 10000; i >= 1; i-- {
+		l = append(l, time.Duration(i)*time.Microsecond)
 	}
 	for _, tc := range []struct {
 		q    float64
-		want time.Duration
-	}{
-		{0.5, 5000 * time.Microsecond},
-		{0.99, 9900 * time.Microsecond},
-		{1, 10000 * time.Microsecond},
-	} {
-		got := time.Duration(h.quantile(tc.q) * 1e6)
-		if rel := math.Abs(float64(got-tc.want)) / float64(tc.want); rel > 0.016 {
-			t.Errorf("quantile(%v) = %v, want %v ± 1.6%%", tc.q, got, tc.want)
+		want float64
+	}{{0.5, 5}, {0.99, 9.9}, {1, 10}, {0.00001, 0.001}} {
+		if got := l.quantile(tc.q); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("quantile(%v) = %v ms, want %v ms", tc.q, got, tc.want)
 		}
 	}
-	for _, d := range []time.Duration{0, 1, 63, 64, 65, 1000, time.Second, math.MaxInt64} {
-		i := histBucket(d)
-		if i < 0 || i >= histBuckets {
-			t.Fatalf("histBucket(%d) = %d, out of range", d, i)
-		}
-		if mid := histMid(i); math.Abs(mid-float64(d)) > 0.016*float64(d)+1 {
-			t.Errorf("histMid(histBucket(%d)) = %v, more than 1.6%% off", d, mid)
-		}
+	if got := lats(nil).quantile(0.5); got != 0 {
+		t.Errorf("quantile of none = %v, want 0", got)
 	}
 }

@@ -1,9 +1,11 @@
+//go:build linux
+
 package main
 
 // This file starts and stops the servers under test (sessiond, and this
 // binary's floor servers) as processes pinned to the server's CPU, knows
-// they are ready when GET /healthz answers 200, and reads their memory and
-// CPU use from /proc.
+// they are ready when GET /healthz answers 200, pins this process, and reads
+// memory and CPU use from /proc.
 
 import (
 	"bytes"
@@ -15,12 +17,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // goBuild runs the go command with args (for sessiond and the limits' test
@@ -79,7 +84,8 @@ func (t *tailWriter) String() string { t.mu.Lock(); defer t.mu.Unlock(); return 
 
 // startServer starts argv pinned to cpus (nil: not pinned), with this
 // process's environment minus SESSIOND_* (only the flags configure it), and
-// waits until GET http://addr/healthz answers 200.
+// waits, for a minute at most (a store with a million entries takes a
+// moment), until GET http://addr/healthz answers 200.
 func startServer(ctx context.Context, name, addr string, argv []string, cpus []int, echo io.Writer) (*server, error) {
 	s := &server{name: name, addr: addr, cmd: exec.Command(argv[0], argv[1:]...), log: &tailWriter{echo: echo}, exited: make(chan struct{})}
 	for _, kv := range os.Environ() {
@@ -93,10 +99,9 @@ func startServer(ctx context.Context, name, addr string, argv []string, cpus []i
 	}
 	s.pid = s.cmd.Process.Pid
 	hc := &http.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(time.Minute); ; { // a store with a million entries takes a moment
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
 		if resp, err := hc.Get("http://" + addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.Body.Close(); resp.StatusCode == http.StatusOK {
 				return s, nil
 			}
 		}
@@ -108,11 +113,9 @@ func startServer(ctx context.Context, name, addr string, argv []string, cpus []i
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
-		if time.Now().After(deadline) {
-			s.kill()
-			return nil, fmt.Errorf("%s: GET /healthz did not answer 200 within a minute\n%s", name, s.log)
-		}
 	}
+	s.kill()
+	return nil, fmt.Errorf("%s: GET /healthz did not answer 200 within a minute\n%s", name, s.log)
 }
 
 // settle waits until the server used under 2% of a CPU over a quarter of a
@@ -164,41 +167,34 @@ func (s *server) stop() error {
 	return nil
 }
 
-// procStatus returns fields of /proc/PID/status in MiB (those given in kB)
-// or as text, and 0 or "" for fields it lacks.
-func procStatus(pid int, names ...string) map[string]string {
+// procField returns a field of /proc/PID/status, "" when it lacks it.
+func procField(pid int, name string) string {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	out := map[string]string{}
 	for line := range strings.Lines(string(data)) {
-		if k, v, ok := strings.Cut(line, ":"); ok && slices.Contains(names, k) {
-			out[k] = strings.TrimSpace(v)
+		if k, v, ok := strings.Cut(line, ":"); ok && k == name {
+			return strings.TrimSpace(v)
 		}
 	}
-	return out
+	return ""
 }
 
 // procMiB returns a memory field of /proc/PID/status (VmHWM, VmRSS,
 // RssAnon, RssFile) in MiB, 0 when unknown.
 func procMiB(pid int, name string) float64 {
-	kb, _ := strconv.ParseFloat(strings.TrimSuffix(procStatus(pid, name)[name], " kB"), 64)
+	kb, _ := strconv.ParseFloat(strings.TrimSuffix(procField(pid, name), " kB"), 64)
 	return kb / 1024
 }
 
-// clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on every
-// Linux architecture Go supports.
-const clockTicks = 100
+const clockTicks = 100 // USER_HZ, the unit of /proc/PID/stat times on every Linux Go supports
 
 // procCPU returns the user and system CPU seconds process pid has used, or
 // 0 when pid is 0 or unknown.
 func procCPU(pid int) float64 {
-	if pid == 0 {
-		return 0
-	}
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	// The command name, field 2, is in parentheses and may hold spaces;
 	// utime and stime are the 12th and 13th fields after it.
 	i := bytes.LastIndexByte(data, ')')
-	if f := strings.Fields(string(data[i+1:])); i >= 0 && len(f) >= 13 {
+	if f := strings.Fields(string(data[i+1:])); pid != 0 && i >= 0 && len(f) >= 13 {
 		utime, _ := strconv.ParseFloat(f[11], 64)
 		stime, _ := strconv.ParseFloat(f[12], 64)
 		return (utime + stime) / clockTicks
@@ -208,14 +204,12 @@ func procCPU(pid int) float64 {
 
 // procRuntime returns the CPU time of every thread of process pid to the
 // nanosecond (from /proc/PID/task/*/schedstat).
-func procRuntime(pid int) time.Duration {
+func procRuntime(pid int) (sum time.Duration) {
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	ents, _ := os.ReadDir(dir)
-	var sum time.Duration
 	for _, e := range ents {
 		data, _ := os.ReadFile(filepath.Join(dir, e.Name(), "schedstat"))
-		first, _, _ := strings.Cut(string(data), " ")
-		ns, _ := strconv.ParseInt(first, 10, 64)
+		ns, _ := strconv.ParseInt(strings.Fields(string(data) + " 0")[0], 10, 64)
 		sum += time.Duration(ns)
 	}
 	return sum
@@ -224,9 +218,8 @@ func procRuntime(pid int) time.Duration {
 // cpuBusy returns the CPU seconds the given CPUs (nil: all) have spent busy
 // since boot, from /proc/stat: everything but idle and iowait, steal
 // included (time the hypervisor gave to someone else).
-func cpuBusy(cpus []int) float64 {
+func cpuBusy(cpus []int) (busy float64) {
 	data, _ := os.ReadFile("/proc/stat")
-	var busy float64
 	for line := range strings.Lines(string(data)) {
 		f := strings.Fields(line)
 		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") {
@@ -251,4 +244,83 @@ func selfCPU() float64 {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func cpuSet(cpus []int) *unix.CPUSet {
+	var set unix.CPUSet
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	return &set
+}
+
+// allowedCPUs returns the CPUs this process may run on, in order.
+func allowedCPUs() (cpus []int, err error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil, fmt.Errorf("sched_getaffinity: %w", err)
+	}
+	for c := 0; c < len(set)*64; c++ {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}
+
+// pinProcess confines every thread of this process to cpus. On Linux the
+// affinity mask belongs to a thread, and a new thread inherits the mask of
+// the thread that creates it, so once every existing thread is moved the
+// whole process stays on cpus. A second pass catches a thread started
+// during the first.
+func pinProcess(cpus []int) error {
+	for range 2 {
+		ents, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return fmt.Errorf("pin to CPUs %v: %w", cpus, err)
+		}
+		for _, e := range ents {
+			tid, _ := strconv.Atoi(e.Name())
+			if err := unix.SchedSetaffinity(tid, cpuSet(cpus)); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("pin to CPUs %v: sched_setaffinity: %w", cpus, err)
+			}
+		}
+	}
+	return nil
+}
+
+// startPinned starts cmd confined to cpus (nil: wherever this process runs)
+// and calls wait, in the goroutine that started it, once it has started.
+//
+// The child inherits the affinity mask of the thread that forks it, the way
+// taskset(1) works: a goroutine locks itself to a thread, narrows that
+// thread's mask, and starts the child. The goroutine keeps the thread until
+// wait returns and never unlocks it, so the thread, with its narrowed mask,
+// exits with the goroutine instead of returning to the scheduler; keeping it
+// alive until then also keeps the child's parent-death signal (which Linux
+// sends when the forking thread exits) from firing early.
+func startPinned(cmd *exec.Cmd, cpus []int, wait func()) error {
+	// A server must not outlive the benchmark, whatever kills it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked, see above
+		if cpus != nil {
+			if err := unix.SchedSetaffinity(0, cpuSet(cpus)); err != nil {
+				started <- fmt.Errorf("pin to CPUs %v: sched_setaffinity: %w", cpus, err)
+				return
+			}
+		}
+		err := cmd.Start()
+		if started <- err; err == nil {
+			wait()
+		}
+	}()
+	return <-started
+}
+
+// isTmpfs reports whether dir is on a tmpfs, where fsync costs nothing.
+func isTmpfs(dir string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && st.Type == unix.TMPFS_MAGIC
 }

@@ -1,21 +1,25 @@
+//go:build linux
+
 package main
 
 // This file is the workload runner: a minimal HTTP/1.1 client over one
 // keep-alive connection per goroutine (no net/http client, no allocation per
 // request on the common path, so that the server, not the load generator,
 // runs out of CPU), the loop that drives the connections for a warm-up and a
-// measured window, and the latency histogram. Every workload and every phase
-// of the soak is a run of runLoad.
+// measured window, and the request sources with the checks of their
+// replies. Every workload and every phase of the soak is a run of runLoad.
 
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"math/bits"
 	"net"
+	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,21 +40,15 @@ var errServerGone = errors.New("cannot reconnect to the server")
 
 // client is one keep-alive HTTP/1.1 connection.
 type client struct {
-	addr     string
-	deadline time.Time
-	nc       net.Conn
-	br       *bufio.Reader
-	req      []byte // the request being sent, reused
-	body     []byte // the reply body, reused
-	prefix   []byte // the request line and headers up to Content-Length's value
+	addr      string
+	deadline  time.Time
+	nc        net.Conn
+	br        *bufio.Reader
+	req, body []byte // the request being sent and the reply body, reused
 }
 
 func newClient(addr string, deadline time.Time) *client {
-	return &client{
-		addr: addr, deadline: deadline,
-		prefix: []byte("POST / HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: application/json\r\nContent-Length: "),
-		req:    make([]byte, 0, 1024), body: make([]byte, 0, 1024),
-	}
+	return &client{addr: addr, deadline: deadline, req: make([]byte, 0, 1024), body: make([]byte, 0, 1024)}
 }
 
 func (c *client) close() {
@@ -70,20 +68,17 @@ func (c *client) do(body []byte) (status int, reply []byte, err error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		if err := nc.SetDeadline(c.deadline); err != nil {
-			nc.Close()
-			return 0, nil, err
-		}
 		c.nc, c.br = nc, bufio.NewReaderSize(nc, 16<<10)
+		nc.SetDeadline(c.deadline)
 	}
-	c.req = append(c.req[:0], c.prefix...)
-	c.req = strconv.AppendInt(c.req, int64(len(body)), 10)
-	c.req = append(append(c.req, "\r\n\r\n"...), body...)
-	if _, err := c.nc.Write(c.req); err != nil {
-		c.close()
-		return 0, nil, err
+	c.req = append(c.req[:0], "POST / HTTP/1.1\r\nHost: "...)
+	c.req = append(append(c.req, c.addr...), "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	c.req = append(append(strconv.AppendInt(c.req, int64(len(body)), 10), "\r\n\r\n"...), body...)
+	_, err = c.nc.Write(c.req)
+	keep := false
+	if err == nil {
+		status, reply, keep, err = c.readResponse()
 	}
-	status, reply, keep, err := c.readResponse()
 	if err != nil || !keep {
 		c.close()
 	}
@@ -97,29 +92,23 @@ func (c *client) readResponse() (status int, body []byte, keep bool, err error) 
 	if err != nil {
 		return 0, nil, false, fmt.Errorf("read status line: %w", err)
 	}
-	status, ok := 0, len(line) >= 12 && bytes.HasPrefix(line, []byte("HTTP/1.1 "))
-	if ok {
-		status, ok = atoi(line[9:12])
-	}
-	if !ok {
+	if status, err = strconv.Atoi(string(line[min(9, len(line)):min(12, len(line))])); err != nil || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
 		return 0, nil, false, fmt.Errorf("bad status line %q", line)
 	}
 	length, keep := -1, true
 	for {
 		if line, err = c.br.ReadSlice('\n'); err != nil {
 			return 0, nil, false, fmt.Errorf("read header: %w", err)
-		}
-		if len(line) <= 2 {
+		} else if len(line) <= 2 {
 			break // the empty line ending the headers
 		}
 		name, value, _ := bytes.Cut(line, []byte(":"))
 		value = bytes.TrimSpace(value)
-		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			if length, ok = atoi(value); !ok {
+		if bytes.EqualFold(name, []byte("Content-Length")) {
+			if length, err = strconv.Atoi(string(value)); err != nil || length < 0 {
 				return 0, nil, false, fmt.Errorf("bad Content-Length %q", value)
 			}
-		case bytes.EqualFold(name, []byte("Connection")):
+		} else if bytes.EqualFold(name, []byte("Connection")) {
 			keep = !bytes.EqualFold(value, []byte("close"))
 		}
 	}
@@ -130,25 +119,20 @@ func (c *client) readResponse() (status int, body []byte, keep bool, err error) 
 		c.body = make([]byte, length)
 	}
 	body = c.body[:length]
-	if _, err := io.ReadFull(c.br, body); err != nil {
-		return 0, nil, false, fmt.Errorf("read body: %w", err)
-	}
-	return status, body, keep, nil
+	_, err = io.ReadFull(c.br, body)
+	return status, body, keep, err
 }
 
-// atoi parses a small non-negative decimal number without allocating.
-func atoi(b []byte) (int, bool) {
-	if len(b) == 0 || len(b) > 9 {
-		return 0, false
+// lats are latencies, whose quantiles are exact.
+type lats []time.Duration
+
+// quantile sorts l and returns its q-quantile (0 < q ≤ 1) in ms, 0 for none.
+func (l lats) quantile(q float64) float64 {
+	if len(l) == 0 {
+		return 0
 	}
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
+	slices.Sort(l)
+	return l[min(max(int(math.Ceil(q*float64(len(l))))-1, 0), len(l)-1)].Seconds() * 1e3
 }
 
 // loadResult is what one run measured.
@@ -156,7 +140,7 @@ type loadResult struct {
 	Requests uint64        // replies received in the measured window
 	Errors   uint64        // failed requests over the whole run, warm-up included
 	Elapsed  time.Duration // the measured window
-	Hist     histogram     // latency of the requests counted in Requests
+	Lat      lats          // latency of the requests counted in Requests
 	// ServerCPU and ClientCPU are the CPU time the server process and this
 	// process spent in the window, in cores; OtherCPU is what the rest of
 	// the machine took of the CPUs the two run on: noise.
@@ -167,19 +151,13 @@ type loadResult struct {
 
 func (r *loadResult) rps() float64 { return ratio(float64(r.Requests), r.Elapsed.Seconds()) }
 
-// rpsPerCPU is the requests per CPU-second of the server: steadier than rps
-// when other processes take some of the server's CPU.
-func (r *loadResult) rpsPerCPU() float64 { return ratio(r.rps(), r.ServerCPU) }
-
 // add accumulates o into r (for a workload measured in several windows).
 func (r *loadResult) add(o loadResult) {
 	cpu := func(a, b float64) float64 {
 		return ratio(a*r.Elapsed.Seconds()+b*o.Elapsed.Seconds(), (r.Elapsed + o.Elapsed).Seconds())
 	}
 	r.ServerCPU, r.ClientCPU, r.OtherCPU = cpu(r.ServerCPU, o.ServerCPU), cpu(r.ClientCPU, o.ClientCPU), cpu(r.OtherCPU, o.OtherCPU)
-	r.Requests += o.Requests
-	r.Elapsed += o.Elapsed
-	r.Hist.merge(&o.Hist)
+	r.Requests, r.Elapsed, r.Lat = r.Requests+o.Requests, r.Elapsed+o.Elapsed, append(r.Lat, o.Lat...)
 	r.addErrors(o)
 }
 
@@ -195,25 +173,17 @@ func (r *loadResult) addErrors(o loadResult) {
 // (nil: all).
 func runLoad(addr string, sources []source, warmup, window time.Duration, pid int, cpus []int) loadResult {
 	start := time.Now()
-	t0 := start.Add(warmup)
-	t1 := t0.Add(window)
-	var (
-		stop        atomic.Bool
-		exhaustedAt atomic.Int64 // since start; 0 while not exhausted
-		wg          sync.WaitGroup
-	)
+	t0, t1 := start.Add(warmup), start.Add(warmup+window)
+	var stop atomic.Bool
+	var exhaustedAt atomic.Int64 // since start; 0 while not exhausted
+	var wg sync.WaitGroup
 	results := make([]loadResult, len(sources))
 	for i, src := range sources {
 		wg.Go(func() {
-			r := &results[i]
-			c := newClient(addr, t1.Add(time.Minute))
+			r, c := &results[i], newClient(addr, t1.Add(time.Minute))
 			defer c.close()
 			buf, redials := make([]byte, 0, 1024), 0
-			for !stop.Load() {
-				sent := time.Now()
-				if !sent.Before(t1) {
-					return
-				}
+			for sent := time.Now(); !stop.Load() && sent.Before(t1); sent = time.Now() {
 				body, ok := src.next(buf[:0])
 				if !ok {
 					exhaustedAt.CompareAndSwap(0, int64(sent.Sub(start)))
@@ -225,13 +195,12 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 				done, ioErr := time.Now(), err != nil
 				if err == nil && status != 200 {
 					err = fmt.Errorf("HTTP %d: %.200s", status, reply)
-				}
-				if err == nil {
+				} else if err == nil {
 					err = src.check(reply)
 				}
 				if e := exhaustedAt.Load(); !done.Before(t0) && !done.After(t1) && (e == 0 || done.Sub(start) <= time.Duration(e)) {
 					r.Requests++
-					r.Hist.add(done.Sub(sent))
+					r.Lat = append(r.Lat, done.Sub(sent))
 				}
 				if err != nil {
 					r.addErrors(loadResult{Errors: 1, FirstErr: err})
@@ -277,14 +246,13 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 	}
 	for i := range results {
 		res.Requests += results[i].Requests
-		res.Hist.merge(&results[i].Hist)
+		res.Lat = append(res.Lat, results[i].Lat...)
 		res.addErrors(results[i])
 	}
 	return res
 }
 
-// pickErr returns the error worth reporting of a, the one kept so far, and
-// b, a later one: the first, unless b says the server is gone.
+// pickErr returns a, the error kept so far, unless b says the server is gone.
 func pickErr(a, b error) error {
 	if a == nil || errors.Is(b, errServerGone) && !errors.Is(a, errServerGone) {
 		return b
@@ -300,55 +268,227 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-// histogram counts latencies in log-linear buckets: one per nanosecond below
-// 64 ns, then 32 per power of two, so that a quantile read from it (the
-// middle of its bucket) is within 1.6% of the true value.
-type histogram struct {
-	counts [histBuckets]uint64
-	n      uint64
+func repeat(n int, f func(i int) source) []source {
+	srcs := make([]source, n)
+	for i := range srcs {
+		srcs[i] = f(i)
+	}
+	return srcs
+}
+
+// The request id is always 1: one request at a time per connection.
+const (
+	verifyPrefix = `{"jsonrpc":"2.0","method":"session.verify_session_token","params":{"token":"`
+	closePrefix  = `{"jsonrpc":"2.0","method":"session.close_session","params":{"token":"`
+	tokenSuffix  = `"},"id":1}`
+	openLifetime = 3600 // expires_in of the opens, in seconds
+)
+
+var openBody = []byte(`{"jsonrpc":"2.0","method":"session.open_session","params":{"expires_in":` + strconv.Itoa(openLifetime) + `},"id":1}`)
+
+func verifyBody(buf []byte, tok string) []byte {
+	return append(append(append(buf, verifyPrefix...), tok...), tokenSuffix...)
+}
+func closeBody(buf []byte, tok string) []byte {
+	return append(append(append(buf, closePrefix...), tok...), tokenSuffix...)
+}
+
+// expect is a reply with a fixed result, as sessiond writes it; a reply
+// with other bytes but the same JSON passes too.
+type expect []byte
+
+var (
+	expectActive   = expect(`{"jsonrpc":"2.0","result":{"active":true},"id":1}`)
+	expectInactive = expect(`{"jsonrpc":"2.0","result":{"active":false},"id":1}`)
+	expectTrue     = expect(`{"jsonrpc":"2.0","result":true,"id":1}`)
+)
+
+func (e expect) check(reply []byte) error {
+	var got, want any
+	if bytes.Equal(reply, e) || json.Unmarshal(reply, &got) == nil && json.Unmarshal(e, &want) == nil && reflect.DeepEqual(got, want) {
+		return nil
+	}
+	return fmt.Errorf("reply %.300s, want %s", reply, e)
+}
+
+// openedToken checks a reply to openBody and returns the token in it.
+func openedToken(reply []byte) (string, error) {
+	var r struct {
+		JSONRPC string `json:"jsonrpc"`
+		ID      int    `json:"id"`
+		Result  struct {
+			AccessToken string `json:"access_token"`
+			ExpiresIn   int64  `json:"expires_in"`
+		} `json:"result"`
+	}
+	err := json.Unmarshal(reply, &r)
+	if tok := r.Result.AccessToken; err != nil || r.JSONRPC != "2.0" || r.ID != 1 || r.Result.ExpiresIn != openLifetime || bytes.Count([]byte(tok), []byte(".")) != 2 {
+		return "", fmt.Errorf("bad open_session reply %.300s", reply)
+	}
+	return r.Result.AccessToken, nil
+}
+
+// cycleSource verifies the tokens of a pool in turn, forever, from an
+// offset of its own: the floors, verify_hot and its variants.
+type cycleSource struct {
+	pool []string
+	i    int
+}
+
+func newCycleSources(pool []string, conns int) []source {
+	return repeat(conns, func(c int) source { return &cycleSource{pool: pool, i: c * len(pool) / conns} })
+}
+
+func (s *cycleSource) next(buf []byte) ([]byte, bool) {
+	s.i = (s.i + 1) % len(s.pool)
+	return verifyBody(buf, s.pool[s.i]), true
+}
+
+func (s *cycleSource) check(reply []byte) error { return expectActive.check(reply) }
+
+// listSource sends one request per token of a shared list, each token once
+// across all connections, until the list is used up: verify_cold, close,
+// and the verifications that prepare close.
+type listSource struct {
+	list   []string
+	cursor *atomic.Int64
+	body   func(buf []byte, tok string) []byte
+	want   expect
+}
+
+func newListSources(list []string, conns int, body func([]byte, string) []byte, want expect) []source {
+	cursor := new(atomic.Int64)
+	return repeat(conns, func(int) source { return &listSource{list, cursor, body, want} })
+}
+
+func (s *listSource) next(buf []byte) ([]byte, bool) {
+	if i := s.cursor.Add(1) - 1; i < int64(len(s.list)) {
+		return s.body(buf, s.list[i]), true
+	}
+	return buf, false
+}
+
+func (s *listSource) check(reply []byte) error { return s.want.check(reply) }
+
+// openSource opens sessions, forever.
+type openSource struct{}
+
+func (openSource) next(buf []byte) ([]byte, bool) { return append(buf, openBody...), true }
+func (openSource) check(reply []byte) error       { _, err := openedToken(reply); return err }
+
+// sessionKind is the kind of a request of a sessionSource.
+type sessionKind int
+
+const (
+	kindVerify       sessionKind = iota // a live session: must be active
+	kindVerifyClosed                    // a session this connection closed: must be inactive
+	kindOpen
+	kindClose
+	numKinds
+)
+
+func (k sessionKind) String() string {
+	return [numKinds]string{"verify", "verify_closed", "open", "close"}[k]
 }
 
 const (
-	histSub     = 32                  // buckets per power of two above 64 ns
-	histBuckets = 64 + (64-6)*histSub // covers every int64
+	soakCycle  = 20 // the length of a connection's cycle of requests
+	closedKeep = 16 // how many of its closed sessions a connection keeps verifying
 )
 
-func histBucket(d time.Duration) int {
-	v := uint64(max(d, 0))
-	if v < 64 {
-		return int(v)
-	}
-	shift := bits.Len64(v) - 6 // ≥ 1, and v>>shift is in [32, 64)
-	return 64 + (shift-1)*histSub + int(v>>shift) - histSub
+// sessionSource is one connection of the soak's valid load and of mixed.
+// It keeps want live sessions of its own (no other connection closes them)
+// and in every soakCycle requests sends 1 open, 1 close of its oldest live
+// session and 18 verifications of its live sessions in turn; in the soak
+// (checkClosed) 2 of those verify closed sessions instead, the one just
+// closed and one of its last closedKeep in turn, which must be inactive. A
+// session thus lives as in production: verified the first time with the
+// signature check, then from the verifier's cache, closed. The latency of
+// each reply to a request sent from from on is added to lat, by kind.
+type sessionSource struct {
+	want                 int
+	live                 []string // oldest first
+	checkClosed, noClose bool     // noClose: drop the oldest session instead (--closes=false)
+	verify, step         int
+	closed               []string // the last closedKeep closed sessions
+	closedTurn           int
+	justClosed, closing  string
+	last                 sessionKind
+	stop                 *atomic.Bool // when set, next sends nothing
+	sent, from           time.Time
+	lat                  [numKinds]lats
+	sentN                [numKinds]uint64
+	closedActive         uint64
 }
 
-// histMid returns the middle of bucket i, in nanoseconds.
-func histMid(i int) float64 {
-	if i < 64 {
-		return float64(i)
-	}
-	shift := (i-64)/histSub + 1
-	return (float64((i-64)%histSub+histSub) + 0.5) * math.Ldexp(1, shift)
+// newMixedSources splits pool between conns connections, which start at
+// different points of their cycle: mixed.
+func newMixedSources(pool []string, conns int) []source {
+	per := len(pool) / conns
+	return repeat(conns, func(c int) source {
+		return &sessionSource{want: per, live: slices.Clone(pool[c*per : (c+1)*per]), step: c % soakCycle, stop: new(atomic.Bool)}
+	})
 }
 
-func (h *histogram) add(d time.Duration) { h.counts[histBucket(d)]++; h.n++ }
-
-func (h *histogram) merge(o *histogram) {
-	for i, c := range o.counts {
-		h.counts[i] += c
+func (s *sessionSource) next(buf []byte) ([]byte, bool) {
+	if s.stop.Load() {
+		return buf, false
 	}
-	h.n += o.n
+	step := s.step
+	s.step = (s.step + 1) % soakCycle
+	s.last = kindVerify
+	switch {
+	case len(s.live) < s.want || step == 0: // also when an open failed
+		s.last = kindOpen
+		buf = append(buf, openBody...)
+	case step == 10 && s.noClose:
+		s.live = s.live[1:]
+	case step == 10:
+		s.last, s.closing, s.live = kindClose, s.live[0], s.live[1:]
+		buf = closeBody(buf, s.closing)
+	case step == 11 && s.justClosed != "":
+		s.last = kindVerifyClosed
+		buf = verifyBody(buf, s.justClosed)
+		s.justClosed = ""
+	case step == 5 && len(s.closed) > 0:
+		s.last = kindVerifyClosed
+		s.closedTurn++
+		buf = verifyBody(buf, s.closed[s.closedTurn%len(s.closed)])
+	}
+	if s.last == kindVerify {
+		s.verify = (s.verify + 1) % len(s.live)
+		buf = verifyBody(buf, s.live[s.verify])
+	}
+	s.sentN[s.last]++
+	s.sent = time.Now()
+	return buf, true
 }
 
-// quantile returns the q-quantile (0 < q ≤ 1) in milliseconds, or 0 for an
-// empty histogram.
-func (h *histogram) quantile(q float64) float64 {
-	rank := min(max(uint64(math.Ceil(q*float64(h.n))), 1), h.n)
-	var seen uint64
-	for i, c := range h.counts {
-		if seen += c; seen >= rank && h.n > 0 {
-			return histMid(i) / 1e6
+func (s *sessionSource) check(reply []byte) error {
+	if !s.sent.Before(s.from) {
+		s.lat[s.last] = append(s.lat[s.last], time.Since(s.sent))
+	}
+	switch s.last {
+	case kindOpen:
+		tok, err := openedToken(reply)
+		if err == nil {
+			s.live = append(s.live, tok)
 		}
+		return err
+	case kindClose:
+		if err := expectTrue.check(reply); err != nil || !s.checkClosed {
+			return err
+		}
+		s.closed = append(s.closed, s.closing)
+		s.closed, s.justClosed = s.closed[max(0, len(s.closed)-closedKeep):], s.closing
+	case kindVerifyClosed:
+		if expectActive.check(reply) == nil {
+			s.closedActive++
+			return errClosedActive
+		}
+		return expectInactive.check(reply)
+	default:
+		return expectActive.check(reply)
 	}
-	return 0
+	return nil
 }

@@ -1,9 +1,12 @@
+//go:build linux
+
 package main
 
 // This file is the soak schedule: the real sessiond under a mixed open /
-// verify / close load (soakSource) without a break through four phases over
-// the same runner as the benchmark, its memory and goroutines sampled as it
-// goes, and a flood of forged tokens (floodTokens) in the middle:
+// verify / close load (sessionSource) without a break through four phases
+// over the benchmark's runner, its memory and goroutines sampled as it goes
+// (every --duration/24 and at labelled points), and a flood of forged
+// tokens (floodTokens) in the middle:
 //
 //   - warmup (--warmup, default a quarter of --duration): the verifier's
 //     cache and Badger's memtable fill, the heap finds its size.
@@ -12,19 +15,13 @@ package main
 //     garbage tokens as fast as the server answers.
 //
 // Each phase's latency window leaves out its first second (a fifth of a
-// short phase). The server's VmRSS and GET /debug/stats (admin listener) are
-// sampled every --sample and at fixed points: "idle", "after_warmup" (the
-// start of baseline's window), "mid_flood", "end" (just before the load
-// stops) and "settled" (once the goroutines came back, or --settle passed).
-//
-// The checks (targets.json): no request failed (a closed session or a
-// forged token reported active, a live one inactive, any transport or HTTP
-// error) and the server stopped cleanly on SIGTERM; the goroutines came back
-// to the idle count; RSS at the end grew over RSS after the warm-up by no
-// more than rss_growth_mib allows. Every close stores a revocation that
-// outlives the run, so the list, and RSS with it, grows throughout; the
-// allowance per stored entry covers that, and --closes=false is the control
-// run whose list stays empty. The flood's starvation of valid traffic
+// short phase). The checks (targets.json): no request failed and the server
+// stopped cleanly on SIGTERM; the goroutines came back to the idle count
+// within 10s; RSS at the end grew over RSS after the warm-up by no more than
+// rss_growth_mib allows. Every close stores a revocation that outlives the
+// run, so the list, and RSS with it, grows throughout; the allowance per
+// stored entry covers that, and --closes=false is the control run whose
+// list stays empty. The flood's starvation of valid traffic
 // (flood/baseline_*) is reported, not a gate.
 
 import (
@@ -45,51 +42,34 @@ import (
 )
 
 var (
-	// errClosedActive is the reply to a verification of a closed session
-	// that says it is active.
 	errClosedActive = errors.New("a closed session was reported active")
-	// errForgedActive is the reply to a verification of a forged or garbage
-	// token that says it is active.
 	errForgedActive = errors.New("a forged or garbage token was reported active")
 )
 
-// A phase of the soak; mark asks for a labelled sample at a point of it.
+// A phase of the soak; at mark (since its start) it takes a sample labelled label.
 type phase struct {
-	name   string
-	length time.Duration
-	flood  bool
-	mark   mark
-}
-
-type mark struct {
-	at    time.Duration // since the phase began
-	label string
+	name         string
+	length, mark time.Duration
+	flood        bool
+	label        string
 }
 
 // phaseSettle is the start of a phase that its latency window leaves out.
 func phaseSettle(length time.Duration) time.Duration { return min(time.Second, length/5) }
+
+// soakSample is how often the soak samples the server.
+func soakSample(c config) time.Duration { return c.duration / 24 }
 
 // soakSchedule returns the phases of a soak run.
 func soakSchedule(duration, warmup time.Duration) []phase {
 	third := (duration - warmup) / 3
 	last := duration - warmup - 2*third
 	return slices.DeleteFunc([]phase{
-		{"warmup", warmup, false, mark{}},
-		{"baseline", third, false, mark{phaseSettle(third), "after_warmup"}},
-		{"flood", third, true, mark{third / 2, "mid_flood"}},
-		{"recovery", last, false, mark{last - min(time.Second, last/4), "end"}},
+		{"warmup", warmup, 0, false, ""},
+		{"baseline", third, phaseSettle(third), false, "after_warmup"},
+		{"flood", third, third / 2, true, "mid_flood"},
+		{"recovery", last, last - min(time.Second, last/4), false, "end"},
 	}, func(p phase) bool { return p.length <= 0 })
-}
-
-// soakRun is one soak run in progress.
-type soakRun struct {
-	b                    *bench
-	srv                  *server
-	stop                 atomic.Bool // set when ctx ends: the sources run dry
-	valid                []*sessionSource
-	flood                []*floodSource
-	validSrcs, floodSrcs []source
-	smp                  sampler
 }
 
 func (b *bench) soak(ctx context.Context) error {
@@ -99,11 +79,8 @@ func (b *bench) soak(ctx context.Context) error {
 		return err
 	}
 	defer srv.kill()
-	r := &soakRun{b: b, srv: srv}
-	defer context.AfterFunc(ctx, func() { r.stop.Store(true) })()
-	// One connection per request, so that the sampler's own never lingers
-	// among the goroutines.
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
+	var stop atomic.Bool // set when ctx ends: the sources run dry
+	defer context.AfterFunc(ctx, func() { stop.Store(true) })()
 	realTok, err := openOne(srv.addr)
 	if err != nil {
 		return fmt.Errorf("open a session for the flood's header: %w", err)
@@ -112,16 +89,21 @@ func (b *bench) soak(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for i := range cfg.conns {
-		r.valid = append(r.valid, &sessionSource{want: cfg.sessions, checkClosed: true, noClose: !cfg.closes, step: i % soakCycle, stop: &r.stop})
-		r.validSrcs = append(r.validSrcs, r.valid[i])
-	}
-	for i := range cfg.floodConns {
-		r.flood = append(r.flood, &floodSource{pool: pool, i: i * len(pool) / cfg.floodConns, stop: &r.stop})
-		r.floodSrcs = append(r.floodSrcs, r.flood[i])
-	}
-	r.smp = sampler{pid: srv.pid, url: "http://" + srv.admin + "/debug/stats", hc: hc, start: time.Now(), phase: "idle"}
-	idle := r.smp.take(ctx, "idle")
+	valid := make([]*sessionSource, cfg.conns)
+	flood := make([]*floodSource, cfg.floodConns)
+	validSrcs := repeat(cfg.conns, func(i int) source {
+		valid[i] = &sessionSource{want: cfg.sessions, checkClosed: true, noClose: !cfg.closes, step: i % soakCycle, stop: &stop}
+		return valid[i]
+	})
+	floodSrcs := repeat(cfg.floodConns, func(i int) source {
+		flood[i] = &floodSource{pool: pool, i: i * len(pool) / cfg.floodConns, stop: &stop}
+		return flood[i]
+	})
+	// One connection per request, so that the sampler's own never lingers
+	// among the goroutines.
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
+	smp := &sampler{pid: srv.pid, url: "http://" + srv.admin + "/debug/stats", hc: hc, start: time.Now(), phase: "idle"}
+	idle := smp.take(ctx, "idle")
 	if idle.Goroutines < 0 {
 		return fmt.Errorf("read the idle server's /debug/stats: %s", idle.Err)
 	}
@@ -130,133 +112,117 @@ func (b *bench) soak(ctx context.Context) error {
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var sampling sync.WaitGroup
 	sampling.Go(func() {
-		for t := time.NewTicker(cfg.sample); ; {
+		for t := time.NewTicker(soakSample(cfg)); ; {
 			select {
 			case <-sampleCtx.Done():
 				t.Stop()
 				return
 			case <-t.C:
-				if x := r.smp.probe(sampleCtx, ""); sampleCtx.Err() == nil { // one cut short is no failure
-					r.smp.record(x)
+				if x := smp.probe(sampleCtx, ""); sampleCtx.Err() == nil { // one cut short is no failure
+					smp.record(x)
 				}
 			}
 		}
 	})
 	defer func() { stopSampling(); sampling.Wait() }()
 	var stored uint64 // revocations stored after the warm-up
-	var phases []*result
 	for _, p := range soakSchedule(cfg.duration, cfg.warmup) {
 		b.progress("soak: %s for %s: mixed load on %d connections%s", p.name, p.length, cfg.conns, map[bool]string{true: ", and the flood"}[p.flood])
-		w, closes := r.runPhase(ctx, p)
-		if p.name != "warmup" {
-			stored += closes
+		settle := phaseSettle(p.length)
+		smp.setPhase(p.name)
+		start := time.Now()
+		var closes0 uint64
+		for _, s := range valid {
+			s.from, s.lat, closes0 = start.Add(settle), [numKinds]lats{}, closes0+s.sentN[kindClose]
 		}
-		phases = append(phases, w)
+		validc, floodc := make(chan loadResult, 1), make(chan loadResult, 1)
+		go func() { validc <- runLoad(srv.addr, validSrcs, settle, p.length-settle, srv.pid, b.loadCPUs()) }()
+		go func() {
+			if p.flood {
+				floodc <- runLoad(srv.addr, floodSrcs, settle, p.length-settle, 0, nil)
+			}
+			close(floodc)
+		}()
+		if p.label != "" {
+			select {
+			case <-time.After(time.Until(start.Add(p.mark))):
+				smp.take(ctx, p.label)
+			case <-ctx.Done():
+			}
+		}
+		r := <-validc
+		fl, flooded := <-floodc
+		r.addErrors(fl)
+		w := newResult(&r, procMiB(srv.pid, "VmRSS"), "")
+		if flooded {
+			w.AttackRPS = fl.rps()
+		}
+		w.ByKind = map[string]latency{}
+		for k := range numKinds {
+			var l lats
+			for _, s := range valid {
+				l = append(l, s.lat[k]...)
+			}
+			w.ByKind[k.String()] = latency{uint64(len(l)), l.quantile(0.5), l.quantile(0.99)}
+		}
+		var closes uint64
+		for _, s := range valid {
+			closes += s.sentN[kindClose]
+		}
+		if p.name != "warmup" {
+			stored += closes - closes0
+		}
+		w.Note = fmt.Sprintf("verify p50 %.3f ms, p99 %.3f ms; p99 of verify_closed %.3f ms, open %.3f ms, close %.3f ms",
+			w.ByKind["verify"].P50, w.ByKind["verify"].P99, w.ByKind["verify_closed"].P99, w.ByKind["open"].P99, w.ByKind["close"].P99)
+		b.rep.add(p.name, w)
 		b.progress("soak: %-8s valid %7.0f req/s  p50 %.3f ms  p99 %.3f ms  errors %d", p.name, w.RPS, w.P50, w.P99, w.Errors)
 		if err := errors.Join(ctx.Err(), srv.alive()); err != nil {
 			return err
-		}
-		if errors.Is(w.firstErr, errServerGone) {
+		} else if errors.Is(w.firstErr, errServerGone) {
 			return w.firstErr
 		}
 	}
 	stopSampling()
 	sampling.Wait()
-	r.smp.setPhase("after")
-	settled, settleTook := r.settleGoroutines(ctx, idle.Goroutines)
+	smp.setPhase("after")
+	// Wait, for 10s at most, until the goroutines are back within the
+	// target's distance of idle.
+	settleStart := time.Now()
+	settled := smp.probe(ctx, "settled")
+	for settled.Goroutines < 0 || float64(abs(settled.Goroutines-idle.Goroutines)) > b.rep.targets["goroutines_after_load"].Want {
+		if time.Since(settleStart) >= 10*time.Second || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+		settled = smp.probe(ctx, "settled")
+	}
+	smp.record(settled)
+	settleTook := time.Since(settleStart)
 	b.progress("soak: load stopped; goroutines %d after %.1fs (idle %d)", settled.Goroutines, settleTook.Seconds(), idle.Goroutines)
 	peakRSS := procMiB(srv.pid, "VmHWM")
 	stopErr := srv.stop()
-	r.report(idle, settled, settleTook, peakRSS, stored, stopErr, realTok)
-	return nil
-}
 
-// runPhase runs the valid load, and the flood when the phase has one, and
-// takes the phase's marked sample meanwhile. It returns the phase's figures
-// and how many sessions it closed.
-func (r *soakRun) runPhase(ctx context.Context, p phase) (*result, uint64) {
-	settle := phaseSettle(p.length)
-	r.smp.setPhase(p.name)
-	start := time.Now()
-	var sent0 [numKinds]uint64
-	for _, s := range r.valid {
-		s.startPhase(start.Add(settle))
-		for k := range numKinds {
-			sent0[k] += s.sentN[k]
-		}
-	}
-	validc, floodc := make(chan loadResult, 1), make(chan loadResult, 1)
-	go func() {
-		validc <- runLoad(r.srv.addr, r.validSrcs, settle, p.length-settle, r.srv.pid, r.b.loadCPUs())
-	}()
-	go func() {
-		if p.flood {
-			floodc <- runLoad(r.srv.addr, r.floodSrcs, settle, p.length-settle, 0, nil)
-		}
-		close(floodc)
-	}()
-	if p.mark.label != "" {
-		select {
-		case <-time.After(time.Until(start.Add(p.mark.at))):
-			r.smp.take(ctx, p.mark.label)
-		case <-ctx.Done():
-		}
-	}
-	valid := <-validc
-	fl, flooded := <-floodc
-	valid.addErrors(fl)
-	w := newResult(&valid, procMiB(r.srv.pid, "VmRSS"), "")
-	if flooded {
-		w.AttackRPS = fl.rps()
-	}
-	w.ByKind = map[string]latency{}
-	var kinds [numKinds]histogram
-	var closes uint64
-	for _, s := range r.valid {
-		for k := range numKinds {
-			kinds[k].merge(&s.lat[k])
-		}
-		closes += s.sentN[kindClose]
-	}
-	for k := range numKinds {
-		w.ByKind[k.String()] = latency{kinds[k].n, kinds[k].quantile(0.5), kinds[k].quantile(0.99)}
-	}
-	w.Note = fmt.Sprintf("verify p50 %.3f ms, p99 %.3f ms; p99 of verify_closed %.3f ms, open %.3f ms, close %.3f ms",
-		w.ByKind["verify"].P50, w.ByKind["verify"].P99, w.ByKind["verify_closed"].P99, w.ByKind["open"].P99, w.ByKind["close"].P99)
-	r.b.rep.add(p.name, w)
-	return w, closes - sent0[kindClose]
-}
-
-// report adds the soak's checks and samples to the report.
-func (r *soakRun) report(idle, settled sample, settleTook time.Duration, peakRSS float64, stored uint64, stopErr error, realTok string) {
-	rep, cfg := r.b.rep, r.b.cfg
-	rep.Samples = r.smp.all()
-	var errs, closedActive uint64
+	// The checks.
+	rep := b.rep
+	rep.Samples = smp.all()
+	var closedActive uint64
 	var counts [numKinds]uint64
-	var first error
-	for _, name := range rep.order {
-		errs += rep.Workloads[name].Errors
-		first = pickErr(first, rep.Workloads[name].firstErr)
-	}
-	for _, s := range r.valid {
+	for _, s := range valid {
 		closedActive += s.closedActive
 		for k := range numKinds {
 			counts[k] += s.sentN[k]
 		}
 	}
-	rep.check("errors", float64(errs), 0, fmt.Sprintf("closed sessions reported active: %d; %s", closedActive, firstErr(first)))
-	stopped := 0.0
+	rep.checkErrors(fmt.Sprintf("closed sessions reported active: %d", closedActive))
 	if stopErr != nil {
-		stopped = 1
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the server did not stop cleanly on SIGTERM: %v", stopErr))
 	}
-	rep.check("stop_errors", stopped, 0, "")
+	rep.check("stop_errors", map[bool]float64{true: 1}[stopErr != nil], 0, "")
 	var forged, garbage, inactive uint64
-	for _, s := range r.flood {
+	for _, s := range flood {
 		forged, garbage, inactive = forged+s.forged, garbage+s.garbage, inactive+s.inactive
 	}
-	header, _, _ := strings.Cut(realTok, ".")
-	h, _ := base64.RawURLEncoding.DecodeString(header)
+	h, _ := base64.RawURLEncoding.DecodeString(strings.Split(realTok, ".")[0])
 	rep.check("flood_inactive", ratio(float64(inactive), float64(forged+garbage)), 0,
 		fmt.Sprintf("%d forged tokens (header %s, the server's; random claims and a canonical signature: a full Ed25519 verification each) and %d garbage tokens on %d connections",
 			forged, h, garbage, cfg.floodConns))
@@ -271,22 +237,21 @@ func (r *soakRun) report(idle, settled sample, settleTook time.Duration, peakRSS
 			}
 		}
 	}
-	after, _ := findSample(rep.Samples, "after_warmup")
-	end, _ := findSample(rep.Samples, "end")
-	floodPeak := -1
+	after, end, floodPeak := findSample(rep.Samples, "after_warmup"), findSample(rep.Samples, "end"), -1
 	for _, x := range rep.Samples {
 		if x.Phase == "flood" {
 			floodPeak = max(floodPeak, x.Goroutines)
 		}
 	}
 	gor := float64(abs(settled.Goroutines - idle.Goroutines))
-	if idle.Goroutines < 0 || settled.Goroutines < 0 {
+	if settled.Goroutines < 0 {
 		gor = 1e9 // unknown: fails
 	}
 	rep.check("goroutines_after_load", gor, 0, fmt.Sprintf("idle %d, after warm-up %d, peak during the flood %d, after the load %d (%.1fs after it stopped)",
 		idle.Goroutines, after.Goroutines, floodPeak, settled.Goroutines, settleTook.Seconds()))
 	t := rep.targets["rss_growth_mib"]
 	t.Want = rssAllowed(t, after.RSS, stored)
+	rep.targets["rss_growth_mib"] = t
 	growth := end.RSS - after.RSS
 	if after.RSS <= 0 || end.RSS <= 0 {
 		growth = 1e9 // unknown: fails
@@ -295,7 +260,7 @@ func (r *soakRun) report(idle, settled sample, settleTook time.Duration, peakRSS
 	if stored > 0 {
 		perEntry = fmt.Sprintf("%d revocations stored after the warm-up: %.0f bytes of growth each", stored, growth*(1<<20)/float64(stored))
 	}
-	rep.checkAgainst("rss_growth_mib", t, growth, 0, fmt.Sprintf("RSS idle %.1f, after warm-up %.1f, at the end %.1f, peak %.1f MiB (anonymous %.1f → %.1f, file-backed %.1f → %.1f; Go heap %.1f → %.1f); %s",
+	rep.check("rss_growth_mib", growth, 0, fmt.Sprintf("RSS idle %.1f, after warm-up %.1f, at the end %.1f, peak %.1f MiB (anonymous %.1f → %.1f, file-backed %.1f → %.1f; Go heap %.1f → %.1f); %s",
 		idle.RSS, after.RSS, end.RSS, peakRSS, after.RSSAnon, end.RSSAnon, after.RSSFile, end.RSSFile, after.HeapAlloc, end.HeapAlloc, perEntry))
 	rep.Notes = append(rep.Notes, fmt.Sprintf("requests: %d verify of live sessions, %d verify of closed sessions, %d open, %d close",
 		counts[kindVerify], counts[kindVerifyClosed], counts[kindOpen], counts[kindClose]))
@@ -304,28 +269,13 @@ func (r *soakRun) report(idle, settled sample, settleTook time.Duration, peakRSS
 			rep.Notes = append(rep.Notes, fmt.Sprintf("a sample at %.1fs (%s) failed: %s", x.T, x.Phase, x.Err))
 		}
 	}
+	return nil
 }
 
 // rssAllowed is the RSS growth in MiB that t allows after a warm-up that
 // ended at afterWarmup MiB, with stored revocations written since.
 func rssAllowed(t target, afterWarmup float64, stored uint64) float64 {
 	return max(afterWarmup*t.Pct/100, t.Want) + float64(stored)*t.BytesPerRevocation/(1<<20)
-}
-
-// settleGoroutines waits, for at most --settle, until the server's
-// goroutines are back within the target's distance of idle, and returns the
-// last sample and how long it waited.
-func (r *soakRun) settleGoroutines(ctx context.Context, idle int) (sample, time.Duration) {
-	start := time.Now()
-	for {
-		x := r.smp.probe(ctx, "settled")
-		took := time.Since(start)
-		if x.Goroutines >= 0 && float64(abs(x.Goroutines-idle)) <= r.b.rep.targets["goroutines_after_load"].Want || took >= r.b.cfg.settle || ctx.Err() != nil {
-			r.smp.record(x)
-			return x, took
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func abs(x int) int { return max(x, -x) }
@@ -359,7 +309,7 @@ type sample struct {
 	Err        string  `json:"error,omitempty"`
 }
 
-// sampler reads the server's VmRSS and GET /debug/stats.
+// sampler reads the server's VmRSS and GET /debug/stats (admin listener).
 type sampler struct {
 	pid     int
 	url     string
@@ -371,14 +321,13 @@ type sampler struct {
 }
 
 func (s *sampler) setPhase(p string) { s.mu.Lock(); s.phase = p; s.mu.Unlock() }
+func (s *sampler) record(x sample)   { s.mu.Lock(); s.samples = append(s.samples, x); s.mu.Unlock() }
 
 func (s *sampler) take(ctx context.Context, label string) sample {
 	x := s.probe(ctx, label)
 	s.record(x)
 	return x
 }
-
-func (s *sampler) record(x sample) { s.mu.Lock(); s.samples = append(s.samples, x); s.mu.Unlock() }
 
 // all returns the samples in time order.
 func (s *sampler) all() []sample {
@@ -418,16 +367,14 @@ func (s *sampler) probe(ctx context.Context, label string) sample {
 }
 
 // findSample returns the first sample with the label.
-func findSample(samples []sample, label string) (sample, bool) {
+func findSample(samples []sample, label string) sample {
 	for _, x := range samples {
 		if x.Label == label {
-			return x, true
+			return x
 		}
 	}
-	return sample{Goroutines: -1}, false
+	return sample{Goroutines: -1}
 }
-
-// The flood.
 
 // floodPoolSize is how many different tokens the flood sends, in turn.
 // Forged tokens never enter the verifier's cache, so each request costs
@@ -456,17 +403,17 @@ func floodTokens(real string, n int, r *rand.ChaCha8) ([]floodToken, error) {
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("not a JWS compact token: %.40q", real)
 	}
-	header := parts[0]
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return nil, fmt.Errorf("the real token's claims: %w", err)
-	}
 	var rc struct {
 		Issuer   string `json:"iss"`
 		Expires  int64  `json:"exp"`
 		IssuedAt int64  `json:"iat"`
+		ID       string `json:"jti"`
 	}
-	if err := json.Unmarshal(raw, &rc); err != nil {
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err == nil {
+		err = json.Unmarshal(raw, &rc)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("the real token's claims: %w", err)
 	}
 	b64 := base64.RawURLEncoding.EncodeToString
@@ -478,12 +425,8 @@ func floodTokens(real string, n int, r *rand.ChaCha8) ([]floodToken, error) {
 		return b
 	}
 	claims := func() string {
-		c, _ := json.Marshal(struct {
-			Issuer   string `json:"iss"`
-			Expires  int64  `json:"exp"`
-			IssuedAt int64  `json:"iat"`
-			ID       string `json:"jti"`
-		}{rc.Issuer, rc.Expires, rc.IssuedAt, randomID(r).String()})
+		rc.ID = randomID(r).String()
+		c, _ := json.Marshal(rc)
 		return b64(c)
 	}
 	forgedSig := func() string {
@@ -493,23 +436,22 @@ func floodTokens(real string, n int, r *rand.ChaCha8) ([]floodToken, error) {
 	}
 	toks := make([]floodToken, n)
 	for i := range toks {
+		tok := parts[0] + "." + claims() + "." + forgedSig()
 		if i%8 != 7 {
-			toks[i] = floodToken{tok: header + "." + claims() + "." + forgedSig(), forged: true}
+			toks[i] = floodToken{tok: tok, forged: true}
 			continue
 		}
-		var tok string
 		switch (i / 8) % 6 {
 		case 0: // random base64url, no dots
 			tok = b64(randBytes(32 + int(r.Uint64()%200)))
 		case 1: // three random segments
 			tok = b64(randBytes(30)) + "." + b64(randBytes(90)) + "." + b64(randBytes(64))
 		case 2: // a well-formed token under a kid the server does not know
-			kid := b64(randBytes(32))
-			tok = b64([]byte(`{"alg":"EdDSA","kid":"`+kid+`","typ":"session+jwt"}`)) + "." + claims() + "." + forgedSig()
+			tok = b64([]byte(`{"alg":"EdDSA","kid":"`+b64(randBytes(32))+`","typ":"session+jwt"}`)) + "." + claims() + "." + forgedSig()
 		case 3: // alg none, no signature
 			tok = b64([]byte(`{"alg":"none","typ":"session+jwt"}`)) + "." + claims() + "."
 		case 4: // a forged token with its signature cut short
-			tok = header + "." + claims() + "." + forgedSig()[:40]
+			tok = tok[:len(tok)-46]
 		default: // not a token at all
 			tok = "not-a-token-" + b64(randBytes(8))
 		}
@@ -521,11 +463,10 @@ func floodTokens(real string, n int, r *rand.ChaCha8) ([]floodToken, error) {
 // floodSource is one connection of the flood: verify_session_token of the
 // pool's tokens in turn, each of which must be answered {"active":false}.
 type floodSource struct {
-	pool []floodToken
-	i    int
-	stop *atomic.Bool
-	last bool // whether the request in flight is forged
-
+	pool            []floodToken
+	i               int
+	stop            *atomic.Bool
+	last            bool   // whether the request in flight is forged
 	forged, garbage uint64 // replies received
 	inactive        uint64 // of which {"active":false}
 }
@@ -535,8 +476,7 @@ func (s *floodSource) next(buf []byte) ([]byte, bool) {
 		return buf, false
 	}
 	t := s.pool[s.i]
-	s.i = (s.i + 1) % len(s.pool)
-	s.last = t.forged
+	s.i, s.last = (s.i+1)%len(s.pool), t.forged
 	return verifyBody(buf, t.tok), true
 }
 

@@ -1,13 +1,17 @@
+//go:build linux
+
 package main
 
-// This file is the benchmark's schedule: a fresh server per workload (so
-// that its peak RSS is its own) on an empty data directory, the tokens it
-// verifies issued in-process beforehand with the data directory's key file
-// (byte for byte what open_session returns, none verified yet), and one or
-// two runs of the runner against it. The attacks of feed_abuse and
-// announce_flood run alongside the second run.
+// This file is the benchmark's schedule: the in-process limits (this
+// package's benchmarks, limits_test.go, run the way go test -bench does, on
+// the server's CPU), an idle server, and the workloads, each on a fresh
+// server (so that its peak RSS is its own) on an empty data directory, the
+// tokens it verifies issued in-process beforehand with the data directory's
+// key file (byte for byte what open_session returns, none verified yet).
+// The attacks of feed_abuse and announce_flood run alongside a second run.
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -18,8 +22,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,49 +41,23 @@ import (
 )
 
 func (b *bench) benchmark(ctx context.Context) error {
-	cfg := b.cfg
-	if cfg.want("limits") {
+	if b.cfg.want("limits") {
 		if err := b.measureLimits(ctx); err != nil {
 			return fmt.Errorf("limits: %w", err)
 		}
 	}
-	if cfg.want("idle") {
+	if b.cfg.want("idle") {
 		if err := b.runIdle(ctx); err != nil {
 			return fmt.Errorf("idle: %w", err)
 		}
 	}
 	for _, name := range workloadNames {
-		if !cfg.want(name) {
+		if !b.cfg.want(name) {
 			continue
-		}
-		if err := ctx.Err(); err != nil {
+		} else if err := ctx.Err(); err != nil {
 			return err
 		}
-		dir := filepath.Join(b.tmp, name)
-		var w *result
-		var err error
-		switch name {
-		case "http_floor", "rpc_floor":
-			w, err = b.runFloor(ctx, name)
-		case "verify_hot":
-			w, err = b.runVerifyHot(ctx, name, 0)
-		case "verify_hot_1m":
-			w, err = b.runVerifyHot(ctx, name, cfg.preload)
-		case "verify_cold":
-			w, err = b.runVerifyCold(ctx, dir)
-		case "open":
-			w, err = b.withSessiond(ctx, name, dir, func(srv *server) (loadResult, string, error) {
-				return b.load(srv, repeat(cfg.conns, func(int) source { return openSource{} })), "", nil
-			})
-		case "close":
-			w, err = b.runClose(ctx, dir)
-		case "mixed":
-			w, err = b.runMixed(ctx, dir)
-		case "feed_abuse":
-			w, err = b.runUnderAttack(ctx, name, cfg.feedPre, feedAbuse(4))
-		case "announce_flood":
-			w, err = b.runUnderAttack(ctx, name, 0, announceFlood(900))
-		}
+		w, err := b.runWorkload(ctx, name)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -90,53 +71,19 @@ func (b *bench) benchmark(ctx context.Context) error {
 			b.note("%s: the load generator's CPU was %.0f%% busy and the server's only %.0f%%: the generator may be the bottleneck", name, 100*w.ClientCPU, 100*w.ServerCPU)
 		}
 	}
-	b.rep.benchChecks(b)
+	b.rep.benchChecks(b.cfg)
 	return nil
 }
 
-// withSessiond starts sessiond on dir, runs fn against it, and completes
-// fn's result with the server's peak RSS once it has stopped cleanly.
-func (b *bench) withSessiond(ctx context.Context, name, dir string, fn func(*server) (loadResult, string, error)) (*result, error) {
-	srv, err := b.startSessiond(ctx, name, dir)
-	if err != nil {
-		return nil, err
-	}
-	return b.finish(srv, fn)
-}
-
-func (b *bench) finish(srv *server, fn func(*server) (loadResult, string, error)) (*result, error) {
-	defer srv.kill()
-	r, note, err := fn(srv)
-	if err != nil {
-		return nil, err
-	}
-	if err := srv.alive(); err != nil {
-		return nil, err
-	}
-	w := newResult(&r, procMiB(srv.pid, "VmHWM"), note)
-	if errors.Is(r.FirstErr, errServerGone) {
-		return nil, r.FirstErr
-	}
-	return w, srv.stop()
-}
-
-func repeat(n int, f func(i int) source) []source {
-	srcs := make([]source, n)
-	for i := range srcs {
-		srcs[i] = f(i)
-	}
-	return srcs
-}
-
 func (b *bench) runIdle(ctx context.Context) error {
-	b.progress("idle: a fresh sessiond for %s", b.cfg.idleWait)
+	b.progress("idle: a fresh sessiond for %s", b.cfg.warmup)
 	srv, err := b.startSessiond(ctx, "idle", filepath.Join(b.tmp, "idle"))
 	if err != nil {
 		return err
 	}
 	defer srv.kill()
 	select {
-	case <-time.After(b.cfg.idleWait):
+	case <-time.After(b.cfg.warmup):
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -144,262 +91,237 @@ func (b *bench) runIdle(ctx context.Context) error {
 	return srv.stop()
 }
 
-// runFloor runs this binary's serve-floor (floorServer.go), pinned like
-// sessiond, with verify_hot's requests.
-func (b *bench) runFloor(ctx context.Context, name string) (*result, error) {
-	pool, err := issuePool(filepath.Join(b.tmp, "floor-keys"), b.cfg.pool)
-	if err != nil {
-		return nil, err
+// runWorkload prepares the named workload's data directory (key file,
+// tokens, preloaded revocations), starts its server (sessiond, or for the
+// floors this binary's serve-floor, floorServer.go), loads it, and returns
+// its figures with the server's peak RSS once it has stopped cleanly:
+//
+//   - http_floor, rpc_floor, verify_hot, verify_hot_1m (after --preload
+//     revocations): --pool tokens verified in turn.
+//   - verify_cold: enough tokens for the whole run at 1.2 times the expected
+//     rate (the cold limit), each verified once: never seen by the server.
+//   - open: open_session, forever. mixed: newMixedSources.
+//   - close: closeRounds.
+//   - feed_abuse (after --preload/5 revocations), announce_flood: verify_hot
+//     alone, then again under the attack.
+func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
+	cfg, dir := b.cfg, filepath.Join(b.tmp, name)
+	n, preload := cfg.pool, 0
+	switch name {
+	case "verify_hot_1m":
+		preload = cfg.preload
+	case "feed_abuse":
+		preload = cfg.preload / 5
+	case "mixed":
+		n = max(cfg.pool, 2*cfg.conns)
+	case "verify_cold":
+		expected := b.rep.Limits["ed25519_verifies_per_s"]
+		if floor := b.rep.Workloads["http_floor"]; floor != nil && expected > 0 {
+			expected = harmonic(floor.RPS, expected)
+		}
+		n = min(int(math.Ceil(max(expected, 50_000)*(cfg.warmup+cfg.duration).Seconds()*1.2))+cfg.conns, 2_000_000)
+	case "open", "close":
+		n = 0
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
+	if n+preload > cfg.pool {
+		b.progress("%s: issuing %d tokens and writing %d revocations into a fresh store (all CPUs)", name, n, preload)
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	kind := strings.TrimSuffix(name, "_floor")
-	srv, err := b.start(ctx, name, addr, self, "serve-floor", "--kind", kind, "--listen", addr)
-	if err != nil {
-		return nil, err
-	}
-	return b.finish(srv, func(srv *server) (loadResult, string, error) {
-		return b.load(srv, newCycleSources(pool, b.cfg.conns)), "", nil
+	iss, toks, note := (*issue.Issuer)(nil), []string(nil), ""
+	var took float64
+	err := b.onAllCPUs(func() (err error) {
+		if iss, _, err = newIssuer(dir); err == nil {
+			toks, err = issueTokens(iss, n)
+		}
+		if start := time.Now(); err == nil && preload > 0 {
+			err = preloadRevocations(ctx, filepath.Join(dir, "revocations"), preload)
+			took = time.Since(start).Seconds()
+		}
+		return err
 	})
-}
-
-// runVerifyHot is verify_hot, and with preload > 0 verify_hot_1m.
-func (b *bench) runVerifyHot(ctx context.Context, name string, preload int) (*result, error) {
-	dir := filepath.Join(b.tmp, name)
-	pool, err := issuePool(dir, b.cfg.pool)
-	if err != nil {
-		return nil, err
-	}
-	note, err := b.preload(ctx, name, dir, preload)
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	srv, err := b.startSessiond(ctx, name, dir)
 	if err != nil {
 		return nil, err
 	}
 	if preload > 0 {
+		note = fmt.Sprintf("after %d revocations written with revocation.Badger.Revoke from 2048 goroutines on all CPUs in %.1fs (%.0f/s)", preload, took, float64(preload)/took)
+		if name == "verify_hot_1m" && preload != 1_000_000 {
+			note = "NOT one million: " + note
+		}
+	}
+	start := time.Now()
+	var srv *server
+	if kind, floor := strings.CutSuffix(name, "_floor"); floor {
+		self, addr := "", ""
+		if self, err = os.Executable(); err == nil {
+			if addr, err = freeAddr(); err == nil {
+				srv, err = b.start(ctx, name, addr, self, "serve-floor", "--kind", kind, "--listen", addr)
+			}
+		}
+	} else {
+		srv, err = b.startSessiond(ctx, name, dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer srv.kill()
+	if name == "verify_hot_1m" {
 		note += fmt.Sprintf("; the server took %.1fs to start and settle, and its peak RSS was %.1f MiB before the load began",
 			time.Since(start).Seconds(), procMiB(srv.pid, "VmHWM"))
 	}
-	return b.finish(srv, func(srv *server) (loadResult, string, error) {
-		return b.load(srv, newCycleSources(pool, b.cfg.conns)), note, nil
-	})
-}
-
-// preload writes n revocations into dir's store, on all CPUs, and says so.
-func (b *bench) preload(ctx context.Context, name, dir string, n int) (string, error) {
-	if n == 0 {
-		return "", nil
-	}
-	b.progress("%s: writing %d revocations into a fresh store (all CPUs)", name, n)
-	start := time.Now()
-	if err := b.onAllCPUs(func() error { return preloadRevocations(ctx, filepath.Join(dir, "revocations"), n) }); err != nil {
-		return "", fmt.Errorf("preload: %w", err)
-	}
-	took := time.Since(start).Seconds()
-	note := fmt.Sprintf("after %d revocations written with revocation.Badger.Revoke from 2048 goroutines on all CPUs in %.1fs (%.0f/s)", n, took, float64(n)/took)
-	if name == "verify_hot_1m" && n != 1_000_000 {
-		note = "NOT one million: " + note
-	}
-	return note, nil
-}
-
-// runVerifyCold issues enough tokens for the whole run at 1.2 times the
-// expected rate (the cold limit), so that every request verifies a token
-// the server has not seen.
-func (b *bench) runVerifyCold(ctx context.Context, dir string) (*result, error) {
-	expected := cmp0(b.rep.coldLimit(), 50_000)
-	n := min(int(math.Ceil(expected*(b.cfg.warmup+b.cfg.duration).Seconds()*1.2))+b.cfg.conns, 2_000_000)
-	b.progress("verify_cold: issuing %d tokens (all CPUs)", n)
-	var toks []string
-	if err := b.onAllCPUs(func() (err error) { toks, err = issuePool(dir, n); return err }); err != nil {
-		return nil, err
-	}
-	return b.withSessiond(ctx, "verify_cold", dir, func(srv *server) (loadResult, string, error) {
-		r := b.load(srv, newListSources(toks, b.cfg.conns, verifyBody, expectActive))
-		note := fmt.Sprintf("%d tokens issued, %d used", n, min(n, int(r.Requests)))
+	var r loadResult
+	var baseline float64
+	switch name {
+	case "open":
+		r = b.load(srv, repeat(cfg.conns, func(int) source { return openSource{} }))
+	case "close":
+		r, note, err = b.closeRounds(ctx, srv, iss)
+	case "mixed":
+		r = b.load(srv, newMixedSources(toks, cfg.conns))
+		note = "in every 20 requests of a connection: 18 verify, 1 open, 1 close of its oldest session, which the last open's token replaces"
+	case "verify_cold":
+		r = b.load(srv, newListSources(toks, cfg.conns, verifyBody, expectActive))
+		note = fmt.Sprintf("%d tokens issued, %d used", n, min(n, int(r.Requests)))
 		if r.Exhausted {
-			note = fmt.Sprintf("the %d tokens ran out after %.1fs of the %s window; measured over that", n, r.Elapsed.Seconds(), b.cfg.duration)
+			note = fmt.Sprintf("the %d tokens ran out after %.1fs of the %s window; measured over that", n, r.Elapsed.Seconds(), cfg.duration)
 			b.note("verify_cold: %s", note)
 		}
-		return r, note, nil
-	})
-}
-
-func (b *bench) runMixed(ctx context.Context, dir string) (*result, error) {
-	pool, err := issuePool(dir, max(b.cfg.pool, 2*b.cfg.conns))
+	case "feed_abuse", "announce_flood":
+		b.progress("%s: baseline, verify_hot alone", name)
+		base := b.load(srv, newCycleSources(toks, cfg.conns))
+		baseRSS := procMiB(srv.pid, "VmRSS")
+		b.progress("%s: verify_hot under attack", name)
+		actx, stop := context.WithCancel(ctx)
+		summary := make(chan string, 1)
+		go func() {
+			summary <- map[string]attack{"feed_abuse": feedAbuse, "announce_flood": announceFlood}[name](actx, srv.addr)
+		}()
+		r = b.load(srv, newCycleSources(toks, cfg.conns))
+		stop()
+		r.addErrors(base)
+		baseline = base.rps()
+		note = fmt.Sprintf("%d revocations; verify_hot alone on the same server %.0f req/s (RSS %.1f MiB), under attack %.0f req/s: %.0f%% of it; the attack: %s",
+			preload, baseline, baseRSS, r.rps(), 100*ratio(r.rps(), baseline), <-summary)
+	default:
+		r = b.load(srv, newCycleSources(toks, cfg.conns))
+	}
+	if err == nil {
+		err = srv.alive()
+	}
+	if err == nil && errors.Is(r.FirstErr, errServerGone) {
+		err = r.FirstErr
+	}
 	if err != nil {
 		return nil, err
 	}
-	return b.withSessiond(ctx, "mixed", dir, func(srv *server) (loadResult, string, error) {
-		return b.load(srv, newMixedSources(pool, b.cfg.conns)), "in every 20 requests of a connection: 18 verify, 1 open, 1 close of its oldest session, which the last open's token replaces", nil
-	})
+	w := newResult(&r, procMiB(srv.pid, "VmHWM"), note)
+	w.baseline = baseline
+	return w, srv.stop()
 }
 
-func cmp0(v, dflt float64) float64 {
-	if v > 0 {
-		return v
-	}
-	return dflt
-}
+// closeChunk is how many tokens a round of close verifies and closes: a
+// quarter of the verifier's cache. closePrimePasses is how many times each
+// is verified before the round.
+const closeChunk, closePrimePasses = 4096, 4
 
-// closePrimePasses is how many times each token of a close round is verified
-// before the round.
-const closePrimePasses = 4
-
-// runClose measures close_session of tokens the server verified before. The
-// verifier's cache holds far fewer tokens than a run closes, so the workload
-// runs in rounds: issue --close-chunk tokens, verify each closePrimePasses
-// times (unmeasured; each pass puts back into the cache what random eviction
-// took, so that about 0.1% of a round's closes miss it), close them all
-// (measured until the round's tokens run out), until --warmup and then
-// --duration of closing are done.
-func (b *bench) runClose(ctx context.Context, dir string) (*result, error) {
-	iss, _, err := newIssuer(dir)
-	if err != nil {
-		return nil, err
-	}
-	b.progress("close: rounds of %d tokens, each verified %d times, then closed", b.cfg.closeChunk, closePrimePasses)
-	return b.withSessiond(ctx, "close", dir, func(srv *server) (loadResult, string, error) {
-		var total loadResult
-		var warmed, primeTime time.Duration
-		rounds := 0
-		for total.Elapsed < b.cfg.duration && !errors.Is(total.FirstErr, errServerGone) {
-			if err := ctx.Err(); err != nil {
-				return total, "", err
-			}
-			toks, err := issueTokens(iss, b.cfg.closeChunk)
-			if err != nil {
-				return total, "", err
-			}
-			primeStart := time.Now()
-			for range closePrimePasses {
-				total.addErrors(runLoad(srv.addr, newListSources(toks, b.cfg.conns, verifyBody, expectActive), 0, time.Hour, 0, nil))
-			}
-			primeTime += time.Since(primeStart)
-			r := runLoad(srv.addr, newListSources(toks, b.cfg.conns, closeBody, expectTrue), 0, time.Hour, srv.pid, b.loadCPUs())
-			if warmed < b.cfg.warmup {
-				warmed += r.Elapsed
-				total.addErrors(r)
-			} else {
-				total.add(r)
-				rounds++
-			}
+// closeRounds measures close_session of tokens the server verified before.
+// The verifier's cache holds far fewer tokens than a run closes, so the
+// workload runs in rounds: issue closeChunk tokens, verify each
+// closePrimePasses times (unmeasured; each pass puts back into the cache
+// what random eviction took, so that about 0.1% of a round's closes miss
+// it), close them all (measured until the round's tokens run out), until
+// --warmup and then --duration of closing are done.
+func (b *bench) closeRounds(ctx context.Context, srv *server, iss *issue.Issuer) (total loadResult, note string, err error) {
+	chunk := max(closeChunk, b.cfg.conns)
+	var warmed, primeTime time.Duration
+	rounds := 0
+	for total.Elapsed < b.cfg.duration && !errors.Is(total.FirstErr, errServerGone) && err == nil {
+		var toks []string
+		if err = ctx.Err(); err == nil {
+			toks, err = issueTokens(iss, chunk)
 		}
-		return total, fmt.Sprintf("%d measured rounds of %d tokens, each verified %d times before the round (%.1fs of verifying in all, not measured)",
-			rounds, b.cfg.closeChunk, closePrimePasses, primeTime.Seconds()), nil
-	})
+		primeStart := time.Now()
+		for range closePrimePasses {
+			total.addErrors(runLoad(srv.addr, newListSources(toks, b.cfg.conns, verifyBody, expectActive), 0, time.Hour, 0, nil))
+		}
+		primeTime += time.Since(primeStart)
+		r := runLoad(srv.addr, newListSources(toks, b.cfg.conns, closeBody, expectTrue), 0, time.Hour, srv.pid, b.loadCPUs())
+		if warmed < b.cfg.warmup {
+			warmed += r.Elapsed
+			total.addErrors(r)
+		} else {
+			total.add(r)
+			rounds++
+		}
+	}
+	return total, fmt.Sprintf("%d measured rounds of %d tokens, each verified %d times before the round (%.1fs of verifying in all, not measured)",
+		rounds, chunk, closePrimePasses, primeTime.Seconds()), err
 }
 
 // attack runs against addr until ctx ends and then returns a summary of
 // what it did.
 type attack func(ctx context.Context, addr string) (summary string)
 
-// runUnderAttack measures verify_hot on a fresh server with preload
-// revocations, alone and then under attack.
-func (b *bench) runUnderAttack(ctx context.Context, name string, preload int, att attack) (*result, error) {
-	dir := filepath.Join(b.tmp, name)
-	pool, err := issuePool(dir, b.cfg.pool)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := b.preload(ctx, name, dir, preload); err != nil {
-		return nil, err
-	}
-	var base loadResult
-	var baseRSS float64
-	w, err := b.withSessiond(ctx, name, dir, func(srv *server) (loadResult, string, error) {
-		b.progress("%s: baseline, verify_hot alone", name)
-		base = b.load(srv, newCycleSources(pool, b.cfg.conns))
-		baseRSS = procMiB(srv.pid, "VmRSS")
-		b.progress("%s: verify_hot under attack", name)
-		actx, stop := context.WithCancel(ctx)
-		summary := make(chan string, 1)
-		go func() { summary <- att(actx, srv.addr) }()
-		under := b.load(srv, newCycleSources(pool, b.cfg.conns))
-		stop()
-		under.addErrors(base)
-		return under, fmt.Sprintf("%d revocations; verify_hot alone on the same server %.0f req/s (RSS %.1f MiB), under attack %.0f req/s: %.0f%% of it; the attack: %s",
-			preload, base.rps(), baseRSS, under.rps(), 100*ratio(under.rps(), base.rps()), <-summary), nil
-	})
-	if w != nil {
-		w.baseline = base.rps()
-	}
-	return w, err
-}
-
-// feedAbuse is feed_abuse's attack: conns connections fetching
+// feedAbuse is feed_abuse's attack: 4 connections fetching
 // GET /revocations?since=1 (a snapshot each time, or 429) in a loop,
 // reading every body.
-func feedAbuse(conns int) attack {
-	return func(ctx context.Context, addr string) string {
-		var ok, limited, other, bytes atomic.Int64
-		var wg sync.WaitGroup
-		for range conns {
-			wg.Go(func() {
-				hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-				defer hc.CloseIdleConnections()
-				for ctx.Err() == nil {
-					req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/revocations?since=1", nil)
-					resp, err := hc.Do(req)
-					if err != nil {
-						if ctx.Err() == nil {
-							other.Add(1)
-							time.Sleep(10 * time.Millisecond)
-						}
-						continue
-					}
-					n, _ := io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					bytes.Add(n)
-					switch resp.StatusCode {
-					case http.StatusOK:
-						ok.Add(1)
-					case http.StatusTooManyRequests:
-						limited.Add(1)
-					default:
+func feedAbuse(ctx context.Context, addr string) string {
+	const conns = 4
+	var ok, limited, other, bytes atomic.Int64
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			defer hc.CloseIdleConnections()
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/revocations?since=1", nil)
+				resp, err := hc.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
 						other.Add(1)
+						time.Sleep(10 * time.Millisecond)
 					}
+					continue
 				}
-			})
-		}
-		wg.Wait()
-		return fmt.Sprintf("%d connections fetching ?since=1: %d snapshots, %d answered 429, %d other, %.1f MB received",
-			conns, ok.Load(), limited.Load(), other.Load(), float64(bytes.Load())/1e6)
+				n, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				bytes.Add(n)
+				switch resp.StatusCode {
+				case http.StatusOK:
+					ok.Add(1)
+				case http.StatusTooManyRequests:
+					limited.Add(1)
+				default:
+					other.Add(1)
+				}
+			}
+		})
 	}
+	wg.Wait()
+	return fmt.Sprintf("%d connections fetching ?since=1: %d snapshots, %d answered 429, %d other, %.1f MB received",
+		conns, ok.Load(), limited.Load(), other.Load(), float64(bytes.Load())/1e6)
 }
 
-// announceFlood is announce_flood's attack: conns connections that each
+// announceFlood is announce_flood's attack: 900 connections that each
 // announce a 1 MiB body, send 100-odd bytes of it and then nothing.
-func announceFlood(conns int) attack {
-	return func(ctx context.Context, addr string) string {
-		head := fmt.Sprintf("POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", addr, 1<<20)
-		body := verifyPrefix + strings.Repeat("x", 30)
-		failed, opened := 0, 0
-		for range conns {
-			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-			if err != nil {
-				failed++
-				continue
-			}
-			defer c.Close()
-			opened++
-			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			if _, err := io.WriteString(c, head+body); err != nil {
-				failed++
-			}
+func announceFlood(ctx context.Context, addr string) string {
+	const conns = 900
+	head := fmt.Sprintf("POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", addr, 1<<20)
+	body := verifyPrefix + strings.Repeat("x", 30)
+	failed, opened := 0, 0
+	for range conns {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			failed++
+			continue
 		}
-		<-ctx.Done()
-		return fmt.Sprintf("%d connections announcing 1 MiB and sending %d bytes (%d failed to connect or send)", opened, len(body), failed)
+		defer c.Close()
+		opened++
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, head+body); err != nil {
+			failed++
+		}
 	}
+	<-ctx.Done()
+	return fmt.Sprintf("%d connections announcing 1 MiB and sending %d bytes (%d failed to connect or send)", opened, len(body), failed)
 }
 
 // tokenLifetime is the lifetime of the tokens the benchmark issues itself:
@@ -422,19 +344,9 @@ func newIssuer(dataDir string) (*issue.Issuer, *keys.Keyring, error) {
 	return issue.New(ring), ring, nil
 }
 
-// issuePool creates dir's key file and issues n tokens with it.
-func issuePool(dir string, n int) ([]string, error) {
-	iss, _, err := newIssuer(dir)
-	if err != nil {
-		return nil, err
-	}
-	return issueTokens(iss, n)
-}
-
 // issueTokens issues n tokens on GOMAXPROCS goroutines.
 func issueTokens(iss *issue.Issuer, n int) ([]string, error) {
-	toks := make([]string, n)
-	workers := runtime.GOMAXPROCS(0)
+	toks, workers := make([]string, n), runtime.GOMAXPROCS(0)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -454,8 +366,7 @@ func randomID(r *rand.ChaCha8) uuid.UUID {
 	var id uuid.UUID
 	binary.LittleEndian.PutUint64(id[:8], r.Uint64())
 	binary.LittleEndian.PutUint64(id[8:], r.Uint64())
-	id[6] = id[6]&0x0f | 0x40
-	id[8] = id[8]&0x3f | 0x80
+	id[6], id[8] = id[6]&0x0f|0x40, id[8]&0x3f|0x80
 	return id
 }
 
@@ -481,12 +392,95 @@ func preloadRevocations(ctx context.Context, dir string, n int) error {
 	var wg sync.WaitGroup
 	for w := range errs {
 		wg.Go(func() {
-			r := newRand()
-			for left.Add(-1) >= 0 && errs[w] == nil {
+			for r := newRand(); left.Add(-1) >= 0 && errs[w] == nil; {
 				errs[w] = store.Revoke(ctx, randomID(r), until)
 			}
 		})
 	}
 	wg.Wait()
 	return errors.Join(errors.Join(errs...), store.Close())
+}
+
+// benchLine is one result line of go test -bench: name, count, and pairs
+// of value and unit.
+var benchLine = regexp.MustCompile(`(?m)^Benchmark(\w+)(?:-\d+)?\s+\d+((?:\s+[\d.]+ \S+)+)$`)
+
+// measureLimits runs this package's benchmarks with a test binary: the
+// single-core ones on the server's CPU with -test.cpu 1, then the Ed25519
+// rates on all CPUs. The output is go test's own, for benchstat
+// (--bench-file).
+func (b *bench) measureLimits(ctx context.Context) error {
+	bin := filepath.Join(b.tmp, "limits.test")
+	b.progress("limits: go test -c ./cmd/sessiond-bench")
+	if err := b.onAllCPUs(func() error {
+		return goBuild(ctx, b.stderr, "test", "-c", "-o", bin, "github.com/sessiond/sessiond/cmd/sessiond-bench")
+	}); err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	for i, pattern := range []string{"^Benchmark(Ed25519Sign|Ed25519Verify|TokenVerify|TokenVerifyRepeated|TokenIssue|BadgerRevoke)$", "^BenchmarkEd25519(Sign|Verify)Parallel$"} {
+		cpus, procs := b.serverCPUs, 1
+		if i == 1 {
+			cpus, procs = map[bool][]int{true: b.allCPUs}[b.pinned], len(b.allCPUs)
+		}
+		b.progress("limits: %s on CPUs %v, -test.cpu %d", pattern, cpus, procs)
+		cmd := exec.CommandContext(ctx, bin, "-test.run", "^$", "-test.bench", pattern, "-test.benchmem",
+			"-test.benchtime", b.cfg.benchTime.String(), "-test.cpu", strconv.Itoa(procs), "-bench.conns", strconv.Itoa(b.cfg.conns))
+		cmd.Stdout, cmd.Stderr, cmd.Env = &out, &out, append(os.Environ(), "TMPDIR="+b.tmp)
+		done := make(chan error, 1)
+		if err := startPinned(cmd, cpus, func() { done <- cmd.Wait() }); err != nil {
+			return err
+		} else if err := <-done; err != nil {
+			return fmt.Errorf("%s: %w\n%s", pattern, err, &out)
+		}
+	}
+	if b.cfg.benchFile != "" {
+		if err := os.WriteFile(b.cfg.benchFile, out.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	ns, allocs := parseBench(out.String())
+	core := "go test -bench, -test.cpu 1, on the server's CPU, per CPU-second"
+	all := fmt.Sprintf("the same, RunParallel on all %d CPUs", len(b.allCPUs))
+	for _, l := range []struct {
+		name, bench, about string
+		v                  float64
+	}{
+		{"ed25519_signs_per_s", "Ed25519Sign", core, 1e9 / ns["Ed25519Sign"]},
+		{"ed25519_verifies_per_s", "Ed25519Verify", core, 1e9 / ns["Ed25519Verify"]},
+		{"ed25519_signs_per_s_all_cpus", "Ed25519SignParallel", all, 1e9 / ns["Ed25519SignParallel"]},
+		{"ed25519_verifies_per_s_all_cpus", "Ed25519VerifyParallel", all, 1e9 / ns["Ed25519VerifyParallel"]},
+		{"badger_durable_writes_per_s", "BadgerRevoke", fmt.Sprintf("revocation.Badger.Revoke from %d goroutines, fresh store, server's CPU", b.cfg.conns), 1e9 / ns["BadgerRevoke"]},
+		{"ed25519_verify_ns", "Ed25519Verify", core, ns["Ed25519Verify"]},
+		{"token_verify_ns", "TokenVerify", "token.Verifier.Verify, cache off, no revocation check; " + core, ns["TokenVerify"]},
+		{"token_verify_repeated_ns", "TokenVerifyRepeated", "the same token again, cache on", ns["TokenVerifyRepeated"]},
+		{"token_verify_repeated_allocs", "TokenVerifyRepeated", "", allocs["TokenVerifyRepeated"]},
+		{"token_issue_ns", "TokenIssue", core, ns["TokenIssue"]},
+		{"token_issue_allocs", "TokenIssue", "", allocs["TokenIssue"]},
+	} {
+		if _, ok := ns[l.bench]; !ok {
+			return fmt.Errorf("no result for Benchmark%s in:\n%s", l.bench, &out)
+		}
+		b.rep.limit(l.name, l.v, l.about)
+	}
+	return nil
+}
+
+// parseBench returns the ns/op and allocs/op of go test -bench output, by
+// benchmark; the CPU time per op (cpu-ns/op) where a benchmark reports it.
+func parseBench(out string) (ns, allocs map[string]float64) {
+	ns, allocs = map[string]float64{}, map[string]float64{}
+	for _, m := range benchLine.FindAllStringSubmatch(out, -1) {
+		f := strings.Fields(m[2])
+		for i := 0; i+1 < len(f); i += 2 {
+			v, _ := strconv.ParseFloat(f[i], 64)
+			switch _, seen := ns[m[1]]; {
+			case f[i+1] == "cpu-ns/op", f[i+1] == "ns/op" && !seen:
+				ns[m[1]] = v
+			case f[i+1] == "allocs/op":
+				allocs[m[1]] = v
+			}
+		}
+	}
+	return ns, allocs
 }
