@@ -278,7 +278,7 @@ var handlerCases = []handlerCase{
 
 	// The user's API documentation has a trailing comma in an example.
 	{
-		name: "trailing comma/API.txt open_session example",
+		name: "trailing comma/the API document's open_session example",
 		body: `{
 "jsonrpc": "2.0",
 "method": "echo",
