@@ -520,6 +520,11 @@ func TestConnectionCap(t *testing.T) {
 				t.Fatalf("verify = %d %s", status, body)
 			}
 			conns = append(conns, c)
+			// The server books a connection idle in its own goroutine just
+			// after the reply; on a loaded machine the next connection's
+			// whole request could otherwise be booked first, and the
+			// "longest idle" one would not be conns[0].
+			time.Sleep(100 * time.Millisecond)
 		}
 		served(t, p)
 		if !conns[0].closedByServer(t) {
