@@ -3,7 +3,9 @@
 package main
 
 // This file is the hidden "serve-floor" command: the floor servers that
-// http_floor and rpc_floor measure, on sessiond's own http.Server settings.
+// http_floor and rpc_floor measure, on sessiond's own http.Server settings
+// (server.NewHTTPServer), so that they differ from sessiond only in what
+// they do per request.
 
 import (
 	"context"
@@ -12,7 +14,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -21,16 +25,8 @@ import (
 	"github.com/sessiond/sessiond/session"
 )
 
-// newFloorServer returns the http.Server that serves h with the settings of
-// sessiond's API listener, so that the floors differ from sessiond only in
-// what they do per request.
-func newFloorServer(h http.Handler) *http.Server {
-	return sessiond.NewHTTPServer(h, slog.Default())
-}
-
-// floorReply is what the floor servers answer, the reply of a successful
-// session.verify_session_token, so that the load generator checks them
-// like sessiond.
+// floorReply is the reply of a successful session.verify_session_token, so
+// that the load generator checks the floors like sessiond.
 var floorReply = []byte(`{"jsonrpc":"2.0","result":{"active":true},"id":1}`)
 
 // serveFloor answers every POST / with floorReply, either straight from an
@@ -41,7 +37,7 @@ func serveFloor(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sessiond-bench serve-floor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	kind := fs.String("kind", "http", "http: a bare handler; rpc: rpc.NewHandler with a method that does nothing")
-	listen := fs.String("listen", "127.0.0.1:0", "address to serve HTTP on")
+	addrFile := fs.String("addr-file", "", "file to write the bound address to once listening")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -65,15 +61,27 @@ func serveFloor(ctx context.Context, args []string, stderr io.Writer) error {
 	mux := http.NewServeMux()
 	mux.Handle("/{$}", h)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	srv := newFloorServer(mux)
-	srv.Addr = *listen
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	if *addrFile != "" { // in one rename: a reader sees all or nothing
+		if err = os.WriteFile(*addrFile+".tmp", []byte(ln.Addr().String()+"\n"), 0o644); err == nil {
+			err = os.Rename(*addrFile+".tmp", *addrFile)
+		}
+		if err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	srv := sessiond.NewHTTPServer(mux, slog.Default())
 	shut := make(chan error, 1)
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		shut <- srv.Shutdown(sctx)
 	})
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		stop()
 		return err
 	}

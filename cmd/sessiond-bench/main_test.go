@@ -37,7 +37,8 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	args := []string{"--json", "--only", "http_floor,rpc_floor", "--duration", "200ms", "--warmup", "100ms", "--conns", "2", "--pool", "20", "--tmp-dir", t.TempDir()}
+	t.Setenv("TMPDIR", t.TempDir())
+	args := []string{"--json", "--only", "http_floor,rpc_floor", "--duration", "200ms", "--warmup", "100ms", "--conns", "2", "--pool", "20"}
 	if err := run(ctx, args, &stdout, &stderr); err != nil {
 		t.Fatalf("run() = %v\nstderr:\n%s\nstdout:\n%s", err, &stderr, &stdout)
 	}

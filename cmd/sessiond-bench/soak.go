@@ -57,6 +57,9 @@ type phase struct {
 // phaseSettle is the start of a phase that its latency window leaves out.
 func phaseSettle(length time.Duration) time.Duration { return min(time.Second, length/5) }
 
+// soakSessions is how many live sessions each valid connection keeps.
+const soakSessions = 8
+
 // soakSample is how often the soak samples the server.
 func soakSample(c config) time.Duration { return c.duration / 24 }
 
@@ -92,7 +95,7 @@ func (b *bench) soak(ctx context.Context) error {
 	valid := make([]*sessionSource, cfg.conns)
 	flood := make([]*floodSource, cfg.floodConns)
 	validSrcs := repeat(cfg.conns, func(i int) source {
-		valid[i] = &sessionSource{want: cfg.sessions, checkClosed: true, noClose: !cfg.closes, step: i % soakCycle, stop: &stop}
+		valid[i] = &sessionSource{want: soakSessions, checkClosed: true, noClose: !cfg.closes, step: i % soakCycle, stop: &stop}
 		return valid[i]
 	})
 	floodSrcs := repeat(cfg.floodConns, func(i int) source {
@@ -108,7 +111,6 @@ func (b *bench) soak(ctx context.Context) error {
 		return fmt.Errorf("read the idle server's /debug/stats: %s", idle.Err)
 	}
 	b.progress("soak: server pid %d on %s: idle RSS %.1f MiB, %d goroutines", srv.pid, srv.addr, idle.RSS, idle.Goroutines)
-
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var sampling sync.WaitGroup
 	sampling.Go(func() {
@@ -125,15 +127,18 @@ func (b *bench) soak(ctx context.Context) error {
 		}
 	})
 	defer func() { stopSampling(); sampling.Wait() }()
-	var stored uint64 // revocations stored after the warm-up
+	stored, counts := uint64(0), func(k sessionKind) (n uint64) { // revocations stored after the warm-up
+		for _, s := range valid {
+			n += s.sentN[k]
+		}
+		return n
+	}
 	for _, p := range soakSchedule(cfg.duration, cfg.warmup) {
 		b.progress("soak: %s for %s: mixed load on %d connections%s", p.name, p.length, cfg.conns, map[bool]string{true: ", and the flood"}[p.flood])
-		settle := phaseSettle(p.length)
+		settle, start, closes0 := phaseSettle(p.length), time.Now(), counts(kindClose)
 		smp.setPhase(p.name)
-		start := time.Now()
-		var closes0 uint64
 		for _, s := range valid {
-			s.from, s.lat, closes0 = start.Add(settle), [numKinds]lats{}, closes0+s.sentN[kindClose]
+			s.from, s.lat = start.Add(settle), [numKinds]lats{}
 		}
 		validc, floodc := make(chan loadResult, 1), make(chan loadResult, 1)
 		go func() { validc <- runLoad(srv.addr, validSrcs, settle, p.length-settle, srv.pid, b.loadCPUs()) }()
@@ -165,15 +170,11 @@ func (b *bench) soak(ctx context.Context) error {
 			}
 			w.ByKind[k.String()] = latency{uint64(len(l)), l.quantile(0.5), l.quantile(0.99)}
 		}
-		var closes uint64
-		for _, s := range valid {
-			closes += s.sentN[kindClose]
-		}
 		if p.name != "warmup" {
-			stored += closes - closes0
+			stored += counts(kindClose) - closes0
 		}
-		w.Note = fmt.Sprintf("verify p50 %.3f ms, p99 %.3f ms; p99 of verify_closed %.3f ms, open %.3f ms, close %.3f ms",
-			w.ByKind["verify"].P50, w.ByKind["verify"].P99, w.ByKind["verify_closed"].P99, w.ByKind["open"].P99, w.ByKind["close"].P99)
+		w.Note = fmt.Sprintf("p99 of verify %.3f ms, verify_closed %.3f ms, open %.3f ms, close %.3f ms",
+			w.ByKind["verify"].P99, w.ByKind["verify_closed"].P99, w.ByKind["open"].P99, w.ByKind["close"].P99)
 		b.rep.add(p.name, w)
 		b.progress("soak: %-8s valid %7.0f req/s  p50 %.3f ms  p99 %.3f ms  errors %d", p.name, w.RPS, w.P50, w.P99, w.Errors)
 		if err := errors.Join(ctx.Err(), srv.alive()); err != nil {
@@ -206,12 +207,8 @@ func (b *bench) soak(ctx context.Context) error {
 	rep := b.rep
 	rep.Samples = smp.all()
 	var closedActive uint64
-	var counts [numKinds]uint64
 	for _, s := range valid {
 		closedActive += s.closedActive
-		for k := range numKinds {
-			counts[k] += s.sentN[k]
-		}
 	}
 	rep.checkErrors(fmt.Sprintf("closed sessions reported active: %d", closedActive))
 	if stopErr != nil {
@@ -227,15 +224,9 @@ func (b *bench) soak(ctx context.Context) error {
 		fmt.Sprintf("%d forged tokens (header %s, the server's; random claims and a canonical signature: a full Ed25519 verification each) and %d garbage tokens on %d connections",
 			forged, h, garbage, cfg.floodConns))
 	if base, fl := rep.Workloads["baseline"], rep.Workloads["flood"]; base != nil && fl != nil {
-		rep.check("flood/baseline_p99", ratio(fl.P99, base.P99), 0, fmt.Sprintf("%.3f vs %.3f ms; p50 ×%.1f", fl.P99, base.P99, ratio(fl.P50, base.P50)))
+		rep.check("flood/baseline_p99", ratio(fl.P99, base.P99), 0, fmt.Sprintf("%.3f vs %.3f ms", fl.P99, base.P99))
 		rep.check("flood/baseline_verify_p99", ratio(fl.ByKind["verify"].P99, base.ByKind["verify"].P99), 0, "")
 		rep.check("flood/baseline_rps", ratio(fl.RPS, base.RPS), 0, "")
-		for _, n := range []string{"flood/baseline_p99", "flood/baseline_verify_p99", "flood/baseline_rps"} {
-			if !rep.Ratios[n].Pass {
-				rep.Notes = append(rep.Notes, "the flood STARVED valid traffic ("+n+")")
-				break
-			}
-		}
 	}
 	after, end, floodPeak := findSample(rep.Samples, "after_warmup"), findSample(rep.Samples, "end"), -1
 	for _, x := range rep.Samples {
@@ -260,10 +251,10 @@ func (b *bench) soak(ctx context.Context) error {
 	if stored > 0 {
 		perEntry = fmt.Sprintf("%d revocations stored after the warm-up: %.0f bytes of growth each", stored, growth*(1<<20)/float64(stored))
 	}
-	rep.check("rss_growth_mib", growth, 0, fmt.Sprintf("RSS idle %.1f, after warm-up %.1f, at the end %.1f, peak %.1f MiB (anonymous %.1f → %.1f, file-backed %.1f → %.1f; Go heap %.1f → %.1f); %s",
-		idle.RSS, after.RSS, end.RSS, peakRSS, after.RSSAnon, end.RSSAnon, after.RSSFile, end.RSSFile, after.HeapAlloc, end.HeapAlloc, perEntry))
+	rep.check("rss_growth_mib", growth, 0, fmt.Sprintf("RSS idle %.1f, after warm-up %.1f, at the end %.1f, peak %.1f MiB (Go heap %.1f → %.1f); %s",
+		idle.RSS, after.RSS, end.RSS, peakRSS, after.HeapAlloc, end.HeapAlloc, perEntry))
 	rep.Notes = append(rep.Notes, fmt.Sprintf("requests: %d verify of live sessions, %d verify of closed sessions, %d open, %d close",
-		counts[kindVerify], counts[kindVerifyClosed], counts[kindOpen], counts[kindClose]))
+		counts(kindVerify), counts(kindVerifyClosed), counts(kindOpen), counts(kindClose)))
 	for _, x := range rep.Samples {
 		if x.Err != "" {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("a sample at %.1fs (%s) failed: %s", x.T, x.Phase, x.Err))
@@ -300,12 +291,8 @@ type sample struct {
 	Phase      string  `json:"phase"`
 	Label      string  `json:"label,omitempty"` // "" for a periodic sample
 	RSS        float64 `json:"rss_mib"`         // VmRSS
-	RSSAnon    float64 `json:"rss_anon_mib"`    // of which anonymous (heap, stacks)
-	RSSFile    float64 `json:"rss_file_mib"`    // of which file-backed (the binary, Badger's mmapped files)
 	Goroutines int     `json:"goroutines"`      // -1 when /debug/stats could not be read
 	HeapAlloc  float64 `json:"heap_alloc_mib"`
-	HeapSys    float64 `json:"heap_sys_mib"`
-	GCCycles   uint64  `json:"gc_cycles"`
 	Err        string  `json:"error,omitempty"`
 }
 
@@ -342,12 +329,10 @@ func (s *sampler) probe(ctx context.Context, label string) sample {
 	s.mu.Lock()
 	x := sample{T: time.Since(s.start).Seconds(), Phase: s.phase, Label: label, Goroutines: -1}
 	s.mu.Unlock()
-	x.RSS, x.RSSAnon, x.RSSFile = procMiB(s.pid, "VmRSS"), procMiB(s.pid, "RssAnon"), procMiB(s.pid, "RssFile")
+	x.RSS = procMiB(s.pid, "VmRSS")
 	var st struct {
 		Goroutines int    `json:"goroutines"`
 		HeapAlloc  uint64 `json:"heap_alloc_bytes"`
-		HeapSys    uint64 `json:"heap_sys_bytes"`
-		GCCycles   uint64 `json:"gc_cycles"`
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	resp, err := s.hc.Do(req)
@@ -362,7 +347,7 @@ func (s *sampler) probe(ctx context.Context, label string) sample {
 		x.Err = "GET /debug/stats: " + err.Error()
 		return x
 	}
-	x.Goroutines, x.HeapAlloc, x.HeapSys, x.GCCycles = st.Goroutines, float64(st.HeapAlloc)/(1<<20), float64(st.HeapSys)/(1<<20), st.GCCycles
+	x.Goroutines, x.HeapAlloc = st.Goroutines, float64(st.HeapAlloc)/(1<<20)
 	return x
 }
 
