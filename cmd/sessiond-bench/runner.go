@@ -47,10 +47,6 @@ type client struct {
 	req, body []byte // the request being sent and the reply body, reused
 }
 
-func newClient(addr string, deadline time.Time) *client {
-	return &client{addr: addr, deadline: deadline, req: make([]byte, 0, 1024), body: make([]byte, 0, 1024)}
-}
-
 func (c *client) close() {
 	if c.nc != nil {
 		c.nc.Close()
@@ -58,69 +54,67 @@ func (c *client) close() {
 	}
 }
 
-// do sends one POST / with body and returns the reply's status and body,
-// valid until the next call. After an error the connection is closed, and
-// the next call dials again. One deadline covers the whole run (a timer
-// operation per request would cost): a server that hangs fails the run.
-func (c *client) do(body []byte) (status int, reply []byte, err error) {
+// do sends one POST / with body and returns the body of a 200 reply, valid
+// until the next call. After an I/O error the connection is closed (c.nc
+// nil) and the next call dials again. One deadline covers the whole run (a
+// timer operation per request would cost): a server that hangs fails it.
+func (c *client) do(body []byte) ([]byte, error) {
 	if c.nc == nil {
 		nc, err := net.DialTimeout("tcp", c.addr, 5*time.Second)
 		if err != nil {
-			return 0, nil, err
+			return nil, err
 		}
 		c.nc, c.br = nc, bufio.NewReaderSize(nc, 16<<10)
 		nc.SetDeadline(c.deadline)
 	}
-	c.req = append(c.req[:0], "POST / HTTP/1.1\r\nHost: "...)
-	c.req = append(append(c.req, c.addr...), "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	c.req = append(append(append(c.req[:0], "POST / HTTP/1.1\r\nHost: "...), c.addr...), "\r\nContent-Type: application/json\r\nContent-Length: "...)
 	c.req = append(append(strconv.AppendInt(c.req, int64(len(body)), 10), "\r\n\r\n"...), body...)
-	_, err = c.nc.Write(c.req)
-	keep := false
+	_, err := c.nc.Write(c.req)
+	status, keep := 0, false
 	if err == nil {
-		status, reply, keep, err = c.readResponse()
+		status, keep, err = c.readResponse()
 	}
 	if err != nil || !keep {
 		c.close()
 	}
-	return status, reply, err
+	if err == nil && status != 200 {
+		err = fmt.Errorf("HTTP %d: %.200s", status, c.body)
+	}
+	return c.body, err
 }
 
 // readResponse reads one HTTP/1.1 response with a Content-Length (sessiond
-// and the floor servers always send one).
-func (c *client) readResponse() (status int, body []byte, keep bool, err error) {
+// and the floor servers always send one) into c.body.
+func (c *client) readResponse() (status int, keep bool, err error) {
 	line, err := c.br.ReadSlice('\n')
-	if err != nil {
-		return 0, nil, false, fmt.Errorf("read status line: %w", err)
-	}
-	if status, err = strconv.Atoi(string(line[min(9, len(line)):min(12, len(line))])); err != nil || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
-		return 0, nil, false, fmt.Errorf("bad status line %q", line)
+	if err == nil {
+		if status, err = strconv.Atoi(string(line[min(9, len(line)):min(12, len(line))])); err != nil || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
+			err = fmt.Errorf("bad status line %q", line)
+		}
 	}
 	length, keep := -1, true
-	for {
-		if line, err = c.br.ReadSlice('\n'); err != nil {
-			return 0, nil, false, fmt.Errorf("read header: %w", err)
-		} else if len(line) <= 2 {
-			break // the empty line ending the headers
+	for err == nil {
+		if line, err = c.br.ReadSlice('\n'); err != nil || len(line) <= 2 {
+			break // or the empty line ending the headers
 		}
 		name, value, _ := bytes.Cut(line, []byte(":"))
-		value = bytes.TrimSpace(value)
-		if bytes.EqualFold(name, []byte("Content-Length")) {
+		if value = bytes.TrimSpace(value); bytes.EqualFold(name, []byte("Content-Length")) {
 			if length, err = strconv.Atoi(string(value)); err != nil || length < 0 {
-				return 0, nil, false, fmt.Errorf("bad Content-Length %q", value)
+				err = fmt.Errorf("bad Content-Length %q", value)
 			}
 		} else if bytes.EqualFold(name, []byte("Connection")) {
 			keep = !bytes.EqualFold(value, []byte("close"))
 		}
 	}
-	if length < 0 {
-		return 0, nil, false, errors.New("reply without Content-Length")
+	if err == nil && length < 0 {
+		err = errors.New("reply without Content-Length")
 	}
-	if cap(c.body) < length {
-		c.body = make([]byte, length)
+	if err != nil {
+		return 0, false, fmt.Errorf("read reply: %w", err)
 	}
-	body = c.body[:length]
-	_, err = io.ReadFull(c.br, body)
-	return status, body, keep, err
+	c.body = slices.Grow(c.body[:0], length)[:length]
+	_, err = io.ReadFull(c.br, c.body)
+	return status, keep, err
 }
 
 // lats are latencies, whose quantiles are exact.
@@ -180,7 +174,7 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 	results := make([]loadResult, len(sources))
 	for i, src := range sources {
 		wg.Go(func() {
-			r, c := &results[i], newClient(addr, t1.Add(time.Minute))
+			r, c := &results[i], &client{addr: addr, deadline: t1.Add(time.Minute)}
 			defer c.close()
 			buf, redials := make([]byte, 0, 1024), 0
 			for sent := time.Now(); !stop.Load() && sent.Before(t1); sent = time.Now() {
@@ -191,11 +185,9 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 					return
 				}
 				buf = body
-				status, reply, err := c.do(body)
-				done, ioErr := time.Now(), err != nil
-				if err == nil && status != 200 {
-					err = fmt.Errorf("HTTP %d: %.200s", status, reply)
-				} else if err == nil {
+				reply, err := c.do(body)
+				done, ioErr := time.Now(), c.nc == nil && err != nil
+				if err == nil {
 					err = src.check(reply)
 				}
 				if e := exhaustedAt.Load(); !done.Before(t0) && !done.After(t1) && (e == 0 || done.Sub(start) <= time.Duration(e)) {
@@ -328,53 +320,41 @@ func openedToken(reply []byte) (string, error) {
 	return r.Result.AccessToken, nil
 }
 
-// cycleSource verifies the tokens of a pool in turn, forever, from an
-// offset of its own: the floors, verify_hot and its variants.
-type cycleSource struct {
-	pool []string
-	i    int
+// funcSource is a source made of two functions.
+type funcSource struct {
+	nextFn  func(buf []byte) ([]byte, bool)
+	checkFn func(reply []byte) error
 }
 
+func (s funcSource) next(buf []byte) ([]byte, bool) { return s.nextFn(buf) }
+func (s funcSource) check(reply []byte) error       { return s.checkFn(reply) }
+
+// newCycleSources verify the tokens of pool in turn, forever, each
+// connection from an offset of its own: the floors, verify_hot and its variants.
 func newCycleSources(pool []string, conns int) []source {
-	return repeat(conns, func(c int) source { return &cycleSource{pool: pool, i: c * len(pool) / conns} })
+	return repeat(conns, func(c int) source {
+		i := c * len(pool) / conns
+		return funcSource{func(buf []byte) ([]byte, bool) { i = (i + 1) % len(pool); return verifyBody(buf, pool[i]), true }, expectActive.check}
+	})
 }
 
-func (s *cycleSource) next(buf []byte) ([]byte, bool) {
-	s.i = (s.i + 1) % len(s.pool)
-	return verifyBody(buf, s.pool[s.i]), true
-}
-
-func (s *cycleSource) check(reply []byte) error { return expectActive.check(reply) }
-
-// listSource sends one request per token of a shared list, each token once
-// across all connections, until the list is used up: verify_cold, close,
-// and the verifications that prepare close.
-type listSource struct {
-	list   []string
-	cursor *atomic.Int64
-	body   func(buf []byte, tok string) []byte
-	want   expect
-}
-
+// newListSources send one request per token of list, each token once across
+// all connections, until the list is used up: verify_cold and close.
 func newListSources(list []string, conns int, body func([]byte, string) []byte, want expect) []source {
 	cursor := new(atomic.Int64)
-	return repeat(conns, func(int) source { return &listSource{list, cursor, body, want} })
+	return repeat(conns, func(int) source {
+		return funcSource{func(buf []byte) ([]byte, bool) {
+			if i := cursor.Add(1) - 1; i < int64(len(list)) {
+				return body(buf, list[i]), true
+			}
+			return buf, false
+		}, want.check}
+	})
 }
-
-func (s *listSource) next(buf []byte) ([]byte, bool) {
-	if i := s.cursor.Add(1) - 1; i < int64(len(s.list)) {
-		return s.body(buf, s.list[i]), true
-	}
-	return buf, false
-}
-
-func (s *listSource) check(reply []byte) error { return s.want.check(reply) }
 
 // openSource opens sessions, forever.
-type openSource struct{}
-
-func (openSource) next(buf []byte) ([]byte, bool) { return append(buf, openBody...), true }
-func (openSource) check(reply []byte) error       { _, err := openedToken(reply); return err }
+var openSource = funcSource{func(buf []byte) ([]byte, bool) { return append(buf, openBody...), true },
+	func(reply []byte) error { _, err := openedToken(reply); return err }}
 
 // sessionKind is the kind of a request of a sessionSource.
 type sessionKind int
