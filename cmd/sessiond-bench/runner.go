@@ -2,12 +2,10 @@
 
 package main
 
-// This file is the workload runner: a minimal HTTP/1.1 client over one
-// keep-alive connection per goroutine (no net/http client, no allocation per
-// request on the common path, so that the server, not the load generator,
-// runs out of CPU), the loop that drives the connections for a warm-up and a
-// measured window, and the request sources with the checks of their
-// replies. Every workload and every phase of the soak is a run of runLoad.
+// This file is the workload runner, which every workload and soak phase
+// runs: a minimal HTTP/1.1 client (no net/http, no allocation per request,
+// so that the server runs out of CPU first), the loop that drives one
+// connection per source, and the sources with the checks of their replies.
 
 import (
 	"bufio"
@@ -27,9 +25,8 @@ import (
 	"time"
 )
 
-// A source makes the requests of one connection: next appends the next
-// JSON-RPC request body to buf (ok false when it has nothing left to send)
-// and check validates the reply to the request next made last.
+// A source makes one connection's requests: next appends the next body to
+// buf (false: nothing left), check validates the reply to it.
 type source interface {
 	next(buf []byte) (body []byte, ok bool)
 	check(reply []byte) error
@@ -135,9 +132,8 @@ type loadResult struct {
 	Errors   uint64        // failed requests over the whole run, warm-up included
 	Elapsed  time.Duration // the measured window
 	Lat      lats          // latency of the requests counted in Requests
-	// ServerCPU and ClientCPU are the CPU time the server process and this
-	// process spent in the window, in cores; OtherCPU is what the rest of
-	// the machine took of the CPUs the two run on: noise.
+	// Cores busy in the window: the server, this process, and the rest of
+	// the machine on the CPUs the two run on (noise).
 	ServerCPU, ClientCPU, OtherCPU float64
 	Exhausted                      bool // a source ran out; the window ended there
 	FirstErr                       error
@@ -160,11 +156,10 @@ func (r *loadResult) addErrors(o loadResult) {
 	r.FirstErr = pickErr(r.FirstErr, o.FirstErr)
 }
 
-// runLoad drives one connection per source against addr: a warm-up, then a
-// measured window, counting the replies that arrive in the window, which
-// ends early when a source runs out. pid, when not 0, is the server process
-// whose CPU time is sampled, and cpus the CPUs it and this process run on
-// (nil: all).
+// runLoad drives one connection per source against addr for warmup, then
+// counts the replies of the measured window (cut short when a source runs
+// out). pid (if not 0) is the server whose CPU time it samples, cpus the
+// CPUs the server and this process run on (nil: all).
 func runLoad(addr string, sources []source, warmup, window time.Duration, pid int, cpus []int) loadResult {
 	start := time.Now()
 	t0, t1 := start.Add(warmup), start.Add(warmup+window)
@@ -197,8 +192,7 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 				if err != nil {
 					r.addErrors(loadResult{Errors: 1, FirstErr: err})
 				}
-				// A dropped connection is re-dialled, three times at most; a
-				// server that refuses connections ends the run.
+				// Re-dial a dropped connection three times at most.
 				if ioErr {
 					if redials++; redials > 3 || errors.Is(err, syscall.ECONNREFUSED) {
 						r.FirstErr = fmt.Errorf("%w: %w", errServerGone, err)
@@ -285,8 +279,7 @@ func closeBody(buf []byte, tok string) []byte {
 	return append(append(append(buf, closePrefix...), tok...), tokenSuffix...)
 }
 
-// expect is a reply with a fixed result, as sessiond writes it; a reply
-// with other bytes but the same JSON passes too.
+// expect is a fixed reply; other bytes with the same JSON pass too.
 type expect []byte
 
 var (
@@ -329,8 +322,8 @@ type funcSource struct {
 func (s funcSource) next(buf []byte) ([]byte, bool) { return s.nextFn(buf) }
 func (s funcSource) check(reply []byte) error       { return s.checkFn(reply) }
 
-// newCycleSources verify the tokens of pool in turn, forever, each
-// connection from an offset of its own: the floors, verify_hot and its variants.
+// newCycleSources verify pool's tokens in turn, forever, each connection
+// from its own offset: the floors, verify_hot and its variants.
 func newCycleSources(pool []string, conns int) []source {
 	return repeat(conns, func(c int) source {
 		i := c * len(pool) / conns
@@ -376,15 +369,12 @@ const (
 	closedKeep = 16 // how many of its closed sessions a connection keeps verifying
 )
 
-// sessionSource is one connection of the soak's valid load and of mixed.
-// It keeps want live sessions of its own (no other connection closes them)
-// and in every soakCycle requests sends 1 open, 1 close of its oldest live
-// session and 18 verifications of its live sessions in turn; in the soak
-// (checkClosed) 2 of those verify closed sessions instead, the one just
-// closed and one of its last closedKeep in turn, which must be inactive. A
-// session thus lives as in production: verified the first time with the
-// signature check, then from the verifier's cache, closed. The latency of
-// each reply to a request sent from from on is added to lat, by kind.
+// sessionSource is one connection of mixed and of the soak's valid load. It
+// keeps want live sessions of its own and in every soakCycle requests sends
+// 1 open, 1 close of its oldest session and 18 verifications of its live
+// ones in turn; with checkClosed, 2 of those verify closed sessions (the one
+// just closed, one of the last closedKeep), which must be inactive. It
+// records the latency of requests sent from from on, by kind.
 type sessionSource struct {
 	want                 int
 	live                 []string // oldest first
@@ -401,8 +391,7 @@ type sessionSource struct {
 	closedActive         uint64
 }
 
-// newMixedSources splits pool between conns connections, which start at
-// different points of their cycle: mixed.
+// newMixedSources splits pool between conns connections: mixed.
 func newMixedSources(pool []string, conns int) []source {
 	per := len(pool) / conns
 	return repeat(conns, func(c int) source {

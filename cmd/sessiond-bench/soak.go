@@ -78,8 +78,7 @@ func (b *bench) soak(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	valid := make([]*sessionSource, cfg.conns)
-	flood := make([]*floodSource, cfg.floodConns)
+	valid, flood := make([]*sessionSource, cfg.conns), make([]*floodSource, cfg.floodConns)
 	validSrcs := repeat(cfg.conns, func(i int) source {
 		valid[i] = &sessionSource{want: soakSessions, checkClosed: true, noClose: !cfg.closes, step: i % soakCycle, stop: &stop}
 		return valid[i]
@@ -131,10 +130,7 @@ func (b *bench) soak(ctx context.Context) error {
 		smp.take(ctx, p.name)
 		r.addErrors(fl)
 		w := newResult(&r, procMiB(srv.pid, "VmRSS"), "")
-		if flooded {
-			w.AttackRPS = fl.rps()
-		}
-		w.ByKind = map[string]latency{}
+		w.AttackRPS, w.ByKind = map[bool]float64{true: fl.rps()}[flooded], map[string]latency{}
 		for k := range numKinds {
 			var l lats
 			for _, s := range valid {
@@ -153,23 +149,19 @@ func (b *bench) soak(ctx context.Context) error {
 			return w.firstErr
 		}
 	}
-	// Wait, for 10s at most, until the goroutines are back within the
-	// target's distance of idle.
-	settleStart := time.Now()
-	settled := smp.probe(ctx, "after")
+	// Wait, for 10s at most, until the goroutines are back near idle.
+	settleStart, settled := time.Now(), smp.probe(ctx, "after")
 	for (settled.Goroutines < 0 || float64(abs(settled.Goroutines-idle.Goroutines)) > b.rep.targets["goroutines_after_load"].Want) &&
 		time.Since(settleStart) < 10*time.Second && ctx.Err() == nil {
 		time.Sleep(100 * time.Millisecond)
 		settled = smp.probe(ctx, "after")
 	}
-	smp.samples = append(smp.samples, settled)
 	settleTook := time.Since(settleStart)
 	b.progress("soak: load stopped; goroutines %d after %.1fs (idle %d)", settled.Goroutines, settleTook.Seconds(), idle.Goroutines)
-	peakRSS := procMiB(srv.pid, "VmHWM")
-	stopErr := srv.stop()
+	peakRSS, stopErr := procMiB(srv.pid, "VmHWM"), srv.stop()
 
 	rep := b.rep
-	rep.Samples = smp.samples
+	rep.Samples = append(smp.samples, settled)
 	var closedActive, forged, garbage, inactive uint64
 	for _, s := range valid {
 		closedActive += s.closedActive
@@ -178,10 +170,11 @@ func (b *bench) soak(ctx context.Context) error {
 		forged, garbage, inactive = forged+s.forged, garbage+s.garbage, inactive+s.inactive
 	}
 	rep.checkErrors(fmt.Sprintf("closed sessions reported active: %d", closedActive))
+	stopAbout := ""
 	if stopErr != nil {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("the server did not stop cleanly on SIGTERM: %v", stopErr))
+		stopAbout = stopErr.Error()
 	}
-	rep.check("stop_errors", map[bool]float64{true: 1}[stopErr != nil], 0, "")
+	rep.check("stop_errors", map[bool]float64{true: 1}[stopErr != nil], 0, stopAbout)
 	h, _ := base64.RawURLEncoding.DecodeString(strings.Split(realTok, ".")[0])
 	rep.check("flood_inactive", ratio(float64(inactive), float64(forged+garbage)), 0,
 		fmt.Sprintf("%d forged tokens (header %s, the server's; random claims and a canonical signature: a full Ed25519 verification each) and %d garbage tokens on %d connections",
@@ -193,27 +186,24 @@ func (b *bench) soak(ctx context.Context) error {
 	}
 	// after: the first sample after the warm-up; end: the last under load.
 	after, end, floodPeak := sample{Goroutines: -1}, sample{Goroutines: -1}, -1
-	for _, x := range rep.Samples {
+	for _, x := range smp.samples {
 		if x.Phase == "flood" {
 			floodPeak = max(floodPeak, x.Goroutines)
 		}
-		if x.Phase != "idle" && x.Phase != "warmup" && x.Phase != "after" {
+		if x.Phase != "idle" && x.Phase != "warmup" {
 			after, end = map[bool]sample{true: x, false: after}[after.RSS == 0], x
 		}
+		if x.Err != "" {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("a sample at %.1fs (%s) failed: %s", x.T, x.Phase, x.Err))
+		}
 	}
-	gor := float64(abs(settled.Goroutines - idle.Goroutines))
-	if settled.Goroutines < 0 {
-		gor = 1e9 // unknown: fails
-	}
+	gor := map[bool]float64{true: 1e9, false: float64(abs(settled.Goroutines - idle.Goroutines))}[settled.Goroutines < 0] // unknown: fails
 	rep.check("goroutines_after_load", gor, 0, fmt.Sprintf("idle %d, after warm-up %d, peak during the flood %d, after the load %d (%.1fs after it stopped)",
 		idle.Goroutines, after.Goroutines, floodPeak, settled.Goroutines, settleTook.Seconds()))
 	t := rep.targets["rss_growth_mib"]
 	t.Want = rssAllowed(t, after.RSS, stored)
 	rep.targets["rss_growth_mib"] = t
-	growth := end.RSS - after.RSS
-	if after.RSS <= 0 || end.RSS <= 0 {
-		growth = 1e9 // unknown: fails
-	}
+	growth := map[bool]float64{true: 1e9, false: end.RSS - after.RSS}[after.RSS <= 0 || end.RSS <= 0] // unknown: fails
 	perEntry := "control run (--closes=false): no session was closed"
 	if stored > 0 {
 		perEntry = fmt.Sprintf("%d revocations stored after the warm-up: %.0f bytes of growth each", stored, growth*(1<<20)/float64(stored))
@@ -222,11 +212,6 @@ func (b *bench) soak(ctx context.Context) error {
 		idle.RSS, after.RSS, end.RSS, peakRSS, after.HeapAlloc, end.HeapAlloc, perEntry))
 	rep.Notes = append(rep.Notes, fmt.Sprintf("requests: %d verify of live sessions, %d verify of closed sessions, %d open, %d close",
 		count(kindVerify), count(kindVerifyClosed), count(kindOpen), count(kindClose)))
-	for _, x := range rep.Samples {
-		if x.Err != "" {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("a sample at %.1fs (%s) failed: %s", x.T, x.Phase, x.Err))
-		}
-	}
 	return nil
 }
 

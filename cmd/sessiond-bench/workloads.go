@@ -2,13 +2,11 @@
 
 package main
 
-// This file is the benchmark's schedule: the in-process limits (this
-// package's benchmarks, limits_test.go, run the way go test -bench does, on
-// the server's CPU), an idle server, and the workloads, each on a fresh
-// server (so that its peak RSS is its own) on an empty data directory, the
-// tokens it verifies issued in-process beforehand with the data directory's
-// key file (byte for byte what open_session returns, none verified yet).
-// The attacks of feed_abuse and announce_flood run alongside a second run.
+// This file is the benchmark's schedule: the in-process limits
+// (limits_test.go, run by go test -bench), an idle server, and the
+// workloads, each on a fresh server and data directory (so that its peak RSS
+// is its own), its tokens issued in-process beforehand with that directory's
+// key file: byte for byte what open_session returns, none verified yet.
 
 import (
 	"bytes"
@@ -92,19 +90,11 @@ func (b *bench) runIdle(ctx context.Context) error {
 	return srv.stop()
 }
 
-// runWorkload prepares the named workload's data directory (key file,
-// tokens, preloaded revocations), starts its server (sessiond, or for the
-// floors this binary's serve-floor, floorServer.go), loads it, and returns
-// its figures with the server's peak RSS once it has stopped cleanly:
-//
-//   - http_floor, rpc_floor, verify_hot, verify_hot_1m (after --preload
-//     revocations): --pool tokens verified in turn.
-//   - verify_cold: enough tokens for the whole run at 1.2 times the expected
-//     rate (the cold limit), each verified once: never seen by the server.
-//   - open: open_session, forever. mixed: newMixedSources.
-//   - close: closeRounds.
-//   - feed_abuse (after --preload/5 revocations), announce_flood: verify_hot
-//     alone, then again under the attack.
+// runWorkload prepares the named workload's data directory, starts its
+// server (sessiond, or serve-floor), loads it and returns its figures once
+// the server stopped cleanly. verify_cold gets tokens for the whole run at
+// 1.2 times the cold limit, each verified once; feed_abuse and
+// announce_flood run verify_hot alone, then under the attack.
 func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
 	cfg, dir := b.cfg, filepath.Join(b.tmp, name)
 	n, preload := cfg.pool, 0
@@ -216,18 +206,14 @@ func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
 	return w, srv.stop()
 }
 
-// closeChunk is how many tokens a round of close verifies and closes: a
-// quarter of the verifier's cache. closePrimePasses is how many times each
-// is verified before the round.
+// closeChunk is a quarter of the verifier's cache.
 const closeChunk, closePrimePasses = 4096, 4
 
-// closeRounds measures close_session of tokens the server verified before.
-// The verifier's cache holds far fewer tokens than a run closes, so the
-// workload runs in rounds: issue closeChunk tokens, verify each
-// closePrimePasses times (unmeasured; each pass puts back into the cache
-// what random eviction took, so that about 0.1% of a round's closes miss
-// it), close them all (measured until the round's tokens run out), until
-// --warmup and then --duration of closing are done.
+// closeRounds measures close_session of tokens verified before, in rounds
+// (the cache holds far fewer tokens than a run closes): issue closeChunk
+// tokens, verify each closePrimePasses times unmeasured (each pass puts back
+// what random eviction took: about 0.1% of closes miss the cache), close
+// them all, until --warmup and then --duration of closing are done.
 func (b *bench) closeRounds(ctx context.Context, srv *server, iss *issue.Issuer) (total loadResult, note string, err error) {
 	chunk := max(closeChunk, b.cfg.conns)
 	var warmed, primeTime time.Duration
@@ -312,13 +298,11 @@ func announceFlood(ctx context.Context, addr string) string {
 	return fmt.Sprintf("%d connections announcing 1 MiB and sending %d bytes (%d failed to connect or send)", conns, len(body), failed)
 }
 
-// tokenLifetime is the lifetime of the tokens the benchmark issues itself:
-// longer than any run.
+// tokenLifetime is the lifetime of the benchmark's own tokens: longer than any run.
 const tokenLifetime = 24 * time.Hour
 
-// newIssuer creates dataDir (mode 0700, as sessiond requires) with its key
-// file under sessiond serve's default policy, and returns an issuer that
-// signs with that file's key: its tokens are byte for byte what
+// newIssuer creates dataDir (0700) with its key file under serve's default
+// policy and returns an issuer with that key: its tokens are what
 // open_session of a server on dataDir returns.
 func newIssuer(dataDir string) (*issue.Issuer, *keys.Keyring, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -362,9 +346,8 @@ func newRand() *rand.ChaCha8 {
 	return rand.NewChaCha8(seed)
 }
 
-// preloadRevocations writes n random ids, revoked for tokenLifetime, into
-// the Badger store in dir from enough goroutines to fill every group
-// commit, and closes the store.
+// preloadRevocations revokes n random ids into the store in dir, from
+// enough goroutines to fill every group commit.
 func preloadRevocations(ctx context.Context, dir string, n int) error {
 	store, err := revocation.OpenBadger(dir, revocation.Options{})
 	if err != nil {
@@ -386,14 +369,12 @@ func preloadRevocations(ctx context.Context, dir string, n int) error {
 	return errors.Join(errors.Join(errs...), store.Close())
 }
 
-// benchLine is one result line of go test -bench: name, count, and pairs
-// of value and unit.
+// benchLine is a line of go test -bench: name, count, values and units.
 var benchLine = regexp.MustCompile(`(?m)^Benchmark(\w+)(?:-\d+)?\s+\d+((?:\s+[\d.]+ \S+)+)$`)
 
-// measureLimits runs this package's benchmarks with a test binary: the
-// single-core ones on the server's CPU with -test.cpu 1, then the Ed25519
-// rates on all CPUs. The output is go test's own, for benchstat
-// (--bench-file).
+// measureLimits runs this package's benchmarks (a test binary): the
+// single-core ones on the server's CPU, then the Ed25519 rates on all CPUs.
+// --bench-file keeps go test's output, for benchstat.
 func (b *bench) measureLimits(ctx context.Context) error {
 	bin := filepath.Join(b.tmp, "limits.test")
 	b.progress("limits: go test -c ./cmd/sessiond-bench")
@@ -449,8 +430,7 @@ func (b *bench) measureLimits(ctx context.Context) error {
 	return nil
 }
 
-// parseBench returns the ns/op and allocs/op of go test -bench output, by
-// benchmark; the CPU time per op (cpu-ns/op) where a benchmark reports it.
+// parseBench returns ns/op (cpu-ns/op where reported) and allocs/op by benchmark.
 func parseBench(out string) (ns, allocs map[string]float64) {
 	ns, allocs = map[string]float64{}, map[string]float64{}
 	for _, m := range benchLine.FindAllStringSubmatch(out, -1) {
