@@ -477,8 +477,8 @@ func (r *report) write(b *bench, stdout io.Writer) error {
 // check; the JSON report has every figure.
 func (r *report) writeText(w io.Writer) error {
 	c := r.Config
-	fmt.Fprintf(w, "sessiond-bench %s: %d connections, %gs after %gs of warm-up; %s; %s, %d CPUs, %s, %s\n",
-		r.Schedule, c["conns"], c["duration_s"], c["warmup_s"], c["pinning"], c["cpu"], c["cpus"], c["kernel"], c["go"])
+	fmt.Fprintf(w, "sessiond-bench %s: %d connections, %gs %s, warm-up %gs; %s; %s, %d CPUs, %s, %s\n", r.Schedule, c["conns"], c["duration_s"],
+		map[string]string{"bench": "per workload", "soak": "in all"}[r.Schedule], c["warmup_s"], c["pinning"], c["cpu"], c["cpus"], c["kernel"], c["go"])
 	if r.Idle != nil {
 		fmt.Fprintf(w, "  %-14s rss %.1f MiB\n", "idle", r.Idle.RSS)
 	}

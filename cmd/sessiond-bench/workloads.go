@@ -45,12 +45,7 @@ func (b *bench) benchmark(ctx context.Context) error {
 			return fmt.Errorf("limits: %w", err)
 		}
 	}
-	if b.cfg.want("idle") {
-		if err := b.runIdle(ctx); err != nil {
-			return fmt.Errorf("idle: %w", err)
-		}
-	}
-	for _, name := range workloadNames {
+	for _, name := range append([]string{"idle"}, workloadNames...) {
 		if !b.cfg.want(name) {
 			continue
 		} else if err := ctx.Err(); err != nil {
@@ -59,6 +54,8 @@ func (b *bench) benchmark(ctx context.Context) error {
 		w, err := b.runWorkload(ctx, name)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
+		} else if w == nil {
+			continue // idle
 		}
 		b.rep.add(name, w)
 		b.progress("%-13s %7.0f req/s (%.0f per server CPU-second)  p50 %.3f ms  p99 %.3f ms  peak RSS %.1f MiB  errors %d  CPU: server %.2f, client %.2f, other %.2f",
@@ -74,35 +71,16 @@ func (b *bench) benchmark(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) runIdle(ctx context.Context) error {
-	b.progress("idle: a fresh sessiond for %s", b.cfg.warmup)
-	srv, err := b.startSessiond(ctx, "idle", filepath.Join(b.tmp, "idle"))
-	if err != nil {
-		return err
-	}
-	defer srv.kill()
-	select {
-	case <-time.After(b.cfg.warmup):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	b.rep.Idle = &idle{RSS: procMiB(srv.pid, "VmHWM"), CurRSS: procMiB(srv.pid, "VmRSS")}
-	return srv.stop()
-}
-
 // runWorkload prepares the named workload's data directory, starts its
 // server (sessiond, or serve-floor), loads it and returns its figures once
-// the server stopped cleanly. verify_cold gets tokens for the whole run at
-// 1.2 times the cold limit, each verified once; feed_abuse and
-// announce_flood run verify_hot alone, then under the attack.
+// the server stopped cleanly. idle only waits --warmup and sets the
+// report's idle. verify_cold gets tokens for the whole run at 1.2 times the
+// cold limit, each verified once; feed_abuse and announce_flood run
+// verify_hot alone, then under the attack.
 func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
 	cfg, dir := b.cfg, filepath.Join(b.tmp, name)
-	n, preload := cfg.pool, 0
+	n, preload := cfg.pool, map[string]int{"verify_hot_1m": cfg.preload, "feed_abuse": cfg.preload / 5}[name]
 	switch name {
-	case "verify_hot_1m":
-		preload = cfg.preload
-	case "feed_abuse":
-		preload = cfg.preload / 5
 	case "mixed":
 		n = max(cfg.pool, 2*cfg.conns)
 	case "verify_cold":
@@ -111,54 +89,57 @@ func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
 			expected = harmonic(floor.RPS, expected)
 		}
 		n = min(int(math.Ceil(max(expected, 50_000)*(cfg.warmup+cfg.duration).Seconds()*1.2))+cfg.conns, 2_000_000)
-	case "open", "close":
+	case "open", "close", "idle":
 		n = 0
 	}
 	if n+preload > cfg.pool {
 		b.progress("%s: issuing %d tokens and writing %d revocations into a fresh store (all CPUs)", name, n, preload)
 	}
-	iss, toks, note := (*issue.Issuer)(nil), []string(nil), ""
-	var took float64
+	var iss *issue.Issuer
+	var toks []string
+	var took time.Duration
 	err := b.onAllCPUs(func() (err error) {
 		if iss, _, err = newIssuer(dir); err == nil {
 			toks, err = issueTokens(iss, n)
 		}
 		if start := time.Now(); err == nil && preload > 0 {
 			err = preloadRevocations(ctx, filepath.Join(dir, "revocations"), preload)
-			took = time.Since(start).Seconds()
+			took = time.Since(start)
 		}
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	if preload > 0 {
-		note = fmt.Sprintf("after %d revocations written with revocation.Badger.Revoke from 2048 goroutines on all CPUs in %.1fs (%.0f/s)", preload, took, float64(preload)/took)
-		if name == "verify_hot_1m" && preload != 1_000_000 {
-			note = "NOT one million: " + note
-		}
-	}
-	start := time.Now()
-	var srv *server
-	if kind, floor := strings.CutSuffix(name, "_floor"); floor {
+	start, srv := time.Now(), (*server)(nil)
+	if kind, floor := strings.CutSuffix(name, "_floor"); err == nil && floor {
 		self := ""
 		if self, err = os.Executable(); err == nil {
 			srv, err = b.start(ctx, name, self, "serve-floor", "--kind", kind)
 		}
-	} else {
+	} else if err == nil {
 		srv, err = b.startSessiond(ctx, name, dir)
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer srv.kill()
+	note := ""
+	if preload > 0 {
+		note = fmt.Sprintf("after %d revocations written with revocation.Badger.Revoke from 2048 goroutines on all CPUs in %.1fs (%.0f/s)", preload, took.Seconds(), float64(preload)/took.Seconds())
+	}
 	if name == "verify_hot_1m" {
-		note += fmt.Sprintf("; the server took %.1fs to start and settle, and its peak RSS was %.1f MiB before the load began",
+		note = map[bool]string{true: "NOT one million: "}[preload != 1_000_000] + note + fmt.Sprintf("; the server took %.1fs to start and settle, and its peak RSS was %.1f MiB before the load began",
 			time.Since(start).Seconds(), procMiB(srv.pid, "VmHWM"))
 	}
 	var r loadResult
 	var baseline float64
 	switch name {
+	case "idle":
+		select {
+		case <-time.After(cfg.warmup):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		b.rep.Idle = &idle{RSS: procMiB(srv.pid, "VmHWM"), CurRSS: procMiB(srv.pid, "VmRSS")}
+		return nil, srv.stop()
 	case "open":
 		r = b.load(srv, repeat(cfg.conns, func(int) source { return openSource }))
 	case "close":
@@ -177,8 +158,8 @@ func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
 		b.progress("%s: baseline, verify_hot alone", name)
 		base := b.load(srv, newCycleSources(toks, cfg.conns))
 		baseRSS := procMiB(srv.pid, "VmRSS")
-		b.progress("%s: verify_hot under attack", name)
 		actx, stop := context.WithCancel(ctx)
+		b.progress("%s: verify_hot under attack", name)
 		summary := make(chan string, 1)
 		go func() {
 			summary <- map[string]attack{"feed_abuse": feedAbuse, "announce_flood": announceFlood}[name](actx, srv.addr)
