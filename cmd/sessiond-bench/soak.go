@@ -78,14 +78,30 @@ func (b *bench) soak(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	valid, flood := make([]*sessionSource, cfg.conns), make([]*floodSource, cfg.floodConns)
+	valid := make([]*sessionSource, cfg.conns)
 	validSrcs := repeat(cfg.conns, func(i int) source {
 		valid[i] = &sessionSource{want: soakSessions, checkClosed: true, noClose: !cfg.closes, step: i % soakCycle, stop: &stop}
 		return valid[i]
 	})
-	floodSrcs := repeat(cfg.floodConns, func(i int) source {
-		flood[i] = &floodSource{pool: pool, i: i * len(pool) / cfg.floodConns, stop: &stop}
-		return flood[i]
+	// The flood verifies the pool's tokens in turn; each must be inactive.
+	var floodSent [2]atomic.Uint64 // garbage, forged
+	var floodInactive atomic.Uint64
+	floodSrcs := repeat(cfg.floodConns, func(c int) source {
+		i, forged := c*len(pool)/cfg.floodConns, false
+		return funcSource{func(buf []byte) ([]byte, bool) {
+			t := pool[i]
+			i, forged = (i+1)%len(pool), t.forged
+			return verifyBody(buf, t.tok), !stop.Load()
+		}, func(reply []byte) error {
+			floodSent[map[bool]int{true: 1}[forged]].Add(1)
+			if expectActive.check(reply) == nil {
+				return errForgedActive
+			} else if err := expectInactive.check(reply); err != nil {
+				return err
+			}
+			floodInactive.Add(1)
+			return nil
+		}}
 	})
 	smp := &sampler{pid: srv.pid, url: "http://" + srv.admin + "/debug/stats", start: time.Now(),
 		// One connection per request, so that the sampler's own never lingers among the goroutines.
@@ -162,13 +178,11 @@ func (b *bench) soak(ctx context.Context) error {
 
 	rep := b.rep
 	rep.Samples = append(smp.samples, settled)
-	var closedActive, forged, garbage, inactive uint64
+	var closedActive uint64
 	for _, s := range valid {
 		closedActive += s.closedActive
 	}
-	for _, s := range flood {
-		forged, garbage, inactive = forged+s.forged, garbage+s.garbage, inactive+s.inactive
-	}
+	garbage, forged := floodSent[0].Load(), floodSent[1].Load()
 	rep.checkErrors(fmt.Sprintf("closed sessions reported active: %d", closedActive))
 	stopAbout := ""
 	if stopErr != nil {
@@ -176,7 +190,7 @@ func (b *bench) soak(ctx context.Context) error {
 	}
 	rep.check("stop_errors", map[bool]float64{true: 1}[stopErr != nil], 0, stopAbout)
 	h, _ := base64.RawURLEncoding.DecodeString(strings.Split(realTok, ".")[0])
-	rep.check("flood_inactive", ratio(float64(inactive), float64(forged+garbage)), 0,
+	rep.check("flood_inactive", ratio(float64(floodInactive.Load()), float64(forged+garbage)), 0,
 		fmt.Sprintf("%d forged tokens (header %s, the server's; random claims and a canonical signature: a full Ed25519 verification each) and %d garbage tokens on %d connections",
 			forged, h, garbage, cfg.floodConns))
 	if base, fl := rep.Workloads["baseline"], rep.Workloads["flood"]; base != nil && fl != nil {
@@ -353,39 +367,4 @@ func floodTokens(real string, n int, r *rand.ChaCha8) ([]floodToken, error) {
 		toks[i] = floodToken{tok: tok}
 	}
 	return toks, nil
-}
-
-// floodSource is one connection of the flood: verify_session_token of the
-// pool's tokens in turn, each of which must be answered {"active":false}.
-type floodSource struct {
-	pool                      []floodToken
-	i                         int
-	stop                      *atomic.Bool
-	last                      bool   // whether the request in flight is forged
-	forged, garbage, inactive uint64 // replies received; inactive: {"active":false}
-}
-
-func (s *floodSource) next(buf []byte) ([]byte, bool) {
-	if s.stop.Load() {
-		return buf, false
-	}
-	t := s.pool[s.i]
-	s.i, s.last = (s.i+1)%len(s.pool), t.forged
-	return verifyBody(buf, t.tok), true
-}
-
-func (s *floodSource) check(reply []byte) error {
-	if s.last {
-		s.forged++
-	} else {
-		s.garbage++
-	}
-	if err := expectInactive.check(reply); err != nil {
-		if expectActive.check(reply) == nil {
-			return errForgedActive
-		}
-		return err
-	}
-	s.inactive++
-	return nil
 }
