@@ -25,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"os/signal"
@@ -346,9 +347,9 @@ type report struct {
 	Config    map[string]any     `json:"config"`
 	Notes     []string           `json:"notes"`
 
-	targets                       map[string]target
-	order, limitOrder, checkOrder []string
-	serverCPUsSeen                string
+	targets           map[string]target
+	order, checkOrder []string
+	serverCPUsSeen    string
 }
 
 func newReport(schedule string) *report {
@@ -361,11 +362,6 @@ func newReport(schedule string) *report {
 }
 
 func (r *report) add(name string, w *result) { r.order = append(r.order, name); r.Workloads[name] = w }
-
-func (r *report) limit(name string, v float64) {
-	r.limitOrder = append(r.limitOrder, name)
-	r.Limits[name] = v
-}
 
 // check records value against the target of that name.
 func (r *report) check(name string, value, perCPU float64, about string) {
@@ -409,7 +405,7 @@ func (r *report) benchChecks(cfg config) {
 	ratioCheck("verify_hot/http_floor", "verify_hot", "http_floor")
 	if floor := w["http_floor"]; floor != nil && l["ed25519_signs_per_s"] > 0 {
 		for _, x := range [][4]string{{"verify_cold", "cold_limit", "ed25519_verifies_per_s"}, {"open", "open_limit", "ed25519_signs_per_s"}} {
-			r.limit(x[1], harmonic(floor.RPS, l[x[2]]))
+			l[x[1]] = harmonic(floor.RPS, l[x[2]])
 			if w[x[0]] != nil {
 				r.check(x[0]+"/"+x[1], ratio(w[x[0]].RPS, l[x[1]]), ratio(w[x[0]].RPSPerCPU, harmonic(floor.RPSPerCPU, l[x[2]])), "")
 			}
@@ -490,10 +486,10 @@ func (r *report) writeText(w io.Writer) error {
 			fmt.Fprintf(w, "  %-14s %s\n", "", x.Note)
 		}
 	}
-	if len(r.limitOrder) > 0 {
+	if len(r.Limits) > 0 {
 		fmt.Fprintln(w, "limits:")
 	}
-	for _, name := range r.limitOrder {
+	for _, name := range slices.Sorted(maps.Keys(r.Limits)) {
 		fmt.Fprintf(w, "  %-32s %s\n", name, formatNum(r.Limits[name]))
 	}
 	fmt.Fprintln(w, "checks (targets.json; per cpu: the same ratio of rps per server CPU-second):")

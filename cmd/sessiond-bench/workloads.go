@@ -406,7 +406,7 @@ func (b *bench) measureLimits(ctx context.Context) error {
 		if _, ok := ns[l.bench]; !ok {
 			return fmt.Errorf("no result for Benchmark%s in:\n%s", l.bench, &out)
 		}
-		b.rep.limit(l.name, l.v)
+		b.rep.Limits[l.name] = l.v
 	}
 	return nil
 }
