@@ -10,7 +10,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,17 +28,14 @@ import (
 // that the load generator checks the floors like sessiond.
 var floorReply = []byte(`{"jsonrpc":"2.0","result":{"active":true},"id":1}`)
 
-// serveFloor answers every POST / with floorReply, either straight from an
-// http.Handler (--kind http, the HTTP limit) or through the project's
-// JSON-RPC layer with a method that does nothing (--kind rpc: verify_hot's
-// requests byte for byte), and GET /healthz with 200, until ctx ends.
-func serveFloor(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sessiond-bench serve-floor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	kind := fs.String("kind", "http", "http: a bare handler; rpc: rpc.NewHandler with a method that does nothing")
-	addrFile := fs.String("addr-file", "", "file to write the bound address to once listening")
-	if err := fs.Parse(args); err != nil {
-		return err
+// serveFloor (serve-floor KIND --addr-file FILE) answers every POST / with
+// floorReply, either straight from an http.Handler (KIND http, the HTTP
+// limit) or through the project's JSON-RPC layer with a method that does
+// nothing (rpc: verify_hot's requests byte for byte), and GET /healthz with
+// 200, until ctx ends. It writes its address to FILE once listening.
+func serveFloor(ctx context.Context, args []string) error {
+	if len(args) != 3 || args[1] != "--addr-file" || args[0] != "http" && args[0] != "rpc" {
+		return fmt.Errorf("usage: serve-floor http|rpc --addr-file FILE, not %q", args)
 	}
 	// Read the body as sessiond does, and answer with the headers its
 	// JSON-RPC layer sets.
@@ -52,11 +48,9 @@ func serveFloor(ctx context.Context, args []string, stderr io.Writer) error {
 		w.Header()["Content-Length"] = []string{strconv.Itoa(len(floorReply))}
 		w.Write(floorReply)
 	})
-	if *kind == "rpc" {
+	if args[0] == "rpc" {
 		nop := rpc.Method{Params: []string{"token"}, Call: func(context.Context, rpc.Params) (any, error) { return session.VerifyResult{Active: true}, nil }}
 		h = rpc.NewHandler(map[string]rpc.Method{"session.verify_session_token": nop}, rpc.HandlerOptions{})
-	} else if *kind != "http" {
-		return fmt.Errorf("--kind must be http or rpc, not %q", *kind)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/{$}", h)
@@ -65,14 +59,13 @@ func serveFloor(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *addrFile != "" { // in one rename: a reader sees all or nothing
-		if err = os.WriteFile(*addrFile+".tmp", []byte(ln.Addr().String()+"\n"), 0o644); err == nil {
-			err = os.Rename(*addrFile+".tmp", *addrFile)
-		}
-		if err != nil {
-			ln.Close()
-			return err
-		}
+	// In one rename, so that a reader sees all or nothing.
+	if err = os.WriteFile(args[2]+".tmp", []byte(ln.Addr().String()+"\n"), 0o644); err == nil {
+		err = os.Rename(args[2]+".tmp", args[2])
+	}
+	if err != nil {
+		ln.Close()
+		return err
 	}
 	srv := sessiond.NewHTTPServer(mux, slog.Default())
 	shut := make(chan error, 1)

@@ -157,7 +157,7 @@ type bench struct {
 // run is the whole program, testable in-process.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	if len(args) > 0 && args[0] == "serve-floor" {
-		return serveFloor(ctx, args[1:], stderr)
+		return serveFloor(ctx, args[1:])
 	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {

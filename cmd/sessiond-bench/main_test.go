@@ -20,7 +20,7 @@ import (
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "serve-floor" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err := serveFloor(ctx, os.Args[2:], os.Stderr)
+		err := serveFloor(ctx, os.Args[2:])
 		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "serve-floor:", err)

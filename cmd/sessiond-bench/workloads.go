@@ -112,7 +112,7 @@ func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
 	if kind, floor := strings.CutSuffix(name, "_floor"); err == nil && floor {
 		self := ""
 		if self, err = os.Executable(); err == nil {
-			srv, err = b.start(ctx, name, self, "serve-floor", "--kind", kind)
+			srv, err = b.start(ctx, name, self, "serve-floor", kind)
 		}
 	} else if err == nil {
 		srv, err = b.startSessiond(ctx, name, dir)
