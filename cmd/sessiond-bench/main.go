@@ -262,7 +262,7 @@ func (b *bench) start(ctx context.Context, name string, argv ...string) (*server
 }
 
 // load runs sources against srv for --warmup and --duration.
-func (b *bench) load(srv *server, sources []source) loadResult {
+func (b *bench) load(srv *server, sources []source) result {
 	return runLoad(srv.addr, sources, b.cfg.warmup, b.cfg.duration, srv.pid, b.loadCPUs())
 }
 
@@ -286,15 +286,18 @@ type target struct {
 	BytesPerRevocation float64 `json:"bytes_per_revocation"`
 }
 
-// result is one workload's (or soak phase's) line of the report.
+// result is what a run of the runner measured, and once finished one
+// workload's (or soak phase's) line of the report.
 type result struct {
-	RPS       float64            `json:"rps"`
-	P50       float64            `json:"p50_ms"`
-	P99       float64            `json:"p99_ms"`
-	RSS       float64            `json:"rss_mib"` // peak (VmHWM); the soak's phases: VmRSS at their end
-	Errors    uint64             `json:"errors"`
-	Requests  uint64             `json:"requests"`
-	Seconds   float64            `json:"seconds"`
+	RPS      float64 `json:"rps"`
+	P50      float64 `json:"p50_ms"`
+	P99      float64 `json:"p99_ms"`
+	RSS      float64 `json:"rss_mib"`  // peak (VmHWM); the soak's phases: VmRSS at their end
+	Errors   uint64  `json:"errors"`   // failed requests, warm-up included
+	Requests uint64  `json:"requests"` // replies in the measured window
+	Seconds  float64 `json:"seconds"`  // the measured window
+	// Cores busy in the window: the server, this process, and the rest of
+	// the machine on the CPUs the two run on (noise).
 	ServerCPU float64            `json:"server_cpu"`
 	ClientCPU float64            `json:"client_cpu"`
 	OtherCPU  float64            `json:"other_cpu"`
@@ -302,6 +305,9 @@ type result struct {
 	AttackRPS float64            `json:"attack_rps,omitempty"` // the soak's flood
 	ByKind    map[string]latency `json:"by_kind,omitempty"`
 	Note      string             `json:"note,omitempty"`
+	elapsed   time.Duration      // the measured window
+	lat       lats               // latency of the replies counted in Requests
+	exhausted bool               // a source ran out; the window ended there
 	firstErr  error
 	baseline  float64 // under attack: verify_hot alone on the same server
 }
@@ -316,12 +322,6 @@ type latency struct {
 	N   uint64  `json:"n"`
 	P50 float64 `json:"p50_ms"`
 	P99 float64 `json:"p99_ms"`
-}
-
-func newResult(l *loadResult, rss float64, note string) *result {
-	return &result{RPS: l.rps(), P50: l.Lat.quantile(0.5), P99: l.Lat.quantile(0.99), RSS: rss, Errors: l.Errors,
-		Requests: l.Requests, Seconds: l.Elapsed.Seconds(), ServerCPU: l.ServerCPU, ClientCPU: l.ClientCPU,
-		OtherCPU: l.OtherCPU, RPSPerCPU: ratio(l.rps(), l.ServerCPU), Note: note, firstErr: l.FirstErr}
 }
 
 // check is a figure against its target.

@@ -126,47 +126,41 @@ func (l lats) quantile(q float64) float64 {
 	return l[min(max(int(math.Ceil(q*float64(len(l))))-1, 0), len(l)-1)].Seconds() * 1e3
 }
 
-// loadResult is what one run measured.
-type loadResult struct {
-	Requests uint64        // replies received in the measured window
-	Errors   uint64        // failed requests over the whole run, warm-up included
-	Elapsed  time.Duration // the measured window
-	Lat      lats          // latency of the requests counted in Requests
-	// Cores busy in the window: the server, this process, and the rest of
-	// the machine on the CPUs the two run on (noise).
-	ServerCPU, ClientCPU, OtherCPU float64
-	Exhausted                      bool // a source ran out; the window ended there
-	FirstErr                       error
+func (r *result) rps() float64 { return ratio(float64(r.Requests), r.elapsed.Seconds()) }
+
+// finish computes r's figures, with the server's RSS and a note.
+func (r *result) finish(rss float64, note string) *result {
+	r.RPS, r.P50, r.P99, r.RSS, r.Seconds = r.rps(), r.lat.quantile(0.5), r.lat.quantile(0.99), rss, r.elapsed.Seconds()
+	r.RPSPerCPU, r.Note = ratio(r.RPS, r.ServerCPU), note
+	return r
 }
 
-func (r *loadResult) rps() float64 { return ratio(float64(r.Requests), r.Elapsed.Seconds()) }
-
 // add accumulates o into r (for a workload measured in several windows).
-func (r *loadResult) add(o loadResult) {
+func (r *result) add(o result) {
 	cpu := func(a, b float64) float64 {
-		return ratio(a*r.Elapsed.Seconds()+b*o.Elapsed.Seconds(), (r.Elapsed + o.Elapsed).Seconds())
+		return ratio(a*r.elapsed.Seconds()+b*o.elapsed.Seconds(), (r.elapsed + o.elapsed).Seconds())
 	}
 	r.ServerCPU, r.ClientCPU, r.OtherCPU = cpu(r.ServerCPU, o.ServerCPU), cpu(r.ClientCPU, o.ClientCPU), cpu(r.OtherCPU, o.OtherCPU)
-	r.Requests, r.Elapsed, r.Lat = r.Requests+o.Requests, r.Elapsed+o.Elapsed, append(r.Lat, o.Lat...)
+	r.Requests, r.elapsed, r.lat = r.Requests+o.Requests, r.elapsed+o.elapsed, append(r.lat, o.lat...)
 	r.addErrors(o)
 }
 
-func (r *loadResult) addErrors(o loadResult) {
+func (r *result) addErrors(o result) {
 	r.Errors += o.Errors
-	r.FirstErr = pickErr(r.FirstErr, o.FirstErr)
+	r.firstErr = pickErr(r.firstErr, o.firstErr)
 }
 
 // runLoad drives one connection per source against addr for warmup, then
 // counts the replies of the measured window (cut short when a source runs
 // out). pid (if not 0) is the server whose CPU time it samples, cpus the
 // CPUs the server and this process run on (nil: all).
-func runLoad(addr string, sources []source, warmup, window time.Duration, pid int, cpus []int) loadResult {
+func runLoad(addr string, sources []source, warmup, window time.Duration, pid int, cpus []int) result {
 	start := time.Now()
 	t0, t1 := start.Add(warmup), start.Add(warmup+window)
 	var stop atomic.Bool
 	var exhaustedAt atomic.Int64 // since start; 0 while not exhausted
 	var wg sync.WaitGroup
-	results := make([]loadResult, len(sources))
+	results := make([]result, len(sources))
 	for i, src := range sources {
 		wg.Go(func() {
 			r, c := &results[i], &client{addr: addr, deadline: t1.Add(time.Minute)}
@@ -187,15 +181,15 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 				}
 				if e := exhaustedAt.Load(); !done.Before(t0) && !done.After(t1) && (e == 0 || done.Sub(start) <= time.Duration(e)) {
 					r.Requests++
-					r.Lat = append(r.Lat, done.Sub(sent))
+					r.lat = append(r.lat, done.Sub(sent))
 				}
 				if err != nil {
-					r.addErrors(loadResult{Errors: 1, FirstErr: err})
+					r.addErrors(result{Errors: 1, firstErr: err})
 				}
 				// Re-dial a dropped connection three times at most.
 				if ioErr {
 					if redials++; redials > 3 || errors.Is(err, syscall.ECONNREFUSED) {
-						r.FirstErr = fmt.Errorf("%w: %w", errServerGone, err)
+						r.firstErr = fmt.Errorf("%w: %w", errServerGone, err)
 						stop.Store(true)
 						return
 					}
@@ -217,9 +211,9 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 	srv1, cli1, all1, w1 := procCPU(pid), selfCPU(), cpuBusy(cpus), time.Now()
 	<-allDone
 
-	res := loadResult{Elapsed: window}
+	res := result{elapsed: window}
 	if e := exhaustedAt.Load(); e != 0 {
-		res.Exhausted, res.Elapsed = true, max(0, time.Duration(e)-warmup)
+		res.exhausted, res.elapsed = true, max(0, time.Duration(e)-warmup)
 	}
 	if span := w1.Sub(w0).Seconds(); span > 0 {
 		res.ClientCPU = (cli1 - cli0) / span
@@ -232,7 +226,7 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 	}
 	for i := range results {
 		res.Requests += results[i].Requests
-		res.Lat = append(res.Lat, results[i].Lat...)
+		res.lat = append(res.lat, results[i].lat...)
 		res.addErrors(results[i])
 	}
 	return res

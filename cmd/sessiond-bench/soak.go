@@ -124,7 +124,7 @@ func (b *bench) soak(ctx context.Context) error {
 		for _, s := range valid {
 			s.from, s.lat = time.Now().Add(settle), [numKinds]lats{}
 		}
-		validc, floodc := make(chan loadResult, 1), make(chan loadResult, 1)
+		validc, floodc := make(chan result, 1), make(chan result, 1)
 		go func() { validc <- runLoad(srv.addr, validSrcs, settle, p.length-settle, srv.pid, b.loadCPUs()) }()
 		go func() {
 			if p.flood {
@@ -132,7 +132,7 @@ func (b *bench) soak(ctx context.Context) error {
 			}
 			close(floodc)
 		}()
-		var r loadResult
+		var r result
 		for tick, done := time.NewTicker(soakSample(cfg)), false; !done; {
 			select {
 			case r = <-validc:
@@ -145,7 +145,7 @@ func (b *bench) soak(ctx context.Context) error {
 		fl, flooded := <-floodc
 		smp.take(ctx, p.name)
 		r.addErrors(fl)
-		w := newResult(&r, procMiB(srv.pid, "VmRSS"), "")
+		w := r.finish(procMiB(srv.pid, "VmRSS"), "")
 		w.AttackRPS, w.ByKind = map[bool]float64{true: fl.rps()}[flooded], map[string]latency{}
 		for k := range numKinds {
 			var l lats

@@ -129,7 +129,7 @@ func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
 		note = map[bool]string{true: "NOT one million: "}[preload != 1_000_000] + note + fmt.Sprintf("; the server took %.1fs to start and settle, and its peak RSS was %.1f MiB before the load began",
 			time.Since(start).Seconds(), procMiB(srv.pid, "VmHWM"))
 	}
-	var r loadResult
+	var r result
 	var baseline float64
 	switch name {
 	case "idle":
@@ -150,8 +150,8 @@ func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
 	case "verify_cold":
 		r = b.load(srv, newListSources(toks, cfg.conns, verifyBody, expectActive))
 		note = fmt.Sprintf("%d tokens issued, %d used", n, min(n, int(r.Requests)))
-		if r.Exhausted {
-			note = fmt.Sprintf("the %d tokens ran out after %.1fs of the %s window; measured over that", n, r.Elapsed.Seconds(), cfg.duration)
+		if r.exhausted {
+			note = fmt.Sprintf("the %d tokens ran out after %.1fs of the %s window; measured over that", n, r.elapsed.Seconds(), cfg.duration)
 			b.note("verify_cold: %s", note)
 		}
 	case "feed_abuse", "announce_flood":
@@ -176,15 +176,14 @@ func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
 	if err == nil {
 		err = srv.alive()
 	}
-	if err == nil && errors.Is(r.FirstErr, errServerGone) {
-		err = r.FirstErr
+	if err == nil && errors.Is(r.firstErr, errServerGone) {
+		err = r.firstErr
 	}
 	if err != nil {
 		return nil, err
 	}
-	w := newResult(&r, procMiB(srv.pid, "VmHWM"), note)
-	w.baseline = baseline
-	return w, srv.stop()
+	r.baseline = baseline
+	return r.finish(procMiB(srv.pid, "VmHWM"), note), srv.stop()
 }
 
 // closeChunk is a quarter of the verifier's cache.
@@ -195,11 +194,11 @@ const closeChunk, closePrimePasses = 4096, 4
 // tokens, verify each closePrimePasses times unmeasured (each pass puts back
 // what random eviction took: about 0.1% of closes miss the cache), close
 // them all, until --warmup and then --duration of closing are done.
-func (b *bench) closeRounds(ctx context.Context, srv *server, iss *issue.Issuer) (total loadResult, note string, err error) {
+func (b *bench) closeRounds(ctx context.Context, srv *server, iss *issue.Issuer) (total result, note string, err error) {
 	chunk := max(closeChunk, b.cfg.conns)
 	var warmed, primeTime time.Duration
 	rounds := 0
-	for total.Elapsed < b.cfg.duration && !errors.Is(total.FirstErr, errServerGone) && err == nil {
+	for total.elapsed < b.cfg.duration && !errors.Is(total.firstErr, errServerGone) && err == nil {
 		var toks []string
 		if err = ctx.Err(); err == nil {
 			toks, err = issueTokens(iss, chunk)
@@ -211,7 +210,7 @@ func (b *bench) closeRounds(ctx context.Context, srv *server, iss *issue.Issuer)
 		primeTime += time.Since(primeStart)
 		r := runLoad(srv.addr, newListSources(toks, b.cfg.conns, closeBody, expectTrue), 0, time.Hour, srv.pid, b.loadCPUs())
 		if warmed < b.cfg.warmup {
-			warmed += r.Elapsed
+			warmed += r.elapsed
 			total.addErrors(r)
 		} else {
 			total.add(r)
