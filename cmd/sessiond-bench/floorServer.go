@@ -3,16 +3,19 @@
 package main
 
 // This file is the hidden "serve-floor" command: the floor servers that
-// http_floor and rpc_floor measure, on sessiond's own http.Server settings.
+// http_floor and rpc_floor measure, on sessiond's own http.Server settings
+// (server.NewHTTPServer), so that they differ from sessiond only in what
+// they do per request.
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -21,29 +24,18 @@ import (
 	"github.com/sessiond/sessiond/session"
 )
 
-// newFloorServer returns the http.Server that serves h with the settings of
-// sessiond's API listener, so that the floors differ from sessiond only in
-// what they do per request.
-func newFloorServer(h http.Handler) *http.Server {
-	return sessiond.NewHTTPServer(h, slog.Default())
-}
-
-// floorReply is what the floor servers answer, the reply of a successful
-// session.verify_session_token, so that the load generator checks them
-// like sessiond.
+// floorReply is the reply of a successful session.verify_session_token, so
+// that the load generator checks the floors like sessiond.
 var floorReply = []byte(`{"jsonrpc":"2.0","result":{"active":true},"id":1}`)
 
-// serveFloor answers every POST / with floorReply, either straight from an
-// http.Handler (--kind http, the HTTP limit) or through the project's
-// JSON-RPC layer with a method that does nothing (--kind rpc: verify_hot's
-// requests byte for byte), and GET /healthz with 200, until ctx ends.
-func serveFloor(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sessiond-bench serve-floor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	kind := fs.String("kind", "http", "http: a bare handler; rpc: rpc.NewHandler with a method that does nothing")
-	listen := fs.String("listen", "127.0.0.1:0", "address to serve HTTP on")
-	if err := fs.Parse(args); err != nil {
-		return err
+// serveFloor (serve-floor KIND --addr-file FILE) answers every POST / with
+// floorReply, either straight from an http.Handler (KIND http, the HTTP
+// limit) or through the project's JSON-RPC layer with a method that does
+// nothing (rpc: verify_hot's requests byte for byte), and GET /healthz with
+// 200, until ctx ends. It writes its address to FILE once listening.
+func serveFloor(ctx context.Context, args []string) error {
+	if len(args) != 3 || args[1] != "--addr-file" || args[0] != "http" && args[0] != "rpc" {
+		return fmt.Errorf("usage: serve-floor http|rpc --addr-file FILE, not %q", args)
 	}
 	// Read the body as sessiond does, and answer with the headers its
 	// JSON-RPC layer sets.
@@ -56,24 +48,33 @@ func serveFloor(ctx context.Context, args []string, stderr io.Writer) error {
 		w.Header()["Content-Length"] = []string{strconv.Itoa(len(floorReply))}
 		w.Write(floorReply)
 	})
-	if *kind == "rpc" {
+	if args[0] == "rpc" {
 		nop := rpc.Method{Params: []string{"token"}, Call: func(context.Context, rpc.Params) (any, error) { return session.VerifyResult{Active: true}, nil }}
 		h = rpc.NewHandler(map[string]rpc.Method{"session.verify_session_token": nop}, rpc.HandlerOptions{})
-	} else if *kind != "http" {
-		return fmt.Errorf("--kind must be http or rpc, not %q", *kind)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/{$}", h)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	srv := newFloorServer(mux)
-	srv.Addr = *listen
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	// In one rename, so that a reader sees all or nothing.
+	if err = os.WriteFile(args[2]+".tmp", []byte(ln.Addr().String()+"\n"), 0o644); err == nil {
+		err = os.Rename(args[2]+".tmp", args[2])
+	}
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := sessiond.NewHTTPServer(mux, slog.Default())
 	shut := make(chan error, 1)
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		shut <- srv.Shutdown(sctx)
 	})
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		stop()
 		return err
 	}

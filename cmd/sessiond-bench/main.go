@@ -5,19 +5,15 @@
 // Badger write) and soaks it under a long mixed load with a forged-token
 // flood. Both are schedules of phases over one workload runner (runner.go):
 //
-//	go run ./cmd/sessiond-bench                 # the benchmark, a few minutes
-//	go run ./cmd/sessiond-bench --quick         # the same in about a minute
-//	go run ./cmd/sessiond-bench --json          # one JSON object on stdout
-//	go run ./cmd/sessiond-bench soak            # the soak run, 2 minutes
+//	go run ./cmd/sessiond-bench [--quick] [--json] [--only verify_hot,close]
+//	go run ./cmd/sessiond-bench soak [--duration 2m]
 //
 // Run it from inside the module, on Linux: it builds cmd/sessiond (or takes
-// --sessiond) and, for the in-process limits, this package's benchmarks
-// (limits_test.go) with go test -c. Progress goes to stderr, the report to
-// stdout. Each server runs pinned to one CPU (--server-cpu), the load
-// generator on another (--client-cpu); --conns keep-alive connections, one
-// goroutine each, send one request after another, and every reply is
-// checked. The targets the report checks figures against are data, in
-// targets.json; a missed target marked "gate" fails the run (exit status 1).
+// --sessiond) and this package's benchmarks (limits_test.go, the in-process
+// limits). Each server runs pinned to the first CPU this process may use, the
+// load generator to the second. Progress goes to stderr, the report (a short
+// summary, or one JSON object with --json) to stdout. The targets the report
+// checks are data, in targets.json; a missed "gate" target exits 1.
 // docs/benchmarks.md says what each workload and check is.
 package main
 
@@ -29,15 +25,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 )
 
@@ -64,12 +61,12 @@ var workloadNames = []string{
 }
 
 type config struct {
-	schedule                                                         string // "bench" or "soak"
-	conns, floodConns, sessions, pool, preload, serverCPU, clientCPU int
-	duration, warmup, benchTime                                      time.Duration
-	quick, json, closes, noPin, verbose                              bool
-	jsonFile, benchFile, sessiond, tmpDir                            string
-	only                                                             map[string]bool
+	schedule                         string // "bench" or "soak"
+	conns, floodConns, pool, preload int
+	duration, warmup, benchTime      time.Duration
+	quick, json, closes, verbose     bool
+	benchFile, sessiond              string
+	only                             map[string]bool
 }
 
 // want reports whether the named part of the benchmark is to run.
@@ -90,30 +87,21 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	fs := flag.NewFlagSet("sessiond-bench "+c.schedule, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/sessiond-bench [soak] [flags]\n\nSee go doc ./cmd/sessiond-bench and docs/benchmarks.md.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	fs.IntVar(&c.conns, "conns", 64, "keep-alive connections of the (valid) load, one goroutine each; also the Badger limit's concurrency (soak: 32)")
-	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured time per workload (--quick: 2s); soak: the whole load, warm-up included (2m; --quick: 30s)")
-	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up before measuring, and the idle server's wait (--quick: 500ms); soak: before the baseline (a quarter of --duration)")
+	fs.IntVar(&c.conns, "conns", 64, "keep-alive connections of the load, one goroutine each; also BenchmarkBadgerRevoke's goroutines (soak: 32)")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured time per workload (--quick: 2s); soak: the whole run (2m; --quick: 30s)")
+	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up per workload, and the idle server's wait (--quick: 500ms); soak: before the baseline (a quarter of --duration)")
 	fs.BoolVar(&c.quick, "quick", false, "short times and a 100,000-entry preload; explicit flags still win")
-	fs.BoolVar(&c.json, "json", false, `print one JSON object {"workloads", "limits", "ratios", …} instead of tables`)
-	fs.StringVar(&c.jsonFile, "json-file", "", "also write the JSON object to this file")
+	fs.BoolVar(&c.json, "json", false, "print the report as one JSON object instead of a summary")
 	fs.StringVar(&c.benchFile, "bench-file", "", "write the limits' go test -bench output (benchstat's input) to this file")
-	fs.IntVar(&c.pool, "pool", 1000, "live tokens verify_hot and verify_hot_1m verify in turn (mixed splits them between connections)")
-	fs.IntVar(&c.preload, "preload", 1_000_000, "revocation entries written before verify_hot_1m, a fifth of it before feed_abuse (--quick: 100000)")
+	fs.IntVar(&c.pool, "pool", 1000, "live tokens verify_hot and verify_hot_1m verify in turn")
+	fs.IntVar(&c.preload, "preload", 1_000_000, "revocations written before verify_hot_1m, a fifth of it before feed_abuse (--quick: 100000)")
 	fs.DurationVar(&c.benchTime, "bench-time", 2*time.Second, "-test.benchtime of the in-process limits (--quick: 250ms)")
-	fs.IntVar(&c.floodConns, "flood-conns", 32, "soak: further connections sending forged and garbage tokens during the flood phase")
-	fs.IntVar(&c.sessions, "sessions", 8, "soak: live sessions each valid connection keeps open and verifies in turn")
-	fs.BoolVar(&c.closes, "closes", true, "soak: close sessions; false: a control run that drops its oldest session unclosed, so that the revocation list stays empty")
-	fs.IntVar(&c.serverCPU, "server-cpu", 0, "CPU the servers are pinned to (and the single-core limits measured on)")
-	fs.IntVar(&c.clientCPU, "client-cpu", 1, "CPU the load generator is pinned to")
-	fs.BoolVar(&c.noPin, "no-pin", false, "do not pin anything to CPUs")
-	fs.StringVar(&c.sessiond, "sessiond", "", "sessiond binary to measure (default: go build ./cmd/sessiond)")
-	fs.StringVar(&c.tmpDir, "tmp-dir", "", "where the data directories go (default: $TMPDIR); fsync must cost there what it costs in production, so not a tmpfs")
-	only := fs.String("only", "", "comma-separated subset of: limits, idle, "+strings.Join(workloadNames, ", "))
+	fs.IntVar(&c.floodConns, "flood-conns", 32, "soak: connections sending forged and garbage tokens during the flood")
+	fs.BoolVar(&c.closes, "closes", true, "soak: close sessions; false: a control run whose revocation list stays empty")
+	fs.StringVar(&c.sessiond, "sessiond", "", "sessiond binary to measure (default: go build ./cmd/sessiond); data goes under $TMPDIR, which must not be a tmpfs")
 	fs.BoolVar(&c.verbose, "v", false, "echo the servers' logs to stderr")
+	known := append([]string{"limits", "idle"}, workloadNames...)
+	only := fs.String("only", "", "comma-separated subset of: "+strings.Join(known, ", "))
 	if err := fs.Parse(args); err != nil {
 		return c, map[bool]error{true: err, false: errUsage}[errors.Is(err, flag.ErrHelp)]
 	}
@@ -130,7 +118,6 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		c.warmup = c.duration / 4
 	}
 	c.only = map[string]bool{}
-	known := append([]string{"limits", "idle"}, workloadNames...)
 	for name := range strings.SplitSeq(*only, ",") {
 		if name = strings.TrimSpace(name); name != "" && !slices.Contains(known, name) {
 			return c, usageErr(stderr, "--only: unknown name %q (known: %s)", name, strings.Join(known, ", "))
@@ -141,8 +128,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	switch {
 	case fs.NArg() > 0:
 		return c, usageErr(stderr, "unexpected argument %q", fs.Arg(0))
-	case c.conns < 1 || c.floodConns < 1 || c.pool < 1 || c.sessions < 2 || c.preload < 0:
-		return c, usageErr(stderr, "--conns, --flood-conns and --pool must be at least 1, --sessions at least 2, --preload not negative")
+	case c.conns < 1 || c.floodConns < 1 || c.pool < 1 || c.preload < 0:
+		return c, usageErr(stderr, "--conns, --flood-conns and --pool must be at least 1, --preload not negative")
 	case c.duration <= 0 || c.warmup < 0 || c.benchTime <= 0:
 		return c, usageErr(stderr, "--duration and --bench-time must be positive, --warmup not negative")
 	case c.schedule == "soak" && (c.duration-c.warmup)/3 < 500*time.Millisecond:
@@ -162,8 +149,7 @@ type bench struct {
 	stderr                          io.Writer
 	tmp                             string // removed at the end
 	sessiond                        string // the binary under test, built when first needed
-	pinned                          bool
-	serverCPUs, clientCPUs, allCPUs []int // serverCPUs and clientCPUs are nil when not pinned
+	serverCPUs, clientCPUs, allCPUs []int  // serverCPUs and clientCPUs are nil when not pinned
 	rep                             *report
 	started                         time.Time
 }
@@ -171,31 +157,27 @@ type bench struct {
 // run is the whole program, testable in-process.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	if len(args) > 0 && args[0] == "serve-floor" {
-		return serveFloor(ctx, args[1:], stderr)
+		return serveFloor(ctx, args[1:])
 	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
 	b := &bench{cfg: cfg, stderr: stderr, started: time.Now(), sessiond: cfg.sessiond, rep: newReport(cfg.schedule)}
-	if b.tmp, err = os.MkdirTemp(cfg.tmpDir, "sessiond-bench-"); err != nil {
+	if b.tmp, err = os.MkdirTemp("", "sessiond-bench-"); err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, os.RemoveAll(b.tmp)) }()
 	if isTmpfs(b.tmp) {
-		b.note("%s is a tmpfs, where fsync costs nothing: closes and Badger writes cost less than on disk (use --tmp-dir)", b.tmp)
+		b.note("%s is a tmpfs, where fsync costs nothing: closes and Badger writes cost less than on disk (set TMPDIR)", b.tmp)
 	}
 	if b.allCPUs, err = allowedCPUs(); err != nil {
 		return err
 	}
-	switch {
-	case cfg.noPin:
-	case len(b.allCPUs) < 2:
+	if len(b.allCPUs) < 2 {
 		b.note("only %d CPU available; server and load generator share it", len(b.allCPUs))
-	case !slices.Contains(b.allCPUs, cfg.serverCPU) || !slices.Contains(b.allCPUs, cfg.clientCPU) || cfg.serverCPU == cfg.clientCPU:
-		return usageErr(stderr, "--server-cpu %d and --client-cpu %d must be two different CPUs of %v", cfg.serverCPU, cfg.clientCPU, b.allCPUs)
-	default:
-		b.pinned, b.serverCPUs, b.clientCPUs = true, []int{cfg.serverCPU}, []int{cfg.clientCPU}
+	} else {
+		b.serverCPUs, b.clientCPUs = b.allCPUs[:1], b.allCPUs[1:2]
 	}
 	defer b.place(b.allCPUs, runtime.NumCPU()) // for run's callers in this process
 	if err := b.place(b.clientCPUs, 1); err != nil {
@@ -222,9 +204,9 @@ func (b *bench) note(format string, args ...any) {
 	b.progress("NOTE: %s", b.rep.Notes[len(b.rep.Notes)-1])
 }
 
-// place moves this process to cpus (when pinning) with procs Ps.
+// place moves this process to cpus (nil: leave it) with procs Ps.
 func (b *bench) place(cpus []int, procs int) error {
-	if runtime.GOMAXPROCS(procs); !b.pinned {
+	if runtime.GOMAXPROCS(procs); cpus == nil || b.clientCPUs == nil {
 		return nil
 	}
 	return pinProcess(cpus)
@@ -241,10 +223,10 @@ func (b *bench) onAllCPUs(fn func() error) error {
 
 // loadCPUs returns the CPUs the server and the load generator share (nil: all).
 func (b *bench) loadCPUs() []int {
-	if !b.pinned {
+	if b.clientCPUs == nil {
 		return nil
 	}
-	return []int{b.cfg.serverCPU, b.cfg.clientCPU}
+	return append(slices.Clone(b.serverCPUs), b.clientCPUs...)
 }
 
 // startSessiond starts sessiond on dataDir (building it first, on all
@@ -260,28 +242,19 @@ func (b *bench) startSessiond(ctx context.Context, name, dataDir string) (*serve
 			return nil, err
 		}
 	}
-	addr, err := freeAddr()
+	srv, err := b.start(ctx, name, b.sessiond, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dataDir)
 	if err != nil {
 		return nil, err
 	}
-	admin, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	srv, err := b.start(ctx, name, addr, b.sessiond, "serve", "--listen", addr, "--admin-listen", admin, "--data-dir", dataDir)
-	if err != nil {
-		return nil, err
-	}
-	srv.admin = admin
 	if took, ok := srv.settle(ctx, time.Minute); !ok {
 		b.note("%s: the server was still busy %.0fs after starting; measuring anyway", name, took.Seconds())
 	}
 	return srv, nil
 }
 
-func (b *bench) start(ctx context.Context, name, addr string, argv ...string) (*server, error) {
+func (b *bench) start(ctx context.Context, name string, argv ...string) (*server, error) {
 	echo := map[bool]io.Writer{true: b.stderr}[b.cfg.verbose]
-	srv, err := startServer(ctx, name, addr, argv, b.serverCPUs, echo)
+	srv, err := startServer(ctx, name, filepath.Join(b.tmp, name+".addr"), argv, b.serverCPUs, echo)
 	if err == nil && b.rep.serverCPUsSeen == "" {
 		b.rep.serverCPUsSeen = procField(srv.pid, "Cpus_allowed_list")
 	}
@@ -289,13 +262,13 @@ func (b *bench) start(ctx context.Context, name, addr string, argv ...string) (*
 }
 
 // load runs sources against srv for --warmup and --duration.
-func (b *bench) load(srv *server, sources []source) loadResult {
+func (b *bench) load(srv *server, sources []source) result {
 	return runLoad(srv.addr, sources, b.cfg.warmup, b.cfg.duration, srv.pid, b.loadCPUs())
 }
 
 // The report, one shape for both schedules: the workloads (or the soak's
-// phases), the in-process limits, the checks against the targets of
-// targets.json, and the soak's samples; written as tables or as JSON.
+// phases), the in-process limits, the checks against targets.json, and the
+// soak's samples; written as a summary or as JSON.
 
 //go:embed targets.json
 var targetsJSON []byte
@@ -313,15 +286,18 @@ type target struct {
 	BytesPerRevocation float64 `json:"bytes_per_revocation"`
 }
 
-// result is one workload's (or soak phase's) line of the report.
+// result is what a run of the runner measured, and once finished one
+// workload's (or soak phase's) line of the report.
 type result struct {
-	RPS       float64            `json:"rps"`
-	P50       float64            `json:"p50_ms"`
-	P99       float64            `json:"p99_ms"`
-	RSS       float64            `json:"rss_mib"` // peak (VmHWM); the soak's phases: VmRSS at their end
-	Errors    uint64             `json:"errors"`
-	Requests  uint64             `json:"requests"`
-	Seconds   float64            `json:"seconds"`
+	RPS      float64 `json:"rps"`
+	P50      float64 `json:"p50_ms"`
+	P99      float64 `json:"p99_ms"`
+	RSS      float64 `json:"rss_mib"`  // peak (VmHWM); the soak's phases: VmRSS at their end
+	Errors   uint64  `json:"errors"`   // failed requests, warm-up included
+	Requests uint64  `json:"requests"` // replies in the measured window
+	Seconds  float64 `json:"seconds"`  // the measured window
+	// Cores busy in the window: the server, this process, and the rest of
+	// the machine on the CPUs the two run on (noise).
 	ServerCPU float64            `json:"server_cpu"`
 	ClientCPU float64            `json:"client_cpu"`
 	OtherCPU  float64            `json:"other_cpu"`
@@ -329,6 +305,9 @@ type result struct {
 	AttackRPS float64            `json:"attack_rps,omitempty"` // the soak's flood
 	ByKind    map[string]latency `json:"by_kind,omitempty"`
 	Note      string             `json:"note,omitempty"`
+	elapsed   time.Duration      // the measured window
+	lat       lats               // latency of the replies counted in Requests
+	exhausted bool               // a source ran out; the window ended there
 	firstErr  error
 	baseline  float64 // under attack: verify_hot alone on the same server
 }
@@ -343,12 +322,6 @@ type latency struct {
 	N   uint64  `json:"n"`
 	P50 float64 `json:"p50_ms"`
 	P99 float64 `json:"p99_ms"`
-}
-
-func newResult(l *loadResult, rss float64, note string) *result {
-	return &result{RPS: l.rps(), P50: l.Lat.quantile(0.5), P99: l.Lat.quantile(0.99), RSS: rss, Errors: l.Errors,
-		Requests: l.Requests, Seconds: l.Elapsed.Seconds(), ServerCPU: l.ServerCPU, ClientCPU: l.ClientCPU,
-		OtherCPU: l.OtherCPU, RPSPerCPU: ratio(l.rps(), l.ServerCPU), Note: note, firstErr: l.FirstErr}
 }
 
 // check is a figure against its target.
@@ -374,10 +347,9 @@ type report struct {
 	Config    map[string]any     `json:"config"`
 	Notes     []string           `json:"notes"`
 
-	targets                       map[string]target
-	order, limitOrder, checkOrder []string
-	limitAbout                    map[string]string
-	serverCPUsSeen                string
+	targets           map[string]target
+	order, checkOrder []string
+	serverCPUsSeen    string
 }
 
 func newReport(schedule string) *report {
@@ -386,15 +358,10 @@ func newReport(schedule string) *report {
 		panic("targets.json: " + err.Error()) // built in; TestRSSAllowed reads it
 	}
 	return &report{Schedule: schedule, Workloads: map[string]*result{}, Limits: map[string]float64{}, Ratios: map[string]check{},
-		Notes: []string{}, limitAbout: map[string]string{}, targets: file.Targets}
+		Notes: []string{}, targets: file.Targets}
 }
 
 func (r *report) add(name string, w *result) { r.order = append(r.order, name); r.Workloads[name] = w }
-
-func (r *report) limit(name string, v float64, about string) {
-	r.limitOrder = append(r.limitOrder, name)
-	r.Limits[name], r.limitAbout[name] = v, about
-}
 
 // check records value against the target of that name.
 func (r *report) check(name string, value, perCPU float64, about string) {
@@ -437,10 +404,10 @@ func (r *report) benchChecks(cfg config) {
 	}
 	ratioCheck("verify_hot/http_floor", "verify_hot", "http_floor")
 	if floor := w["http_floor"]; floor != nil && l["ed25519_signs_per_s"] > 0 {
-		for _, x := range [][4]string{{"verify_cold/cold_limit", "verify_cold", "cold_limit", "ed25519_verifies_per_s"}, {"open/open_limit", "open", "open_limit", "ed25519_signs_per_s"}} {
-			r.limit(x[2], harmonic(floor.RPS, l[x[3]]), "1/(1/http_floor + 1/"+x[3]+")")
-			if w[x[1]] != nil {
-				r.check(x[0], ratio(w[x[1]].RPS, l[x[2]]), ratio(w[x[1]].RPSPerCPU, harmonic(floor.RPSPerCPU, l[x[3]])), "")
+		for _, x := range [][4]string{{"verify_cold", "cold_limit", "ed25519_verifies_per_s"}, {"open", "open_limit", "ed25519_signs_per_s"}} {
+			l[x[1]] = harmonic(floor.RPS, l[x[2]])
+			if w[x[0]] != nil {
+				r.check(x[0]+"/"+x[1], ratio(w[x[0]].RPS, l[x[1]]), ratio(w[x[0]].RPSPerCPU, harmonic(floor.RPSPerCPU, l[x[2]])), "")
 			}
 		}
 	}
@@ -469,36 +436,32 @@ func (r *report) benchChecks(cfg config) {
 }
 
 func (r *report) write(b *bench, stdout io.Writer) error {
-	c := b.cfg
-	r.Pass = true
 	var failed []string
 	for _, name := range r.checkOrder {
 		if x := r.Ratios[name]; x.Gate && !x.Pass {
-			r.Pass, failed = false, append(failed, name)
+			failed = append(failed, name)
 		}
 	}
+	r.Pass = len(failed) == 0
 	pinning := "not pinned"
-	if b.pinned {
-		pinning = fmt.Sprintf("servers on CPU %d (checked: Cpus_allowed_list %s), load generator on CPU %d, by sched_setaffinity", c.serverCPU, r.serverCPUsSeen, c.clientCPU)
+	if b.clientCPUs != nil {
+		pinning = fmt.Sprintf("servers on CPU %d (Cpus_allowed_list %s), load generator on CPU %d", b.serverCPUs[0], r.serverCPUsSeen, b.clientCPUs[0])
 	}
+	c := b.cfg
 	cpu, kernel := machine()
 	r.Config = map[string]any{"conns": c.conns, "duration_s": c.duration.Seconds(), "warmup_s": c.warmup.Seconds(), "quick": c.quick,
 		"pool": c.pool, "preload": c.preload, "pinning": pinning, "cpu": cpu, "cpus": len(b.allCPUs), "kernel": kernel,
 		"go": runtime.Version(), "total_s": math.Round(time.Since(b.started).Seconds())}
 	if c.schedule == "soak" {
-		r.Config["flood_conns"], r.Config["sessions"], r.Config["closes"], r.Config["sample_s"] = c.floodConns, c.sessions, c.closes, soakSample(c).Seconds()
+		r.Config["flood_conns"], r.Config["sessions"], r.Config["closes"], r.Config["sample_s"] = c.floodConns, soakSessions, c.closes, soakSample(c).Seconds()
 	}
 	var err error
-	if c.jsonFile != "" {
-		var f *os.File
-		if f, err = os.Create(c.jsonFile); err == nil {
-			err = errors.Join(r.encode(f), f.Close())
-		}
-	}
-	if err == nil && c.json {
-		err = r.encode(stdout)
-	} else if err == nil {
-		err = r.writeText(stdout, pinning)
+	if c.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(r)
+	} else {
+		err = r.writeText(stdout)
 	}
 	if err == nil && !r.Pass {
 		err = fmt.Errorf("%w: %s", errFailed, strings.Join(failed, ", "))
@@ -506,62 +469,39 @@ func (r *report) write(b *bench, stdout io.Writer) error {
 	return err
 }
 
-func (r *report) encode(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}
-
-func (r *report) writeText(w io.Writer, pinning string) error {
+// writeText writes the summary: a line per workload, the limits, a line per
+// check; the JSON report has every figure.
+func (r *report) writeText(w io.Writer) error {
 	c := r.Config
-	fmt.Fprintf(w, "sessiond-bench %s: %d connections, %s %gs, warm-up %gs\n%s; %s, %d CPUs, %s, %s\n\n",
-		r.Schedule, c["conns"], map[string]string{"bench": "measured per workload", "soak": "in all"}[r.Schedule], c["duration_s"], c["warmup_s"], pinning, c["cpu"], c["cpus"], c["kernel"], c["go"])
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\trps\tp50_ms\tp99_ms\trss_mib\terrors\tserver_cpu\tclient_cpu\tother_cpu\trps_per_cpu\tattack_rps\t")
+	fmt.Fprintf(w, "sessiond-bench %s: %d connections, %gs %s, warm-up %gs; %s; %s, %d CPUs, %s, %s\n", r.Schedule, c["conns"], c["duration_s"],
+		map[string]string{"bench": "per workload", "soak": "in all"}[r.Schedule], c["warmup_s"], c["pinning"], c["cpu"], c["cpus"], c["kernel"], c["go"])
 	if r.Idle != nil {
-		fmt.Fprintf(tw, "idle\t\t\t\t%.1f\t\t\t\t\t\t\t\n", r.Idle.RSS)
+		fmt.Fprintf(w, "  %-14s rss %.1f MiB\n", "idle", r.Idle.RSS)
 	}
 	for _, name := range r.order {
 		x := r.Workloads[name]
-		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%d\t%.2f\t%.2f\t%.2f\t%.0f\t%s\t\n", name, x.RPS, x.P50, x.P99, x.RSS, x.Errors,
-			x.ServerCPU, x.ClientCPU, x.OtherCPU, x.RPSPerCPU, map[bool]string{true: formatNum(x.AttackRPS), false: "-"}[x.AttackRPS > 0])
-	}
-	tw.Flush()
-	for _, name := range r.order {
-		if x := r.Workloads[name]; x.Note != "" {
-			fmt.Fprintf(w, "  %s: %s\n", name, x.Note)
+		fmt.Fprintf(w, "  %-14s %7.0f req/s  p50 %6.3f  p99 %6.3f ms  rss %5.1f MiB  errors %d  cpu server %.2f client %.2f other %.2f\n",
+			name, x.RPS, x.P50, x.P99, x.RSS, x.Errors, x.ServerCPU, x.ClientCPU, x.OtherCPU)
+		if x.Note != "" {
+			fmt.Fprintf(w, "  %-14s %s\n", "", x.Note)
 		}
 	}
-	fmt.Fprintln(w, "  rss_mib: peak RSS (soak: VmRSS at the phase's end); *_cpu: cores busy in the window (other: noise); rps_per_cpu: rps / server_cpu.")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	if len(r.limitOrder) > 0 {
-		fmt.Fprintln(tw, "\nlimits")
+	if len(r.Limits) > 0 {
+		fmt.Fprintln(w, "limits:")
 	}
-	for _, name := range r.limitOrder {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, formatNum(r.Limits[name]), r.limitAbout[name])
+	for _, name := range slices.Sorted(maps.Keys(r.Limits)) {
+		fmt.Fprintf(w, "  %-32s %s\n", name, formatNum(r.Limits[name]))
 	}
-	fmt.Fprintln(tw, "\nchecks (targets.json; per_cpu: the same ratio of rps_per_cpu; gate: a miss fails the run)\n  check\tvalue\twant\t\tper_cpu\t")
+	fmt.Fprintln(w, "checks (targets.json; per cpu: the same ratio of rps per server CPU-second):")
 	for _, name := range r.checkOrder {
 		x := r.Ratios[name]
-		verdict := map[bool]string{true: "pass", false: "FAIL"}[x.Pass] + map[bool]string{true: " gate"}[x.Gate]
-		fmt.Fprintf(tw, "  %s\t%s %s\t%s %s\t%s\t%s\t%s\n", name, formatNum(x.Value), x.Unit, x.Op, formatNum(x.Target), verdict,
-			map[bool]string{true: formatNum(x.PerCPU)}[x.PerCPU > 0], x.About)
+		fmt.Fprintf(w, "  %s%-5s %-28s %s %s %s %s%s  %s\n", map[bool]string{true: "pass", false: "FAIL"}[x.Pass], map[bool]string{true: " gate"}[x.Gate],
+			name, formatNum(x.Value), x.Unit, x.Op, formatNum(x.Target), map[bool]string{true: " (per cpu " + formatNum(x.PerCPU) + ")"}[x.PerCPU > 0], x.About)
 	}
-	tw.Flush()
-	if len(r.Samples) > 0 {
-		fmt.Fprintln(w, "\nsamples (t: seconds since the idle sample)")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "t\tphase\trss_mib\tanon_mib\tfile_mib\tgoroutines\theap_alloc_mib\theap_sys_mib\tgc_cycles\t\t")
-		for _, x := range r.Samples {
-			fmt.Fprintf(tw, "%.1f\t%s\t%.1f\t%.1f\t%.1f\t%d\t%.1f\t%.1f\t%d\t%s\t\n", x.T, x.Phase, x.RSS, x.RSSAnon, x.RSSFile,
-				x.Goroutines, x.HeapAlloc, x.HeapSys, x.GCCycles, x.Label)
-		}
-		tw.Flush()
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
 	}
-	if len(r.Notes) > 0 {
-		fmt.Fprintf(w, "\nnotes\n  - %s\n", strings.Join(r.Notes, "\n  - "))
-	}
-	_, err := fmt.Fprintf(w, "\n%s\ntotal time %.0fs\n", map[bool]string{true: "PASS", false: "FAIL"}[r.Pass], c["total_s"])
+	_, err := fmt.Fprintf(w, "%s in %.0fs\n", map[bool]string{true: "PASS", false: "FAIL"}[r.Pass], c["total_s"])
 	return err
 }
 

@@ -20,7 +20,7 @@ import (
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "serve-floor" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err := serveFloor(ctx, os.Args[2:], os.Stderr)
+		err := serveFloor(ctx, os.Args[2:])
 		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "serve-floor:", err)
@@ -37,7 +37,8 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	args := []string{"--json", "--only", "http_floor,rpc_floor", "--duration", "200ms", "--warmup", "100ms", "--conns", "2", "--pool", "20", "--tmp-dir", t.TempDir()}
+	t.Setenv("TMPDIR", t.TempDir())
+	args := []string{"--json", "--only", "http_floor,rpc_floor", "--duration", "200ms", "--warmup", "100ms", "--conns", "2", "--pool", "20"}
 	if err := run(ctx, args, &stdout, &stderr); err != nil {
 		t.Fatalf("run() = %v\nstderr:\n%s\nstdout:\n%s", err, &stderr, &stdout)
 	}

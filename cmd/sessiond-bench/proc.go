@@ -3,16 +3,15 @@
 package main
 
 // This file starts and stops the servers under test (sessiond, and this
-// binary's floor servers) as processes pinned to the server's CPU, knows
-// they are ready when GET /healthz answers 200, pins this process, and reads
-// memory and CPU use from /proc.
+// binary's floor servers) as processes pinned to the server's CPU, learns
+// their addresses from --addr-file, knows they are ready when GET /healthz
+// answers 200, pins this process, and reads memory and CPU use from /proc.
 
 import (
 	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,15 +20,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// goBuild runs the go command with args (for sessiond and the limits' test
-// binary), its output to stderr.
+// goBuild runs the go command with args, its output to stderr.
 func goBuild(ctx context.Context, stderr io.Writer, args ...string) error {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
@@ -39,75 +36,63 @@ func goBuild(ctx context.Context, stderr io.Writer, args ...string) error {
 	return nil
 }
 
-// freeAddr returns a loopback address with a port free a moment ago, for a
-// server's --listen. TODO(merge): sessiond serve --addr-file, once it
-// exists, lets the server choose and tell instead.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // server is a running server process.
 type server struct {
 	name, addr, admin string // admin: sessiond's admin listener, "" for floor servers
 	cmd               *exec.Cmd
 	pid               int
-	log               *tailWriter
+	logFile           string
 	exited            chan struct{}
 	waitErr           error // valid once exited is closed
 }
 
-// tailWriter keeps the last 8 KiB written to it, for error messages, and
-// echoes it to echo when not nil.
-type tailWriter struct {
-	mu   sync.Mutex
-	buf  []byte
-	echo io.Writer
+// log returns the last 8 KiB of the server's output, for error messages.
+func (s *server) log() string {
+	data, _ := os.ReadFile(s.logFile)
+	return string(data[max(0, len(data)-8<<10):])
 }
 
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.echo != nil {
-		t.echo.Write(p)
-	}
-	t.buf = append(t.buf, p...)
-	t.buf = t.buf[max(0, len(t.buf)-8<<10):]
-	return len(p), nil
-}
-
-func (t *tailWriter) String() string { t.mu.Lock(); defer t.mu.Unlock(); return string(t.buf) }
-
-// startServer starts argv pinned to cpus (nil: not pinned), with this
-// process's environment minus SESSIOND_* (only the flags configure it), and
+// startServer starts argv --addr-file addrFile pinned to cpus (nil: not
+// pinned), its output in addrFile.log (and echo, when not nil), with this
+// process's environment minus SESSIOND_* (only the flags configure it). It
 // waits, for a minute at most (a store with a million entries takes a
-// moment), until GET http://addr/healthz answers 200.
-func startServer(ctx context.Context, name, addr string, argv []string, cpus []int, echo io.Writer) (*server, error) {
-	s := &server{name: name, addr: addr, cmd: exec.Command(argv[0], argv[1:]...), log: &tailWriter{echo: echo}, exited: make(chan struct{})}
+// moment), until the address file names the server's addresses and
+// GET /healthz answers 200.
+func startServer(ctx context.Context, name, addrFile string, argv []string, cpus []int, echo io.Writer) (*server, error) {
+	s := &server{name: name, cmd: exec.Command(argv[0], append(argv[1:], "--addr-file", addrFile)...), logFile: addrFile + ".log", exited: make(chan struct{})}
+	logf, err := os.Create(s.logFile)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close() // the child has its own copy
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SESSIOND_") {
 			s.cmd.Env = append(s.cmd.Env, kv)
 		}
 	}
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	s.cmd.Stdout = io.Writer(logf)
+	if echo != nil {
+		s.cmd.Stdout = io.MultiWriter(logf, echo)
+	}
+	s.cmd.Stderr = s.cmd.Stdout
 	if err := startPinned(s.cmd, cpus, func() { s.waitErr = s.cmd.Wait(); close(s.exited) }); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	s.pid = s.cmd.Process.Pid
 	hc := &http.Client{Timeout: time.Second}
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
-		if resp, err := hc.Get("http://" + addr + "/healthz"); err == nil {
-			if resp.Body.Close(); resp.StatusCode == http.StatusOK {
-				return s, nil
+		if data, err := os.ReadFile(addrFile); err == nil {
+			addrs := strings.Fields(string(data))
+			s.addr, s.admin = addrs[0], append(addrs, "")[1]
+			if resp, err := hc.Get("http://" + s.addr + "/healthz"); err == nil {
+				if resp.Body.Close(); resp.StatusCode == http.StatusOK {
+					return s, nil
+				}
 			}
 		}
 		select {
 		case <-s.exited:
-			return nil, fmt.Errorf("%s exited before serving: %v\n%s", name, s.waitErr, s.log)
+			return nil, fmt.Errorf("%s exited before serving: %v\n%s", name, s.waitErr, s.log())
 		case <-ctx.Done():
 			s.kill()
 			return nil, ctx.Err()
@@ -115,7 +100,7 @@ func startServer(ctx context.Context, name, addr string, argv []string, cpus []i
 		}
 	}
 	s.kill()
-	return nil, fmt.Errorf("%s: GET /healthz did not answer 200 within a minute\n%s", name, s.log)
+	return nil, fmt.Errorf("%s: not serving GET /healthz within a minute\n%s", name, s.log())
 }
 
 // settle waits until the server used under 2% of a CPU over a quarter of a
@@ -140,7 +125,7 @@ func (s *server) settle(ctx context.Context, limit time.Duration) (time.Duration
 func (s *server) alive() error {
 	select {
 	case <-s.exited:
-		return fmt.Errorf("%s exited: %v\n%s", s.name, s.waitErr, s.log)
+		return fmt.Errorf("%s exited: %v\n%s", s.name, s.waitErr, s.log())
 	default:
 		return nil
 	}
@@ -159,10 +144,10 @@ func (s *server) stop() error {
 	case <-s.exited:
 	case <-time.After(30 * time.Second):
 		s.kill()
-		return fmt.Errorf("%s did not stop within 30s of SIGTERM; killed\n%s", s.name, s.log)
+		return fmt.Errorf("%s did not stop within 30s of SIGTERM; killed\n%s", s.name, s.log())
 	}
 	if s.waitErr != nil {
-		return fmt.Errorf("%s: %v\n%s", s.name, s.waitErr, s.log)
+		return fmt.Errorf("%s: %v\n%s", s.name, s.waitErr, s.log())
 	}
 	return nil
 }
@@ -178,21 +163,20 @@ func procField(pid int, name string) string {
 	return ""
 }
 
-// procMiB returns a memory field of /proc/PID/status (VmHWM, VmRSS,
-// RssAnon, RssFile) in MiB, 0 when unknown.
+// procMiB returns a memory field of /proc/PID/status (VmHWM, VmRSS) in MiB,
+// 0 when unknown.
 func procMiB(pid int, name string) float64 {
 	kb, _ := strconv.ParseFloat(strings.TrimSuffix(procField(pid, name), " kB"), 64)
 	return kb / 1024
 }
 
-const clockTicks = 100 // USER_HZ, the unit of /proc/PID/stat times on every Linux Go supports
+const clockTicks = 100 // USER_HZ, the unit of /proc times on every Linux Go supports
 
-// procCPU returns the user and system CPU seconds process pid has used, or
-// 0 when pid is 0 or unknown.
+// procCPU returns the CPU seconds process pid has used, 0 when pid is 0 or
+// unknown. The command name (field 2) may hold spaces; utime and stime are
+// the 12th and 13th fields after its closing parenthesis.
 func procCPU(pid int) float64 {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	// The command name, field 2, is in parentheses and may hold spaces;
-	// utime and stime are the 12th and 13th fields after it.
 	i := bytes.LastIndexByte(data, ')')
 	if f := strings.Fields(string(data[i+1:])); pid != 0 && i >= 0 && len(f) >= 13 {
 		utime, _ := strconv.ParseFloat(f[11], 64)
@@ -216,8 +200,7 @@ func procRuntime(pid int) (sum time.Duration) {
 }
 
 // cpuBusy returns the CPU seconds the given CPUs (nil: all) have spent busy
-// since boot, from /proc/stat: everything but idle and iowait, steal
-// included (time the hypervisor gave to someone else).
+// since boot, from /proc/stat: all but idle and iowait, steal included.
 func cpuBusy(cpus []int) (busy float64) {
 	data, _ := os.ReadFile("/proc/stat")
 	for line := range strings.Lines(string(data)) {
@@ -237,7 +220,7 @@ func cpuBusy(cpus []int) (busy float64) {
 	return busy / clockTicks
 }
 
-// selfCPU returns the user and system CPU seconds this process has used.
+// selfCPU returns the CPU seconds this process has used.
 func selfCPU() float64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -246,12 +229,15 @@ func selfCPU() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
-func cpuSet(cpus []int) *unix.CPUSet {
+func setAffinity(tid int, cpus []int) error {
 	var set unix.CPUSet
 	for _, c := range cpus {
 		set.Set(c)
 	}
-	return &set
+	if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
+		return fmt.Errorf("pin to CPUs %v: sched_setaffinity: %w", cpus, err)
+	}
+	return nil
 }
 
 // allowedCPUs returns the CPUs this process may run on, in order.
@@ -268,11 +254,10 @@ func allowedCPUs() (cpus []int, err error) {
 	return cpus, nil
 }
 
-// pinProcess confines every thread of this process to cpus. On Linux the
-// affinity mask belongs to a thread, and a new thread inherits the mask of
-// the thread that creates it, so once every existing thread is moved the
-// whole process stays on cpus. A second pass catches a thread started
-// during the first.
+// pinProcess confines every thread of this process to cpus. The affinity
+// mask belongs to a thread and a new thread inherits its creator's, so once
+// every thread is moved the process stays on cpus; a second pass catches a
+// thread started during the first.
 func pinProcess(cpus []int) error {
 	for range 2 {
 		ents, err := os.ReadDir("/proc/self/task")
@@ -281,8 +266,8 @@ func pinProcess(cpus []int) error {
 		}
 		for _, e := range ents {
 			tid, _ := strconv.Atoi(e.Name())
-			if err := unix.SchedSetaffinity(tid, cpuSet(cpus)); err != nil && err != unix.ESRCH {
-				return fmt.Errorf("pin to CPUs %v: sched_setaffinity: %w", cpus, err)
+			if err := setAffinity(tid, cpus); err != nil {
+				return err
 			}
 		}
 	}
@@ -292,22 +277,20 @@ func pinProcess(cpus []int) error {
 // startPinned starts cmd confined to cpus (nil: wherever this process runs)
 // and calls wait, in the goroutine that started it, once it has started.
 //
-// The child inherits the affinity mask of the thread that forks it, the way
-// taskset(1) works: a goroutine locks itself to a thread, narrows that
-// thread's mask, and starts the child. The goroutine keeps the thread until
-// wait returns and never unlocks it, so the thread, with its narrowed mask,
-// exits with the goroutine instead of returning to the scheduler; keeping it
-// alive until then also keeps the child's parent-death signal (which Linux
-// sends when the forking thread exits) from firing early.
+// The child inherits the mask of the thread that forks it, as with
+// taskset(1): a goroutine locks itself to a thread, narrows that thread's
+// mask and starts the child. It never unlocks the thread, so the thread
+// exits with the goroutine instead of returning to the scheduler with its
+// narrowed mask; living until wait returns also keeps the child's
+// parent-death signal (sent when the forking thread exits) from firing early.
 func startPinned(cmd *exec.Cmd, cpus []int, wait func()) error {
-	// A server must not outlive the benchmark, whatever kills it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the benchmark
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked, see above
 		if cpus != nil {
-			if err := unix.SchedSetaffinity(0, cpuSet(cpus)); err != nil {
-				started <- fmt.Errorf("pin to CPUs %v: sched_setaffinity: %w", cpus, err)
+			if err := setAffinity(0, cpus); err != nil {
+				started <- err
 				return
 			}
 		}

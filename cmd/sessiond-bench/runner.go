@@ -2,12 +2,10 @@
 
 package main
 
-// This file is the workload runner: a minimal HTTP/1.1 client over one
-// keep-alive connection per goroutine (no net/http client, no allocation per
-// request on the common path, so that the server, not the load generator,
-// runs out of CPU), the loop that drives the connections for a warm-up and a
-// measured window, and the request sources with the checks of their
-// replies. Every workload and every phase of the soak is a run of runLoad.
+// This file is the workload runner, which every workload and soak phase
+// runs: a minimal HTTP/1.1 client (no net/http, no allocation per request,
+// so that the server runs out of CPU first), the loop that drives one
+// connection per source, and the sources with the checks of their replies.
 
 import (
 	"bufio"
@@ -27,9 +25,8 @@ import (
 	"time"
 )
 
-// A source makes the requests of one connection: next appends the next
-// JSON-RPC request body to buf (ok false when it has nothing left to send)
-// and check validates the reply to the request next made last.
+// A source makes one connection's requests: next appends the next body to
+// buf (false: nothing left), check validates the reply to it.
 type source interface {
 	next(buf []byte) (body []byte, ok bool)
 	check(reply []byte) error
@@ -47,10 +44,6 @@ type client struct {
 	req, body []byte // the request being sent and the reply body, reused
 }
 
-func newClient(addr string, deadline time.Time) *client {
-	return &client{addr: addr, deadline: deadline, req: make([]byte, 0, 1024), body: make([]byte, 0, 1024)}
-}
-
 func (c *client) close() {
 	if c.nc != nil {
 		c.nc.Close()
@@ -58,69 +51,67 @@ func (c *client) close() {
 	}
 }
 
-// do sends one POST / with body and returns the reply's status and body,
-// valid until the next call. After an error the connection is closed, and
-// the next call dials again. One deadline covers the whole run (a timer
-// operation per request would cost): a server that hangs fails the run.
-func (c *client) do(body []byte) (status int, reply []byte, err error) {
+// do sends one POST / with body and returns the body of a 200 reply, valid
+// until the next call. After an I/O error the connection is closed (c.nc
+// nil) and the next call dials again. One deadline covers the whole run (a
+// timer operation per request would cost): a server that hangs fails it.
+func (c *client) do(body []byte) ([]byte, error) {
 	if c.nc == nil {
 		nc, err := net.DialTimeout("tcp", c.addr, 5*time.Second)
 		if err != nil {
-			return 0, nil, err
+			return nil, err
 		}
 		c.nc, c.br = nc, bufio.NewReaderSize(nc, 16<<10)
 		nc.SetDeadline(c.deadline)
 	}
-	c.req = append(c.req[:0], "POST / HTTP/1.1\r\nHost: "...)
-	c.req = append(append(c.req, c.addr...), "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	c.req = append(append(append(c.req[:0], "POST / HTTP/1.1\r\nHost: "...), c.addr...), "\r\nContent-Type: application/json\r\nContent-Length: "...)
 	c.req = append(append(strconv.AppendInt(c.req, int64(len(body)), 10), "\r\n\r\n"...), body...)
-	_, err = c.nc.Write(c.req)
-	keep := false
+	_, err := c.nc.Write(c.req)
+	status, keep := 0, false
 	if err == nil {
-		status, reply, keep, err = c.readResponse()
+		status, keep, err = c.readResponse()
 	}
 	if err != nil || !keep {
 		c.close()
 	}
-	return status, reply, err
+	if err == nil && status != 200 {
+		err = fmt.Errorf("HTTP %d: %.200s", status, c.body)
+	}
+	return c.body, err
 }
 
 // readResponse reads one HTTP/1.1 response with a Content-Length (sessiond
-// and the floor servers always send one).
-func (c *client) readResponse() (status int, body []byte, keep bool, err error) {
+// and the floor servers always send one) into c.body.
+func (c *client) readResponse() (status int, keep bool, err error) {
 	line, err := c.br.ReadSlice('\n')
-	if err != nil {
-		return 0, nil, false, fmt.Errorf("read status line: %w", err)
-	}
-	if status, err = strconv.Atoi(string(line[min(9, len(line)):min(12, len(line))])); err != nil || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
-		return 0, nil, false, fmt.Errorf("bad status line %q", line)
+	if err == nil {
+		if status, err = strconv.Atoi(string(line[min(9, len(line)):min(12, len(line))])); err != nil || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
+			err = fmt.Errorf("bad status line %q", line)
+		}
 	}
 	length, keep := -1, true
-	for {
-		if line, err = c.br.ReadSlice('\n'); err != nil {
-			return 0, nil, false, fmt.Errorf("read header: %w", err)
-		} else if len(line) <= 2 {
-			break // the empty line ending the headers
+	for err == nil {
+		if line, err = c.br.ReadSlice('\n'); err != nil || len(line) <= 2 {
+			break // or the empty line ending the headers
 		}
 		name, value, _ := bytes.Cut(line, []byte(":"))
-		value = bytes.TrimSpace(value)
-		if bytes.EqualFold(name, []byte("Content-Length")) {
+		if value = bytes.TrimSpace(value); bytes.EqualFold(name, []byte("Content-Length")) {
 			if length, err = strconv.Atoi(string(value)); err != nil || length < 0 {
-				return 0, nil, false, fmt.Errorf("bad Content-Length %q", value)
+				err = fmt.Errorf("bad Content-Length %q", value)
 			}
 		} else if bytes.EqualFold(name, []byte("Connection")) {
 			keep = !bytes.EqualFold(value, []byte("close"))
 		}
 	}
-	if length < 0 {
-		return 0, nil, false, errors.New("reply without Content-Length")
+	if err == nil && length < 0 {
+		err = errors.New("reply without Content-Length")
 	}
-	if cap(c.body) < length {
-		c.body = make([]byte, length)
+	if err != nil {
+		return 0, false, fmt.Errorf("read reply: %w", err)
 	}
-	body = c.body[:length]
-	_, err = io.ReadFull(c.br, body)
-	return status, body, keep, err
+	c.body = slices.Grow(c.body[:0], length)[:length]
+	_, err = io.ReadFull(c.br, c.body)
+	return status, keep, err
 }
 
 // lats are latencies, whose quantiles are exact.
@@ -135,52 +126,44 @@ func (l lats) quantile(q float64) float64 {
 	return l[min(max(int(math.Ceil(q*float64(len(l))))-1, 0), len(l)-1)].Seconds() * 1e3
 }
 
-// loadResult is what one run measured.
-type loadResult struct {
-	Requests uint64        // replies received in the measured window
-	Errors   uint64        // failed requests over the whole run, warm-up included
-	Elapsed  time.Duration // the measured window
-	Lat      lats          // latency of the requests counted in Requests
-	// ServerCPU and ClientCPU are the CPU time the server process and this
-	// process spent in the window, in cores; OtherCPU is what the rest of
-	// the machine took of the CPUs the two run on: noise.
-	ServerCPU, ClientCPU, OtherCPU float64
-	Exhausted                      bool // a source ran out; the window ended there
-	FirstErr                       error
+func (r *result) rps() float64 { return ratio(float64(r.Requests), r.elapsed.Seconds()) }
+
+// finish computes r's figures, with the server's RSS and a note.
+func (r *result) finish(rss float64, note string) *result {
+	r.RPS, r.P50, r.P99, r.RSS, r.Seconds = r.rps(), r.lat.quantile(0.5), r.lat.quantile(0.99), rss, r.elapsed.Seconds()
+	r.RPSPerCPU, r.Note = ratio(r.RPS, r.ServerCPU), note
+	return r
 }
 
-func (r *loadResult) rps() float64 { return ratio(float64(r.Requests), r.Elapsed.Seconds()) }
-
 // add accumulates o into r (for a workload measured in several windows).
-func (r *loadResult) add(o loadResult) {
+func (r *result) add(o result) {
 	cpu := func(a, b float64) float64 {
-		return ratio(a*r.Elapsed.Seconds()+b*o.Elapsed.Seconds(), (r.Elapsed + o.Elapsed).Seconds())
+		return ratio(a*r.elapsed.Seconds()+b*o.elapsed.Seconds(), (r.elapsed + o.elapsed).Seconds())
 	}
 	r.ServerCPU, r.ClientCPU, r.OtherCPU = cpu(r.ServerCPU, o.ServerCPU), cpu(r.ClientCPU, o.ClientCPU), cpu(r.OtherCPU, o.OtherCPU)
-	r.Requests, r.Elapsed, r.Lat = r.Requests+o.Requests, r.Elapsed+o.Elapsed, append(r.Lat, o.Lat...)
+	r.Requests, r.elapsed, r.lat = r.Requests+o.Requests, r.elapsed+o.elapsed, append(r.lat, o.lat...)
 	r.addErrors(o)
 }
 
-func (r *loadResult) addErrors(o loadResult) {
+func (r *result) addErrors(o result) {
 	r.Errors += o.Errors
-	r.FirstErr = pickErr(r.FirstErr, o.FirstErr)
+	r.firstErr = pickErr(r.firstErr, o.firstErr)
 }
 
-// runLoad drives one connection per source against addr: a warm-up, then a
-// measured window, counting the replies that arrive in the window, which
-// ends early when a source runs out. pid, when not 0, is the server process
-// whose CPU time is sampled, and cpus the CPUs it and this process run on
-// (nil: all).
-func runLoad(addr string, sources []source, warmup, window time.Duration, pid int, cpus []int) loadResult {
+// runLoad drives one connection per source against addr for warmup, then
+// counts the replies of the measured window (cut short when a source runs
+// out). pid (if not 0) is the server whose CPU time it samples, cpus the
+// CPUs the server and this process run on (nil: all).
+func runLoad(addr string, sources []source, warmup, window time.Duration, pid int, cpus []int) result {
 	start := time.Now()
 	t0, t1 := start.Add(warmup), start.Add(warmup+window)
 	var stop atomic.Bool
 	var exhaustedAt atomic.Int64 // since start; 0 while not exhausted
 	var wg sync.WaitGroup
-	results := make([]loadResult, len(sources))
+	results := make([]result, len(sources))
 	for i, src := range sources {
 		wg.Go(func() {
-			r, c := &results[i], newClient(addr, t1.Add(time.Minute))
+			r, c := &results[i], &client{addr: addr, deadline: t1.Add(time.Minute)}
 			defer c.close()
 			buf, redials := make([]byte, 0, 1024), 0
 			for sent := time.Now(); !stop.Load() && sent.Before(t1); sent = time.Now() {
@@ -191,25 +174,22 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 					return
 				}
 				buf = body
-				status, reply, err := c.do(body)
-				done, ioErr := time.Now(), err != nil
-				if err == nil && status != 200 {
-					err = fmt.Errorf("HTTP %d: %.200s", status, reply)
-				} else if err == nil {
+				reply, err := c.do(body)
+				done, ioErr := time.Now(), c.nc == nil && err != nil
+				if err == nil {
 					err = src.check(reply)
 				}
 				if e := exhaustedAt.Load(); !done.Before(t0) && !done.After(t1) && (e == 0 || done.Sub(start) <= time.Duration(e)) {
 					r.Requests++
-					r.Lat = append(r.Lat, done.Sub(sent))
+					r.lat = append(r.lat, done.Sub(sent))
 				}
 				if err != nil {
-					r.addErrors(loadResult{Errors: 1, FirstErr: err})
+					r.addErrors(result{Errors: 1, firstErr: err})
 				}
-				// A dropped connection is re-dialled, three times at most; a
-				// server that refuses connections ends the run.
+				// Re-dial a dropped connection three times at most.
 				if ioErr {
 					if redials++; redials > 3 || errors.Is(err, syscall.ECONNREFUSED) {
-						r.FirstErr = fmt.Errorf("%w: %w", errServerGone, err)
+						r.firstErr = fmt.Errorf("%w: %w", errServerGone, err)
 						stop.Store(true)
 						return
 					}
@@ -231,9 +211,9 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 	srv1, cli1, all1, w1 := procCPU(pid), selfCPU(), cpuBusy(cpus), time.Now()
 	<-allDone
 
-	res := loadResult{Elapsed: window}
+	res := result{elapsed: window}
 	if e := exhaustedAt.Load(); e != 0 {
-		res.Exhausted, res.Elapsed = true, max(0, time.Duration(e)-warmup)
+		res.exhausted, res.elapsed = true, max(0, time.Duration(e)-warmup)
 	}
 	if span := w1.Sub(w0).Seconds(); span > 0 {
 		res.ClientCPU = (cli1 - cli0) / span
@@ -246,7 +226,7 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 	}
 	for i := range results {
 		res.Requests += results[i].Requests
-		res.Lat = append(res.Lat, results[i].Lat...)
+		res.lat = append(res.lat, results[i].lat...)
 		res.addErrors(results[i])
 	}
 	return res
@@ -293,8 +273,7 @@ func closeBody(buf []byte, tok string) []byte {
 	return append(append(append(buf, closePrefix...), tok...), tokenSuffix...)
 }
 
-// expect is a reply with a fixed result, as sessiond writes it; a reply
-// with other bytes but the same JSON passes too.
+// expect is a fixed reply; other bytes with the same JSON pass too.
 type expect []byte
 
 var (
@@ -328,53 +307,41 @@ func openedToken(reply []byte) (string, error) {
 	return r.Result.AccessToken, nil
 }
 
-// cycleSource verifies the tokens of a pool in turn, forever, from an
-// offset of its own: the floors, verify_hot and its variants.
-type cycleSource struct {
-	pool []string
-	i    int
+// funcSource is a source made of two functions.
+type funcSource struct {
+	nextFn  func(buf []byte) ([]byte, bool)
+	checkFn func(reply []byte) error
 }
 
+func (s funcSource) next(buf []byte) ([]byte, bool) { return s.nextFn(buf) }
+func (s funcSource) check(reply []byte) error       { return s.checkFn(reply) }
+
+// newCycleSources verify pool's tokens in turn, forever, each connection
+// from its own offset: the floors, verify_hot and its variants.
 func newCycleSources(pool []string, conns int) []source {
-	return repeat(conns, func(c int) source { return &cycleSource{pool: pool, i: c * len(pool) / conns} })
+	return repeat(conns, func(c int) source {
+		i := c * len(pool) / conns
+		return funcSource{func(buf []byte) ([]byte, bool) { i = (i + 1) % len(pool); return verifyBody(buf, pool[i]), true }, expectActive.check}
+	})
 }
 
-func (s *cycleSource) next(buf []byte) ([]byte, bool) {
-	s.i = (s.i + 1) % len(s.pool)
-	return verifyBody(buf, s.pool[s.i]), true
-}
-
-func (s *cycleSource) check(reply []byte) error { return expectActive.check(reply) }
-
-// listSource sends one request per token of a shared list, each token once
-// across all connections, until the list is used up: verify_cold, close,
-// and the verifications that prepare close.
-type listSource struct {
-	list   []string
-	cursor *atomic.Int64
-	body   func(buf []byte, tok string) []byte
-	want   expect
-}
-
+// newListSources send one request per token of list, each token once across
+// all connections, until the list is used up: verify_cold and close.
 func newListSources(list []string, conns int, body func([]byte, string) []byte, want expect) []source {
 	cursor := new(atomic.Int64)
-	return repeat(conns, func(int) source { return &listSource{list, cursor, body, want} })
+	return repeat(conns, func(int) source {
+		return funcSource{func(buf []byte) ([]byte, bool) {
+			if i := cursor.Add(1) - 1; i < int64(len(list)) {
+				return body(buf, list[i]), true
+			}
+			return buf, false
+		}, want.check}
+	})
 }
-
-func (s *listSource) next(buf []byte) ([]byte, bool) {
-	if i := s.cursor.Add(1) - 1; i < int64(len(s.list)) {
-		return s.body(buf, s.list[i]), true
-	}
-	return buf, false
-}
-
-func (s *listSource) check(reply []byte) error { return s.want.check(reply) }
 
 // openSource opens sessions, forever.
-type openSource struct{}
-
-func (openSource) next(buf []byte) ([]byte, bool) { return append(buf, openBody...), true }
-func (openSource) check(reply []byte) error       { _, err := openedToken(reply); return err }
+var openSource = funcSource{func(buf []byte) ([]byte, bool) { return append(buf, openBody...), true },
+	func(reply []byte) error { _, err := openedToken(reply); return err }}
 
 // sessionKind is the kind of a request of a sessionSource.
 type sessionKind int
@@ -396,15 +363,12 @@ const (
 	closedKeep = 16 // how many of its closed sessions a connection keeps verifying
 )
 
-// sessionSource is one connection of the soak's valid load and of mixed.
-// It keeps want live sessions of its own (no other connection closes them)
-// and in every soakCycle requests sends 1 open, 1 close of its oldest live
-// session and 18 verifications of its live sessions in turn; in the soak
-// (checkClosed) 2 of those verify closed sessions instead, the one just
-// closed and one of its last closedKeep in turn, which must be inactive. A
-// session thus lives as in production: verified the first time with the
-// signature check, then from the verifier's cache, closed. The latency of
-// each reply to a request sent from from on is added to lat, by kind.
+// sessionSource is one connection of mixed and of the soak's valid load. It
+// keeps want live sessions of its own and in every soakCycle requests sends
+// 1 open, 1 close of its oldest session and 18 verifications of its live
+// ones in turn; with checkClosed, 2 of those verify closed sessions (the one
+// just closed, one of the last closedKeep), which must be inactive. It
+// records the latency of requests sent from from on, by kind.
 type sessionSource struct {
 	want                 int
 	live                 []string // oldest first
@@ -421,8 +385,7 @@ type sessionSource struct {
 	closedActive         uint64
 }
 
-// newMixedSources splits pool between conns connections, which start at
-// different points of their cycle: mixed.
+// newMixedSources splits pool between conns connections: mixed.
 func newMixedSources(pool []string, conns int) []source {
 	per := len(pool) / conns
 	return repeat(conns, func(c int) source {

@@ -23,18 +23,7 @@ import (
 // with a canonical S, rejected only for the signature (the same bytes
 // signed with the real key verify); and that the garbage is rejected too.
 func TestFloodTokens(t *testing.T) {
-	iss, ring, err := newIssuer(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	real, _, err := iss.Issue(time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, signer, err := ring.SigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	real, _, ring, _, _, _, signer := limitsToken(t)
 	v := token.NewVerifier(ring, token.WithCache(0))
 	ctx := context.Background()
 	if _, err := v.Verify(ctx, real); err != nil {
