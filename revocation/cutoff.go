@@ -86,7 +86,7 @@ func (b *Badger) CutOff(ctx context.Context, subject string, at, until time.Time
 		return nil // before 1970-01-01T00:00:01Z: see Revoke
 	}
 
-	req := &revokeRequest{cut: true, subject: sha256.Sum256([]byte(subject)), at: uint64(at.Unix()), expiresAt: exp, done: make(chan error, 1)}
+	req := &revokeRequest{cut: true, subject: hashSubject(subject), at: uint64(at.Unix()), expiresAt: exp, done: make(chan error, 1)}
 	select {
 	case b.writes <- req:
 	case <-ctx.Done():
@@ -118,11 +118,22 @@ func (b *Badger) Cutoff(ctx context.Context, subject string) (time.Time, bool, e
 	if err := ctx.Err(); err != nil {
 		return unknownCutoff, true, fmt.Errorf("cutoff: %w", err)
 	}
-	c, ok := b.cuts.get(sha256.Sum256([]byte(subject)))
+	c, ok := b.cuts.get(hashSubject(subject))
 	if !ok || c.expires <= unixNow(b.now()) {
 		return time.Time{}, false, nil
 	}
 	return time.Unix(int64(c.at), 0), true, nil
+}
+
+// hashSubject returns the hash that names subject in the store. A subject
+// of up to 256 bytes (an e-mail address has at most 254) is copied to the
+// stack for hashing: []byte(subject) would allocate beyond 32 bytes.
+func hashSubject(subject string) subjectHash {
+	var buf [256]byte
+	if len(subject) <= len(buf) {
+		return sha256.Sum256(append(buf[:0], subject...))
+	}
+	return sha256.Sum256([]byte(subject))
 }
 
 // unixNow is now in Badger's whole Unix seconds; 0 before 1970.

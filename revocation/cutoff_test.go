@@ -2,9 +2,12 @@ package revocation_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,6 +119,20 @@ func TestCutoffDurableAcrossReopen(t *testing.T) {
 	cutOff(t, s, "bob", at.Add(-2*time.Minute), at.Add(2*time.Hour)) // keeps the later cutoff
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)
+	}
+	// Subjects may be e-mail addresses: no file holds one in clear.
+	files, err := filepath.Glob(filepath.Join(dir, "*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("Glob(%s) = %v, %v", dir, files, err)
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, []byte("alice@example.com")) {
+			t.Errorf("%s holds the subject in clear", f)
+		}
 	}
 	if _, _, err := s.Cutoff(context.Background(), "alice@example.com"); !errors.Is(err, revocation.ErrClosed) {
 		t.Fatalf("Cutoff() after Close error = %v, want %v", err, revocation.ErrClosed)
