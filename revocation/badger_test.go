@@ -160,10 +160,16 @@ func TestDurableAcrossReopen(t *testing.T) {
 // crashHelperEnv names the directory the crash helper process writes to.
 const crashHelperEnv = "REVOCATION_CRASH_HELPER_DIR"
 
+// crashHelperModeEnv set to "cutoff" makes the crash helper cut off
+// subjects instead of revoking ids.
+const crashHelperModeEnv = "REVOCATION_CRASH_HELPER_MODE"
+
 // TestCrashHelper is not a test: TestDurableAfterKill runs the test binary
 // again with crashHelperEnv set, and this function then revokes IDs from
 // several goroutines, printing each one that Revoke acknowledged, until the
-// parent kills the process.
+// parent kills the process. With crashHelperModeEnv "cutoff" it cuts off
+// subjects instead (TestCutoffDurableAfterKill), printing each cutoff that
+// CutOff acknowledged as "CUT <unix second> <subject>".
 func TestCrashHelper(t *testing.T) {
 	dir := os.Getenv(crashHelperEnv)
 	if dir == "" {
@@ -175,6 +181,24 @@ func TestCrashHelper(t *testing.T) {
 		os.Exit(1)
 	}
 	var mu sync.Mutex
+	if os.Getenv(crashHelperModeEnv) == "cutoff" {
+		for g := range 8 {
+			go func() {
+				for i := 0; ; i++ {
+					subject := fmt.Sprintf("user-%d-%d@example.com", g, i)
+					at := time.Now()
+					if err := s.CutOff(context.Background(), subject, at, at.Add(time.Hour)); err != nil {
+						fmt.Println("ERR", err)
+						os.Exit(1)
+					}
+					mu.Lock()
+					fmt.Println("CUT", at.Unix(), subject)
+					mu.Unlock()
+				}
+			}()
+		}
+		select {} // until SIGKILL
+	}
 	for range 8 {
 		go func() {
 			for {
@@ -196,8 +220,15 @@ func TestCrashHelper(t *testing.T) {
 // into dir and prints each acknowledged id on the returned stdout.
 func startCrashHelper(t *testing.T, dir string) (*exec.Cmd, io.Reader) {
 	t.Helper()
+	return startCrashHelperMode(t, dir, "")
+}
+
+// startCrashHelperMode is startCrashHelper with crashHelperModeEnv set to
+// mode.
+func startCrashHelperMode(t *testing.T, dir, mode string) (*exec.Cmd, io.Reader) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$")
-	cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir)
+	cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir, crashHelperModeEnv+"="+mode)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -105,7 +105,17 @@
 // never collide with an entry: the sequence number of the latest write
 // ("\x00meta/seq"), the epoch ("\x00meta/epoch"), the retention
 // ("\x00meta/retain") and a mark that the store has a seal
-// ("\x00meta/sealed").
+// ("\x00meta/sealed"). Cutoff records ([Cutoffs]: every token of a
+// subject issued at or before a second is closed) have the key "\x01cut/"
+// followed by the SHA-256 of the subject, which is never stored in clear
+// (subjects may be e-mail addresses), and the value of an entry with the
+// cutoff second in place of the expiry; Badger's ExpiresAt is the until
+// given to [Badger.CutOff], rounded up, plus one second. They go through
+// the same group commit and seal as Revoke, with sequence numbers of their
+// own, are extended by a larger retention like entries, and are not in the
+// feed. [Badger.Cutoff] answers from a map in memory (hash to cutoff and
+// expiry), loaded by the scan at open and updated by the writer after each
+// commit; [Badger.Len] counts entries only.
 //
 // Opening takes Badger's directory lock before anything else; a directory that
 // is held by another process, or by another open [Badger] in this process,
