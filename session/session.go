@@ -15,6 +15,8 @@ import (
 	"runtime"
 	"strconv"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -124,7 +126,7 @@ func New(store Store, ring Keys, opts ...Option) map[string]rpc.Method {
 		maxExpiresIn: c.maxExpiresIn,
 	}
 	return map[string]rpc.Method{
-		"session.open_session":         {Params: []string{"expires_in"}, Call: s.open},
+		"session.open_session":         {Params: []string{"expires_in", "subject"}, Call: s.open},
 		"session.verify_session_token": {Params: []string{"token"}, Call: s.verify},
 		"session.close_session":        {Params: []string{"token"}, Call: s.close},
 	}
@@ -147,7 +149,11 @@ func (s *sessions) open(_ context.Context, p rpc.Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, _, err := s.issuer.Issue(lifetime)
+	subject, err := subjectParam(p, false)
+	if err != nil {
+		return nil, err
+	}
+	tok, _, err := s.issuer.IssueFor(subject, lifetime)
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +188,63 @@ func (s *sessions) expiresIn(p rpc.Params) (time.Duration, error) {
 		return 0, bad
 	}
 	return time.Duration(secs) * time.Second, nil
+}
+
+// subjectParam reads the parameter "subject": a JSON string of 1 to
+// token.MaxSubjectSize bytes of valid UTF-8 without control characters
+// (token.ValidSubject), escapes allowed but not a lone UTF-16 surrogate
+// (which encoding/json would silently turn into U+FFFD, as it does invalid
+// UTF-8). Absent or null is "" unless required.
+func subjectParam(p rpc.Params, required bool) (string, error) {
+	raw, ok := p.Get("subject")
+	if !ok || string(raw) == "null" {
+		if required {
+			return "", rpc.InvalidParams("subject is required: a string of 1 to %d bytes of valid UTF-8 without control characters", token.MaxSubjectSize)
+		}
+		return "", nil
+	}
+	bad := rpc.InvalidParams("subject must be null or a string of 1 to %d bytes of valid UTF-8 without control characters", token.MaxSubjectSize)
+	if required {
+		bad = rpc.InvalidParams("subject must be a string of 1 to %d bytes of valid UTF-8 without control characters", token.MaxSubjectSize)
+	}
+	if len(raw) < 2 || raw[0] != '"' || !utf8.Valid(raw) || loneSurrogate(raw) {
+		return "", bad
+	}
+	var subject string
+	if err := json.Unmarshal(raw, &subject); err != nil || !token.ValidSubject(subject) {
+		return "", bad
+	}
+	return subject, nil
+}
+
+// loneSurrogate reports whether the JSON string raw has a \u escape of a
+// UTF-16 surrogate that is not half of a pair.
+func loneSurrogate(raw []byte) bool {
+	surrogate := func(i int) (r rune, ok bool) { // of the \uXXXX at raw[i:]
+		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 32)
+		return rune(n), err == nil && utf16.IsSurrogate(rune(n))
+	}
+	for i := 1; i < len(raw)-1; i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		r, ok := surrogate(i)
+		switch {
+		case !ok:
+			i++ // past the escaped character (the escape of a non-surrogate is plain hex)
+		case r >= 0xdc00:
+			return true // a low half first
+		default:
+			if lo, ok := surrogate(i + 6); !ok || lo < 0xdc00 {
+				return true
+			}
+			i += 11
+		}
+	}
+	return false
 }
 
 // tokenParam reads the required string parameter "token".
