@@ -122,4 +122,3 @@ func TestOpenSubjectInvalid(t *testing.T) {
 		t.Errorf("open_session(invalid UTF-8 bytes) error = %v, want -32600", rpcErr)
 	}
 }
-
