@@ -45,7 +45,8 @@ const (
 
 // Keys of the store's own records. Entries have 16-byte keys (the UUID);
 // these have other lengths, so they can never collide with one, and every
-// scan of entries skips them.
+// scan of entries skips them. Cutoff records have keys of their own too
+// (cutPrefix, in cutoff.go).
 var (
 	// seqKey holds the sequence number of the latest write, 8 bytes big-endian.
 	seqKey = []byte("\x00meta/seq")
@@ -125,6 +126,8 @@ type Badger struct {
 	rescan bool
 	// index answers Changes from memory.
 	index index
+	// cuts answers Cutoff from memory.
+	cuts cutMap
 	// filter holds every id that may be revoked (see filter.go); the
 	// writer replaces it when rebuildFilter is set.
 	filter        atomic.Pointer[filter]

@@ -108,9 +108,9 @@ func parseEpoch(s string) ([16]byte, error) {
 }
 
 // applyRetention raises the store's retention to r if it is larger, first
-// extending every stored record by the difference, so that a verifier
-// that now allows more leeway on exp still finds every closed token's
-// record. It runs in OpenBadger, before the writer starts.
+// extending every stored record (entries and cutoffs) by the difference,
+// so that a verifier that now allows more leeway on exp still finds every
+// closed token's record. It runs in OpenBadger, before the writer starts.
 func (b *Badger) applyRetention(r time.Duration) error {
 	if r <= b.retention {
 		return nil
@@ -130,6 +130,19 @@ func (b *Badger) applyRetention(r time.Duration) error {
 		}
 		entries = entries[n:]
 	}
+	stored := b.cuts.all()
+	cuts := make([]*revokeRequest, 0, len(stored))
+	for h, c := range stored {
+		cuts = append(cuts, &revokeRequest{cut: true, subject: h, at: c.at, expiresAt: c.expires + delta})
+	}
+	total += len(cuts)
+	for len(cuts) > 0 {
+		n := min(len(cuts), maxBatch)
+		if err := b.commit(cuts[:n]); err != nil {
+			return fmt.Errorf("extend cutoffs for a retention of %s: %w", r, err)
+		}
+		cuts = cuts[n:]
+	}
 	if err := b.db.Update(func(txn *badger.Txn) error {
 		return txn.Set(retainKey, binary.BigEndian.AppendUint64(nil, uint64(r)))
 	}); err != nil {
@@ -143,8 +156,9 @@ func (b *Badger) applyRetention(r time.Duration) error {
 	return nil
 }
 
-// scan replaces the index with every unexpired entry on disk, in one pass
-// over the keys and a sort by sequence number.
+// scan replaces the index with every unexpired entry on disk, and the
+// cutoff map with every unexpired cutoff record, in one pass over the keys
+// and a sort by sequence number.
 func (b *Badger) scan() error {
 	// The tables' key counts bound the entries on disk (they include
 	// expired and overwritten ones): sizing the index from them up front
@@ -155,6 +169,7 @@ func (b *Badger) scan() error {
 		hint += int(t.KeyCount)
 	}
 	entries := make([]indexEntry, 0, hint)
+	cuts := make(map[subjectHash]cutoff)
 	maxSeq := uint64(0)
 	err := b.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
@@ -163,6 +178,19 @@ func (b *Badger) scan() error {
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() { // skips expired entries
 			item := it.Item()
+			if h, ok := cutHash(item.Key()); ok {
+				c := cutoff{expires: item.ExpiresAt()}
+				if err := item.Value(func(v []byte) error {
+					at, seq, err := decodeCutoff(v)
+					c.at = at
+					maxSeq = max(maxSeq, seq)
+					return err
+				}); err != nil {
+					return fmt.Errorf("a cutoff: %w", err)
+				}
+				cuts[h] = c
+				continue
+			}
 			if len(item.Key()) != 16 {
 				continue // the store's own records
 			}
@@ -184,6 +212,7 @@ func (b *Badger) scan() error {
 	}
 	slices.SortFunc(entries, func(a, b indexEntry) int { return cmpUint64(a.seq, b.seq) })
 	b.seq = max(b.seq, maxSeq)
+	b.cuts.replace(cuts)
 	b.index.mu.Lock()
 	defer b.index.mu.Unlock()
 	b.index.entries = entries // spare capacity, if any, takes the next writes

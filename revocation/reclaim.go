@@ -78,7 +78,8 @@ func (b *Badger) tree() (levels int, size int64) {
 // Reclaim compacts it into its last level, which removes expired entries
 // from disk (see compactExpired in reclaim.go for what that costs and what
 // it cannot reach). Passes run one at a time. A pass also drops expired
-// entries from the index in memory that [Badger.Changes] answers from.
+// entries from the index in memory that [Badger.Changes] answers from, and
+// expired cutoffs from the map that [Badger.Cutoff] answers from.
 func (b *Badger) Reclaim() error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -91,6 +92,9 @@ func (b *Badger) Reclaim() error {
 	if dropped := b.index.compact(uint64(b.now().Unix())); dropped > 0 {
 		b.log.Debug("revocation index compacted", "dropped", dropped, "took", time.Since(start))
 		b.rebuildFilter.Store(true) // forget the expired ids at the next commit
+	}
+	if dropped := b.cuts.compact(unixNow(b.now())); dropped > 0 {
+		b.log.Debug("revocation cutoffs compacted", "dropped", dropped)
 	}
 	rewrites := 0
 	for rewrites < maxGCRewrites {

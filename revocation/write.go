@@ -23,10 +23,14 @@ type sealJob struct {
 	seq   uint64
 }
 
-// revokeRequest is one Revoke call waiting for the group commit.
+// revokeRequest is one Revoke or CutOff call waiting for the group commit.
 type revokeRequest struct {
 	id        uuid.UUID
 	expiresAt uint64
+	// cut marks a CutOff: subject and at are set, not id.
+	cut     bool
+	subject subjectHash
+	at      uint64
 	// done receives the commit's result. It has room for one value so the
 	// writer never blocks on a caller whose context expired.
 	done chan error
@@ -173,6 +177,9 @@ func (b *Badger) sealLoop() {
 // next sequence number, and the latest one is stored in the same
 // transaction, so that the entries and the counter reach the disk together
 // or not at all. Once committed, the entries go into the index for Changes.
+// Cutoff records (CutOff) go the same way, keeping the later cutoff and the
+// later expiry of the batch's and the stored record, with sequence numbers
+// of their own; once committed they go into the map Cutoff answers from.
 //
 // A key this transaction reads was committed before it started, and Badger
 // shows a commit to later transactions only after its write, fsync included,
@@ -186,7 +193,16 @@ func (b *Badger) commit(batch []*revokeRequest) error {
 		return err
 	}
 	want := make(map[uuid.UUID]uint64, len(batch))
+	var cuts map[subjectHash]cutoff
 	for _, req := range batch {
+		if req.cut {
+			if cuts == nil {
+				cuts = make(map[subjectHash]cutoff)
+			}
+			c := cuts[req.subject]
+			cuts[req.subject] = cutoff{at: max(c.at, req.at), expires: max(c.expires, req.expiresAt)}
+			continue
+		}
 		want[req.id] = max(want[req.id], req.expiresAt)
 	}
 
@@ -234,7 +250,37 @@ func (b *Badger) commit(batch []*revokeRequest) error {
 		}
 		added = append(added, indexEntry{id: id, expires: exp, seq: seq})
 	}
-	if len(added) == 0 {
+	cutsWritten := make(map[subjectHash]cutoff, len(cuts))
+	for h, c := range cuts {
+		key := cutKey(h)
+		item, err := txn.Get(key)
+		switch {
+		case err == nil:
+			var stored uint64
+			if err := item.Value(func(v []byte) error {
+				var err error
+				stored, _, err = decodeCutoff(v)
+				return err
+			}); err != nil {
+				return fmt.Errorf("read a cutoff: %w", err)
+			}
+			if stored >= c.at && item.ExpiresAt() >= c.expires {
+				continue // never moves back, and nothing to extend
+			}
+			c = cutoff{at: max(c.at, stored), expires: max(c.expires, item.ExpiresAt())}
+		case errors.Is(err, badger.ErrKeyNotFound):
+		default:
+			return fmt.Errorf("read a cutoff: %w", err)
+		}
+		seq++
+		e := badger.NewEntry(key, encodeValue(c.at, seq))
+		e.ExpiresAt = c.expires
+		if err := txn.SetEntry(e); err != nil {
+			return fmt.Errorf("write a cutoff: %w", err)
+		}
+		cutsWritten[h] = c
+	}
+	if len(added) == 0 && len(cutsWritten) == 0 {
 		return nil
 	}
 	if err := txn.Set(seqKey, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
@@ -247,9 +293,10 @@ func (b *Badger) commit(batch []*revokeRequest) error {
 		// must then learn of it, or a retry that finds the entry stored
 		// would leave it out of Changes for good.
 		b.rescan = true
-		return fmt.Errorf("commit %d revocations: %w", len(added), err)
+		return fmt.Errorf("commit %d revocations and %d cutoffs: %w", len(added), len(cutsWritten), err)
 	}
 	b.index.add(added, extended, seq)
+	b.cuts.set(cutsWritten)
 	return nil
 }
 
