@@ -1,6 +1,8 @@
 // Package session is the session API of sessiond: the JSON-RPC methods
-// session.open_session, session.verify_session_token and
-// session.close_session, as a method table for [rpc.NewHandler].
+// session.open_session, session.verify_session_token,
+// session.close_session (the three of the API document),
+// session.introspect_session_token and session.close_all_sessions, as a
+// method table for [rpc.NewHandler].
 //
 // Start with [New]: it takes the revocation store and the key ring, and
 // builds the issuer and the verifier itself, so that verification always
@@ -126,9 +128,10 @@ func New(store Store, ring Keys, opts ...Option) map[string]rpc.Method {
 		maxExpiresIn: c.maxExpiresIn,
 	}
 	return map[string]rpc.Method{
-		"session.open_session":         {Params: []string{"expires_in", "subject"}, Call: s.open},
-		"session.verify_session_token": {Params: []string{"token"}, Call: s.verify},
-		"session.close_session":        {Params: []string{"token"}, Call: s.close},
+		"session.open_session":             {Params: []string{"expires_in", "subject"}, Call: s.open},
+		"session.verify_session_token":     {Params: []string{"token"}, Call: s.verify},
+		"session.close_session":            {Params: []string{"token"}, Call: s.close},
+		"session.introspect_session_token": {Params: []string{"token"}, Call: s.introspect},
 	}
 }
 
@@ -279,25 +282,66 @@ func plainString(raw []byte) (string, bool) {
 	return string(body), true
 }
 
-func (s *sessions) verify(ctx context.Context, p rpc.Params) (any, error) {
+// IntrospectResult is the result of session.introspect_session_token for
+// an active token, in the shape of RFC 7662 token introspection: the
+// token's claims, "sub" left out when it has none. Any other token gets
+// exactly {"active":false}, a VerifyResult.
+type IntrospectResult struct {
+	Active   bool   `json:"active"` // always true
+	Subject  string `json:"sub,omitempty"`
+	Expires  int64  `json:"exp"`
+	IssuedAt int64  `json:"iat"`
+	ID       string `json:"jti"`
+	Issuer   string `json:"iss"`
+}
+
+// active reads the parameter "token" and checks it as verify_session_token
+// does: its claims when active; an error matching token.ErrInvalid when
+// not; an *rpc.Error for bad params; any other error when validity is
+// unknown (the store cannot be read), which callers answer with an
+// internal error, never active.
+func (s *sessions) active(ctx context.Context, p rpc.Params) (token.Claims, error) {
 	tok, err := tokenParam(p)
 	if err != nil {
-		return nil, err
+		return token.Claims{}, err
 	}
 	c, err := s.verifier.Verify(ctx, tok)
-	if err == nil {
-		var revoked bool
-		if revoked, err = s.store.IsRevoked(ctx, c.ID); err == nil && revoked {
-			err = token.ErrRevoked
-		}
+	if err != nil {
+		return token.Claims{}, err
 	}
+	revoked, err := s.store.IsRevoked(ctx, c.ID)
+	if err != nil {
+		return token.Claims{}, err
+	}
+	if revoked {
+		return token.Claims{}, token.ErrRevoked
+	}
+	return c, nil
+}
+
+func (s *sessions) verify(ctx context.Context, p rpc.Params) (any, error) {
+	_, err := s.active(ctx, p)
 	switch {
 	case err == nil:
 		return VerifyResult{Active: true}, nil
 	case errors.Is(err, token.ErrInvalid):
 		return VerifyResult{Active: false}, nil
 	default:
-		return nil, err // validity unknown: internal error, never active
+		return nil, err // bad params, or validity unknown: never active
+	}
+}
+
+// introspect answers like verify, with the claims of an active token.
+func (s *sessions) introspect(ctx context.Context, p rpc.Params) (any, error) {
+	c, err := s.active(ctx, p)
+	switch {
+	case err == nil:
+		return IntrospectResult{Active: true, Subject: c.Subject, Expires: c.Expires.Unix(),
+			IssuedAt: c.IssuedAt.Unix(), ID: c.ID.String(), Issuer: c.Issuer}, nil
+	case errors.Is(err, token.ErrInvalid):
+		return VerifyResult{Active: false}, nil
+	default:
+		return nil, err // bad params, or validity unknown: never active
 	}
 }
 
