@@ -37,13 +37,15 @@ const DefaultExpiresIn = 30 * 24 * time.Hour
 const DefaultMaxExpiresIn = 365 * 24 * time.Hour
 
 // Store is the revocation list: close_session records a closed token with
-// Revoke, and every verification asks IsRevoked of the same store. Revoke
-// records that the token with id, which expires at expires, is revoked
-// (until expires plus the store's retention); when it returns nil the record
-// is durable. revocation.Store implements it.
+// Revoke, close_all_sessions a subject's cutoff with CutOff, and every
+// verification asks IsRevoked and, for a token with a subject, Cutoff of
+// the same store. Revoke records that the token with id, which expires at
+// expires, is revoked (until expires plus the store's retention); when it
+// returns nil the record is durable. *revocation.Badger implements it.
 type Store interface {
 	Revoke(ctx context.Context, id uuid.UUID, expires time.Time) error
 	token.RevocationChecker
+	revocation.Cutoffs
 }
 
 // Keys is the key ring: the key that signs new tokens and the keys that
@@ -53,12 +55,15 @@ type Keys interface {
 	token.KeySource
 }
 
-var _ Store = revocation.Store(nil)
+var _ Store = (*revocation.Badger)(nil)
 
 // errDiskFull is close_session's answer while the revocation list refuses
 // writes for lack of disk space: still an internal error, but one that says
 // the session is not closed and that retrying later may work.
 var errDiskFull = &rpc.Error{Code: rpc.CodeInternalError, Message: "internal error: the revocation list cannot be written (disk full); the session is not closed, retry later"}
+
+// errDiskFullAll is errDiskFull for close_all_sessions.
+var errDiskFullAll = &rpc.Error{Code: rpc.CodeInternalError, Message: "internal error: the revocation list cannot be written (disk full); the sessions are not closed, retry later"}
 
 // Option configures [New].
 type Option func(*settings)
@@ -89,12 +94,14 @@ func WithMaxExpiresIn(d time.Duration) Option { return func(s *settings) { s.max
 // time.Now).
 func WithClock(now func() time.Time) Option { return func(s *settings) { s.now = now } }
 
-// sessions holds what the three methods share.
+// sessions holds what the methods share.
 type sessions struct {
 	issuer       *issue.Issuer
 	verifier     *token.Verifier
 	store        Store
 	maxExpiresIn time.Duration
+	leeway       time.Duration
+	now          func() time.Time
 }
 
 // New returns the method table of the session API, issuing and verifying
@@ -126,12 +133,18 @@ func New(store Store, ring Keys, opts ...Option) map[string]rpc.Method {
 		verifier:     token.NewVerifier(ring, vopts...),
 		store:        store,
 		maxExpiresIn: c.maxExpiresIn,
+		leeway:       c.leeway,
+		now:          c.now,
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	return map[string]rpc.Method{
 		"session.open_session":             {Params: []string{"expires_in", "subject"}, Call: s.open},
 		"session.verify_session_token":     {Params: []string{"token"}, Call: s.verify},
 		"session.close_session":            {Params: []string{"token"}, Call: s.close},
 		"session.introspect_session_token": {Params: []string{"token"}, Call: s.introspect},
+		"session.close_all_sessions":       {Params: []string{"subject"}, Call: s.closeAll},
 	}
 }
 
@@ -316,6 +329,15 @@ func (s *sessions) active(ctx context.Context, p rpc.Params) (token.Claims, erro
 	if revoked {
 		return token.Claims{}, token.ErrRevoked
 	}
+	if c.Subject != "" {
+		at, ok, err := s.store.Cutoff(ctx, c.Subject)
+		if err != nil {
+			return token.Claims{}, err
+		}
+		if ok && c.IssuedAt.Unix() <= at.Unix() {
+			return token.Claims{}, token.ErrRevoked // closed by close_all_sessions
+		}
+	}
 	return c, nil
 }
 
@@ -343,6 +365,31 @@ func (s *sessions) introspect(ctx context.Context, p rpc.Params) (any, error) {
 	default:
 		return nil, err // bad params, or validity unknown: never active
 	}
+}
+
+// closeAll closes every session of the subject opened at or before the
+// current second, durably, with one cutoff record in the store: a token of
+// the subject whose "iat" is at or before that second is inactive from the
+// reply on (so one opened in the same second, after the call, is closed
+// too: "iat" has whole-second precision). The record lasts until no token
+// issued by then can still verify: the second, plus the longest lifetime,
+// plus the leeway, plus one second. Sessions opened in a later second, and
+// those of other subjects, are untouched. Calling it again moves the cutoff
+// forward, never back.
+func (s *sessions) closeAll(ctx context.Context, p rpc.Params) (any, error) {
+	subject, err := subjectParam(p, true)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	until := now.Truncate(time.Second).Add(s.maxExpiresIn + s.leeway + time.Second)
+	if err := s.store.CutOff(ctx, subject, now, until); err != nil {
+		if errors.Is(err, revocation.ErrDiskFull) {
+			return nil, errDiskFullAll
+		}
+		return nil, err
+	}
+	return true, nil
 }
 
 // close revokes an authentic token until it can no longer verify: its
