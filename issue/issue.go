@@ -74,14 +74,25 @@ func New(keys SigningKeys, opts ...Option) *Issuer {
 	return i
 }
 
-// Issue signs a token valid for lifetime (whole seconds) from now.
+// Issue signs a token valid for lifetime (whole seconds) from now, with no
+// subject: IssueFor with subject "".
+func (i *Issuer) Issue(lifetime time.Duration) (string, token.Claims, error) {
+	return i.IssueFor("", lifetime)
+}
+
+// IssueFor signs a token valid for lifetime (whole seconds) from now whose
+// "sub" claim is subject; "" means no "sub" at all. A subject that is not a
+// [token.ValidSubject] is an error, and nothing is signed.
 //
 // The signing input is assembled here rather than by jwt.Token.SignedString,
 // which marshals a header map and a claims struct through reflection on
 // every call; the signature goes through the crypto.Signer interface, as
 // for revocation documents (keys.Key's signer is opaque, so that it never
 // prints).
-func (i *Issuer) Issue(lifetime time.Duration) (string, token.Claims, error) {
+func (i *Issuer) IssueFor(subject string, lifetime time.Duration) (string, token.Claims, error) {
+	if subject != "" && !token.ValidSubject(subject) {
+		return "", token.Claims{}, fmt.Errorf("issue token: the subject must be 1 to %d bytes of valid UTF-8 without control characters", token.MaxSubjectSize)
+	}
 	kid, alg, key, err := i.keys.SigningKey()
 	if err != nil {
 		return "", token.Claims{}, fmt.Errorf("issue token: %w", err)
@@ -97,6 +108,7 @@ func (i *Issuer) Issue(lifetime time.Duration) (string, token.Claims, error) {
 		ID:       id,
 		KeyID:    kid,
 		Issuer:   i.name,
+		Subject:  subject,
 		IssuedAt: i.now().UTC().Truncate(time.Second),
 	}
 	c.Expires = c.IssuedAt.Add(lifetime.Truncate(time.Second))
@@ -104,6 +116,11 @@ func (i *Issuer) Issue(lifetime time.Duration) (string, token.Claims, error) {
 	var scratch [160]byte
 	claims := append(scratch[:0], `{"iss":`...)
 	claims = append(claims, i.issJSON...)
+	if subject != "" {
+		claims = append(claims, `,"sub":"`...)
+		claims = appendJSONString(claims, subject)
+		claims = append(claims, '"')
+	}
 	claims = append(claims, `,"exp":`...)
 	claims = strconv.AppendInt(claims, c.Expires.Unix(), 10)
 	claims = append(claims, `,"iat":`...)
@@ -123,6 +140,19 @@ func (i *Issuer) Issue(lifetime time.Duration) (string, token.Claims, error) {
 	tok = append(tok, '.')
 	tok = jose.B64.AppendEncode(tok, sig)
 	return string(tok), c, nil
+}
+
+// appendJSONString appends s, a [token.ValidSubject], as the inside of a
+// JSON string: with no control characters in it, only '"' and '\' need
+// escaping, and valid UTF-8 goes as is.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' {
+			dst = append(dst, '\\')
+		}
+		dst = append(dst, s[i])
+	}
+	return dst
 }
 
 // headerFor returns the encoded header {"alg":…,"kid":…,"typ":"session+jwt"}.

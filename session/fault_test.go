@@ -33,6 +33,10 @@ type faultStore struct {
 	real       *revocation.Badger
 	failWrites atomic.Bool
 	failReads  atomic.Bool
+	// failCutoffs fails Cutoff alone, so that IsRevoked still answers.
+	failCutoffs atomic.Bool
+	// cutOffDiskFull fails CutOff as a full disk does.
+	cutOffDiskFull atomic.Bool
 }
 
 var _ revocation.Store = (*faultStore)(nil)
@@ -55,6 +59,25 @@ func (f *faultStore) IsRevoked(ctx context.Context, id uuid.UUID) (bool, error) 
 		return false, fmt.Errorf("is revoked %s: %w", id, errFault)
 	}
 	return f.real.IsRevoked(ctx, id)
+}
+
+func (f *faultStore) CutOff(ctx context.Context, subject string, at, until time.Time) error {
+	if f.failWrites.Load() {
+		return fmt.Errorf("cut off: %w", errFault)
+	}
+	if f.cutOffDiskFull.Load() {
+		return fmt.Errorf("cut off sessions: %w", revocation.ErrDiskFull)
+	}
+	return f.real.CutOff(ctx, subject, at, until)
+}
+
+// Cutoff fails with "no cutoff", so that only the caller's handling of the
+// error can keep the answer closed.
+func (f *faultStore) Cutoff(ctx context.Context, subject string) (time.Time, bool, error) {
+	if f.failReads.Load() || f.failCutoffs.Load() {
+		return time.Time{}, false, fmt.Errorf("cutoff: %w", errFault)
+	}
+	return f.real.Cutoff(ctx, subject)
 }
 
 // faultService is the session API over HTTP with a faultStore as both the

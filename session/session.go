@@ -1,6 +1,8 @@
 // Package session is the session API of sessiond: the JSON-RPC methods
-// session.open_session, session.verify_session_token and
-// session.close_session, as a method table for [rpc.NewHandler].
+// session.open_session, session.verify_session_token,
+// session.close_session (the three of the API document),
+// session.introspect_session_token and session.close_all_sessions, as a
+// method table for [rpc.NewHandler].
 //
 // Start with [New]: it takes the revocation store and the key ring, and
 // builds the issuer and the verifier itself, so that verification always
@@ -15,6 +17,8 @@ import (
 	"runtime"
 	"strconv"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -33,13 +37,15 @@ const DefaultExpiresIn = 30 * 24 * time.Hour
 const DefaultMaxExpiresIn = 365 * 24 * time.Hour
 
 // Store is the revocation list: close_session records a closed token with
-// Revoke, and every verification asks IsRevoked of the same store. Revoke
-// records that the token with id, which expires at expires, is revoked
-// (until expires plus the store's retention); when it returns nil the record
-// is durable. revocation.Store implements it.
+// Revoke, close_all_sessions a subject's cutoff with CutOff, and every
+// verification asks IsRevoked and, for a token with a subject, Cutoff of
+// the same store. Revoke records that the token with id, which expires at
+// expires, is revoked (until expires plus the store's retention); when it
+// returns nil the record is durable. *revocation.Badger implements it.
 type Store interface {
 	Revoke(ctx context.Context, id uuid.UUID, expires time.Time) error
 	token.RevocationChecker
+	revocation.Cutoffs
 }
 
 // Keys is the key ring: the key that signs new tokens and the keys that
@@ -49,12 +55,15 @@ type Keys interface {
 	token.KeySource
 }
 
-var _ Store = revocation.Store(nil)
+var _ Store = (*revocation.Badger)(nil)
 
 // errDiskFull is close_session's answer while the revocation list refuses
 // writes for lack of disk space: still an internal error, but one that says
 // the session is not closed and that retrying later may work.
 var errDiskFull = &rpc.Error{Code: rpc.CodeInternalError, Message: "internal error: the revocation list cannot be written (disk full); the session is not closed, retry later"}
+
+// errDiskFullAll is errDiskFull for close_all_sessions.
+var errDiskFullAll = &rpc.Error{Code: rpc.CodeInternalError, Message: "internal error: the revocation list cannot be written (disk full); the sessions are not closed, retry later"}
 
 // Option configures [New].
 type Option func(*settings)
@@ -85,12 +94,14 @@ func WithMaxExpiresIn(d time.Duration) Option { return func(s *settings) { s.max
 // time.Now).
 func WithClock(now func() time.Time) Option { return func(s *settings) { s.now = now } }
 
-// sessions holds what the three methods share.
+// sessions holds what the methods share.
 type sessions struct {
 	issuer       *issue.Issuer
 	verifier     *token.Verifier
 	store        Store
 	maxExpiresIn time.Duration
+	leeway       time.Duration
+	now          func() time.Time
 }
 
 // New returns the method table of the session API, issuing and verifying
@@ -122,11 +133,18 @@ func New(store Store, ring Keys, opts ...Option) map[string]rpc.Method {
 		verifier:     token.NewVerifier(ring, vopts...),
 		store:        store,
 		maxExpiresIn: c.maxExpiresIn,
+		leeway:       c.leeway,
+		now:          c.now,
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	return map[string]rpc.Method{
-		"session.open_session":         {Params: []string{"expires_in"}, Call: s.open},
-		"session.verify_session_token": {Params: []string{"token"}, Call: s.verify},
-		"session.close_session":        {Params: []string{"token"}, Call: s.close},
+		"session.open_session":             {Params: []string{"expires_in", "subject"}, Call: s.open},
+		"session.verify_session_token":     {Params: []string{"token"}, Call: s.verify},
+		"session.close_session":            {Params: []string{"token"}, Call: s.close},
+		"session.introspect_session_token": {Params: []string{"token"}, Call: s.introspect},
+		"session.close_all_sessions":       {Params: []string{"subject"}, Call: s.closeAll},
 	}
 }
 
@@ -147,7 +165,11 @@ func (s *sessions) open(_ context.Context, p rpc.Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, _, err := s.issuer.Issue(lifetime)
+	subject, err := subjectParam(p, false)
+	if err != nil {
+		return nil, err
+	}
+	tok, _, err := s.issuer.IssueFor(subject, lifetime)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +206,63 @@ func (s *sessions) expiresIn(p rpc.Params) (time.Duration, error) {
 	return time.Duration(secs) * time.Second, nil
 }
 
+// subjectParam reads the parameter "subject": a JSON string of 1 to
+// token.MaxSubjectSize bytes of valid UTF-8 without control characters
+// (token.ValidSubject), escapes allowed but not a lone UTF-16 surrogate
+// (which encoding/json would silently turn into U+FFFD, as it does invalid
+// UTF-8). Absent or null is "" unless required.
+func subjectParam(p rpc.Params, required bool) (string, error) {
+	raw, ok := p.Get("subject")
+	if !ok || string(raw) == "null" {
+		if required {
+			return "", rpc.InvalidParams("subject is required: a string of 1 to %d bytes of valid UTF-8 without control characters", token.MaxSubjectSize)
+		}
+		return "", nil
+	}
+	bad := rpc.InvalidParams("subject must be null or a string of 1 to %d bytes of valid UTF-8 without control characters", token.MaxSubjectSize)
+	if required {
+		bad = rpc.InvalidParams("subject must be a string of 1 to %d bytes of valid UTF-8 without control characters", token.MaxSubjectSize)
+	}
+	if len(raw) < 2 || raw[0] != '"' || !utf8.Valid(raw) || loneSurrogate(raw) {
+		return "", bad
+	}
+	var subject string
+	if err := json.Unmarshal(raw, &subject); err != nil || !token.ValidSubject(subject) {
+		return "", bad
+	}
+	return subject, nil
+}
+
+// loneSurrogate reports whether the JSON string raw has a \u escape of a
+// UTF-16 surrogate that is not half of a pair.
+func loneSurrogate(raw []byte) bool {
+	surrogate := func(i int) (r rune, ok bool) { // of the \uXXXX at raw[i:]
+		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 32)
+		return rune(n), err == nil && utf16.IsSurrogate(rune(n))
+	}
+	for i := 1; i < len(raw)-1; i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		r, ok := surrogate(i)
+		switch {
+		case !ok:
+			i++ // past the escaped character (the escape of a non-surrogate is plain hex)
+		case r >= 0xdc00:
+			return true // a low half first
+		default:
+			if lo, ok := surrogate(i + 6); !ok || lo < 0xdc00 {
+				return true
+			}
+			i += 11
+		}
+	}
+	return false
+}
+
 // tokenParam reads the required string parameter "token".
 func tokenParam(p rpc.Params) (string, error) {
 	raw, ok := p.Get("token")
@@ -216,26 +295,101 @@ func plainString(raw []byte) (string, bool) {
 	return string(body), true
 }
 
-func (s *sessions) verify(ctx context.Context, p rpc.Params) (any, error) {
+// IntrospectResult is the result of session.introspect_session_token for
+// an active token, in the shape of RFC 7662 token introspection: the
+// token's claims, "sub" left out when it has none. Any other token gets
+// exactly {"active":false}, a VerifyResult.
+type IntrospectResult struct {
+	Active   bool   `json:"active"` // always true
+	Subject  string `json:"sub,omitempty"`
+	Expires  int64  `json:"exp"`
+	IssuedAt int64  `json:"iat"`
+	ID       string `json:"jti"`
+	Issuer   string `json:"iss"`
+}
+
+// active reads the parameter "token" and checks it as verify_session_token
+// does: its claims when active; an error matching token.ErrInvalid when
+// not; an *rpc.Error for bad params; any other error when validity is
+// unknown (the store cannot be read), which callers answer with an
+// internal error, never active.
+func (s *sessions) active(ctx context.Context, p rpc.Params) (token.Claims, error) {
 	tok, err := tokenParam(p)
 	if err != nil {
-		return nil, err
+		return token.Claims{}, err
 	}
 	c, err := s.verifier.Verify(ctx, tok)
-	if err == nil {
-		var revoked bool
-		if revoked, err = s.store.IsRevoked(ctx, c.ID); err == nil && revoked {
-			err = token.ErrRevoked
+	if err != nil {
+		return token.Claims{}, err
+	}
+	revoked, err := s.store.IsRevoked(ctx, c.ID)
+	if err != nil {
+		return token.Claims{}, err
+	}
+	if revoked {
+		return token.Claims{}, token.ErrRevoked
+	}
+	if c.Subject != "" {
+		at, ok, err := s.store.Cutoff(ctx, c.Subject)
+		if err != nil {
+			return token.Claims{}, err
+		}
+		if ok && c.IssuedAt.Unix() <= at.Unix() {
+			return token.Claims{}, token.ErrRevoked // closed by close_all_sessions
 		}
 	}
+	return c, nil
+}
+
+func (s *sessions) verify(ctx context.Context, p rpc.Params) (any, error) {
+	_, err := s.active(ctx, p)
 	switch {
 	case err == nil:
 		return VerifyResult{Active: true}, nil
 	case errors.Is(err, token.ErrInvalid):
 		return VerifyResult{Active: false}, nil
 	default:
-		return nil, err // validity unknown: internal error, never active
+		return nil, err // bad params, or validity unknown: never active
 	}
+}
+
+// introspect answers like verify, with the claims of an active token.
+func (s *sessions) introspect(ctx context.Context, p rpc.Params) (any, error) {
+	c, err := s.active(ctx, p)
+	switch {
+	case err == nil:
+		return IntrospectResult{Active: true, Subject: c.Subject, Expires: c.Expires.Unix(),
+			IssuedAt: c.IssuedAt.Unix(), ID: c.ID.String(), Issuer: c.Issuer}, nil
+	case errors.Is(err, token.ErrInvalid):
+		return VerifyResult{Active: false}, nil
+	default:
+		return nil, err // bad params, or validity unknown: never active
+	}
+}
+
+// closeAll closes every session of the subject opened at or before the
+// current second, durably, with one cutoff record in the store: a token of
+// the subject whose "iat" is at or before that second is inactive from the
+// reply on (so one opened in the same second, after the call, is closed
+// too: "iat" has whole-second precision). The record lasts until no token
+// issued by then can still verify: the second, plus the longest lifetime,
+// plus the leeway, plus one second. Sessions opened in a later second, and
+// those of other subjects, are untouched. Calling it again moves the cutoff
+// forward, never back.
+func (s *sessions) closeAll(ctx context.Context, p rpc.Params) (any, error) {
+	subject, err := subjectParam(p, true)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	until := now.Truncate(time.Second).Add(s.maxExpiresIn + s.leeway + time.Second)
+	if err := s.store.CutOff(ctx, subject, now, until); err != nil {
+		if errors.Is(err, revocation.ErrDiskFull) {
+			return nil, errDiskFullAll
+		}
+		return nil, err
+	}
+	return true, nil
 }
 
 // close revokes an authentic token until it can no longer verify: its

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
@@ -22,13 +24,34 @@ const DefaultIssuer = "sessiond"
 // unread. sessiond's tokens are 250 to 800 bytes long.
 const MaxSize = 4096
 
+// MaxSubjectSize is the longest "sub" claim, in bytes, that a session
+// token may carry.
+const MaxSubjectSize = 256
+
 // Claims are what a valid token says.
 type Claims struct {
 	ID       uuid.UUID // jti
 	KeyID    string    // kid of the key that signed it
 	Issuer   string    // iss
+	Subject  string    // sub; empty when the token has none
 	IssuedAt time.Time // iat
 	Expires  time.Time // exp
+}
+
+// ValidSubject reports whether s may be the "sub" of a session token: 1 to
+// [MaxSubjectSize] bytes of valid UTF-8 without control characters (Unicode
+// category Cc: U+0000 to U+001F and U+007F to U+009F). Verify refuses a
+// token whose "sub" is anything else as malformed.
+func ValidSubject(s string) bool {
+	if len(s) == 0 || len(s) > MaxSubjectSize || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // KeySource finds the public key that verifies tokens signed under kid, with
@@ -55,6 +78,8 @@ type RevocationChecker interface {
 //
 //	header:  {"alg":"EdDSA","kid":"<RFC 7638 thumbprint>","typ":"session+jwt"}
 //	claims:  {"iss":"sessiond","exp":1767225600,"iat":1764633600,"jti":"<UUID>"}
+//
+// with "sub" after "iss" when the session has a subject (see [ValidSubject]).
 //
 // Verification pins the algorithm to the key the "kid" names, whatever the
 // header's "alg" says, and never follows "jku", "x5u" or "jwk" headers.
@@ -248,6 +273,7 @@ func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error
 		ID:       id,
 		KeyID:    kid,
 		Issuer:   rc.Issuer,
+		Subject:  rc.Subject,
 		IssuedAt: rc.IssuedAt.UTC(),
 		Expires:  rc.ExpiresAt.UTC(),
 	}
@@ -277,7 +303,9 @@ func (v *Verifier) verifyCached(ctx context.Context, s string, e cached) (Claims
 
 // claims are the registered claims, read strictly: "exp", "iat" and "nbf",
 // when present, must be JSON integers from 0 to maxNumericDate, as issue.Issuer
-// writes them. golang-jwt alone also takes a string ("9999999999"), a
+// writes them, and "sub", when present, a JSON string that is a
+// [ValidSubject] (encoding/json alone would turn invalid UTF-8 into U+FFFD
+// and take null for no subject). golang-jwt alone also takes a string ("9999999999"), a
 // fraction or an exponent, and turns values past time.Time's range into
 // arbitrary times (1e300 "expired", 9.2e18 "never expires"); other JWT
 // libraries read such claims differently or not at all.
@@ -292,7 +320,7 @@ func (c *claims) UnmarshalJSON(data []byte) error {
 	// member names case-insensitively, the last duplicate winning).
 	var raw struct {
 		Issuer   string           `json:"iss"`
-		Subject  string           `json:"sub"`
+		Subject  json.RawMessage  `json:"sub"`
 		Audience jwt.ClaimStrings `json:"aud"`
 		ID       string           `json:"jti"`
 		Exp      json.RawMessage  `json:"exp"`
@@ -302,7 +330,16 @@ func (c *claims) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return err
 	}
-	c.RegisteredClaims = jwt.RegisteredClaims{Issuer: raw.Issuer, Subject: raw.Subject, Audience: raw.Audience, ID: raw.ID}
+	c.RegisteredClaims = jwt.RegisteredClaims{Issuer: raw.Issuer, Audience: raw.Audience, ID: raw.ID}
+	if raw.Subject != nil {
+		bad := fmt.Errorf("sub must be a string of 1 to %d bytes of valid UTF-8 without control characters", MaxSubjectSize)
+		if raw.Subject[0] != '"' || !utf8.Valid(raw.Subject) {
+			return bad
+		}
+		if err := json.Unmarshal(raw.Subject, &c.Subject); err != nil || !ValidSubject(c.Subject) {
+			return bad
+		}
+	}
 	for _, d := range []struct {
 		raw json.RawMessage
 		dst **jwt.NumericDate
