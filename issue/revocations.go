@@ -27,18 +27,27 @@ func SignRevocations(keys SigningKeys, list *token.RevocationList) ([]byte, erro
 	if !slices.IsSortedFunc(list.Revoked, compareRevoked) {
 		slices.SortFunc(list.Revoked, compareRevoked)
 	}
+	if !slices.IsSortedFunc(list.Cutoffs, compareCutoffs) {
+		slices.SortFunc(list.Cutoffs, compareCutoffs)
+	}
 	return SignRevocationsFunc(keys, list, len(list.Revoked), func(i int) token.Revoked { return list.Revoked[i] })
 }
 
 // SignRevocationsFunc is [SignRevocations] for a list too large to copy
 // into list.Revoked, which it ignores: the document lists n entries, the
 // i-th being entry(i), in ascending order of id (it is an error otherwise).
-// entry is called twice for each i.
+// entry is called twice for each i. The subject cutoffs are list.Cutoffs,
+// which must be in ascending order of hash; the document has a "cutoffs"
+// member only when there are some.
 //
 // The document is written into one buffer of its final size, without
 // intermediate copies of the list: a million ids cost the document's 37 MB.
 func SignRevocationsFunc(keys SigningKeys, list *token.RevocationList, n int, entry func(i int) token.Revoked) ([]byte, error) {
 	listLen, err := checkList(list, n, entry)
+	if err != nil {
+		return nil, fmt.Errorf("sign revocations: %w", err)
+	}
+	cutoffs, err := encodeCutoffs(list.Cutoffs)
 	if err != nil {
 		return nil, fmt.Errorf("sign revocations: %w", err)
 	}
@@ -69,8 +78,9 @@ func SignRevocationsFunc(keys SigningKeys, list *token.RevocationList, n int, en
 		Since      uint64           `json:"since"`
 		Snapshot   bool             `json:"snapshot"`
 		Retain     int64            `json:"retain"`
+		Cutoffs    string           `json:"cutoffs,omitempty"`
 	}{list.Issuer, jwt.NewNumericDate(list.IssuedAt), jwt.NewNumericDate(list.FreshUntil), list.Epoch, list.Seq, list.Since, list.Snapshot,
-		int64(list.Retain / time.Second)})
+		int64(list.Retain / time.Second), cutoffs})
 	if err != nil {
 		return nil, fmt.Errorf("sign revocations: %w", err)
 	}
@@ -151,3 +161,31 @@ func compareRevoked(a, b token.Revoked) int {
 	}
 	return cmp.Compare(binary.BigEndian.Uint64(a.ID[8:]), binary.BigEndian.Uint64(b.ID[8:]))
 }
+
+// encodeCutoffs returns the "cutoffs" member of cs (see
+// token.RevocationList): base64url of the count and each cutoff's hash,
+// cutoff second and expiry; empty when cs is.
+func encodeCutoffs(cs []token.Cutoff) (string, error) {
+	if len(cs) == 0 {
+		return "", nil
+	}
+	raw := binary.AppendUvarint(make([]byte, 0, 10+len(cs)*(32+2*jose.UvarintLen(jose.MaxExpiry))), uint64(len(cs)))
+	for i, c := range cs {
+		at, exp := c.At.Unix(), c.Expires.Unix()
+		switch {
+		case at < 0 || at > jose.MaxExpiry:
+			return "", fmt.Errorf("cutoff at %v, outside the years 1970 to 9999", c.At)
+		case exp < 1 || exp > jose.MaxExpiry:
+			return "", fmt.Errorf("cutoff expires at %v, outside the years 1970 to 9999", c.Expires)
+		case i > 0 && compareCutoffs(cs[i-1], c) >= 0:
+			return "", errors.New("a subject cutoff twice or out of order")
+		}
+		raw = append(raw, c.Subject[:]...)
+		raw = binary.AppendUvarint(raw, uint64(at))
+		raw = binary.AppendUvarint(raw, uint64(exp))
+	}
+	return jose.B64.EncodeToString(raw), nil
+}
+
+// compareCutoffs orders cutoffs by subject hash.
+func compareCutoffs(a, b token.Cutoff) int { return bytes.Compare(a.Subject[:], b.Subject[:]) }

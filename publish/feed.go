@@ -128,6 +128,9 @@ const (
 	// bytesPerID is what an id takes in a document, to tell a large one
 	// from its number of entries before it is built.
 	bytesPerID = 37
+	// bytesPerCutoff is what a subject cutoff takes in a document: 42
+	// bytes (hash, cutoff, expiry) base64 twice.
+	bytesPerCutoff = 75
 )
 
 // NewRevocationsHandler returns a handler that publishes the list of feed,
@@ -236,11 +239,11 @@ func (h *RevocationsHandler) document(ctx context.Context, since uint64, epoch, 
 	}
 	otherList := epoch != "" && epoch != head.Epoch
 	snapshot := since == 0 || head.Snapshot || otherList || head.Entries > h.maxDelta
-	size := head.Entries
+	size := head.Entries * bytesPerID
 	if snapshot {
-		size = head.Total
+		size = head.Total*bytesPerID + head.Cutoffs*bytesPerCutoff
 	}
-	if size*bytesPerID > largeDoc && h.clients != nil {
+	if size > largeDoc && h.clients != nil {
 		if wait := h.clients.take(clientKey(remote), h.now()); wait > 0 {
 			return nil, wait, nil
 		}
@@ -386,6 +389,12 @@ func (h *RevocationsHandler) sign(ch *revocation.Changes, since uint64) (*signed
 		Since:      since,
 		Snapshot:   since == 0,
 		Retain:     max(h.retain(), 0),
+		Cutoffs:    make([]token.Cutoff, len(ch.Cutoffs)),
+	}
+	// In the order of their hashes, as Changes gives them and the
+	// document requires; by hash only, never a subject.
+	for i, c := range ch.Cutoffs {
+		list.Cutoffs[i] = token.Cutoff{Subject: c.Subject, At: c.At, Expires: c.Until}
 	}
 	entries := ch.Entries
 	order := idOrder(entries)
@@ -400,6 +409,11 @@ func (h *RevocationsHandler) sign(ch *revocation.Changes, since uint64) (*signed
 	for _, e := range entries {
 		if doc.minExpiry.IsZero() || e.Until.Before(doc.minExpiry) {
 			doc.minExpiry = e.Until
+		}
+	}
+	for _, c := range ch.Cutoffs {
+		if doc.minExpiry.IsZero() || c.Until.Before(doc.minExpiry) {
+			doc.minExpiry = c.Until
 		}
 	}
 	return doc, nil

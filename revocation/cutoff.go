@@ -6,12 +6,14 @@ package revocation
 // that map.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"sync"
 	"time"
 )
@@ -174,6 +176,7 @@ func decodeCutoff(v []byte) (at, seq uint64, err error) {
 type cutoff struct {
 	at      uint64 // the cutoff, Unix seconds
 	expires uint64 // Unix seconds, as Badger's ExpiresAt
+	seq     uint64 // of the write that stored it, for Changes
 }
 
 // cutMap is the map Cutoff answers from: every unexpired cutoff record on
@@ -216,6 +219,29 @@ func (c *cutMap) all() map[subjectHash]cutoff {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return maps.Clone(c.m)
+}
+
+// changes returns the records with a sequence number after since that
+// have not expired at now, in ascending order of subject hash, and how many
+// records there are in all (expired ones included).
+func (c *cutMap) changes(since, now uint64) []Cutoff {
+	c.mu.RLock()
+	out := make([]Cutoff, 0, len(c.m))
+	for h, v := range c.m {
+		if v.seq > since && v.expires > now {
+			out = append(out, Cutoff{Subject: h, At: time.Unix(int64(v.at), 0), Until: time.Unix(int64(v.expires), 0), Seq: v.seq})
+		}
+	}
+	c.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Cutoff) int { return bytes.Compare(a.Subject[:], b.Subject[:]) })
+	return out
+}
+
+// len returns the number of records in the map.
+func (c *cutMap) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m)
 }
 
 // compact drops the records that expired at or before now and returns how

@@ -112,8 +112,8 @@
 // cutoff second in place of the expiry; Badger's ExpiresAt is the until
 // given to [Badger.CutOff], rounded up, plus one second. They go through
 // the same group commit and seal as Revoke, with sequence numbers of their
-// own, are extended by a larger retention like entries, and are not in the
-// feed. [Badger.Cutoff] answers from a map in memory (hash to cutoff and
+// own, are extended by a larger retention like entries, and are in the
+// feed ([Changes.Cutoffs], by hash only). [Badger.Cutoff] answers from a map in memory (hash to cutoff and
 // expiry), loaded by the scan at open and updated by the writer after each
 // commit; [Badger.Len] counts entries only.
 //

@@ -47,6 +47,9 @@ type Head struct {
 	// Total is the number of entries in the whole list; Entries, in the
 	// answer (Total for a snapshot).
 	Total, Entries int
+	// Cutoffs is the number of subject cutoffs in the whole list, which
+	// a snapshot carries; a delta carries those written since.
+	Cutoffs int
 }
 
 // Changes is the answer of [Feed.Changes].
@@ -63,6 +66,27 @@ type Changes struct {
 	// Entries are the entries, at most one per ID, in the order of their
 	// sequence numbers.
 	Entries []Entry
+	// Cutoffs are the unexpired subject cutoffs ([Cutoffs]) written after
+	// since (all of them in a snapshot), at most one per subject, in
+	// ascending order of subject hash.
+	Cutoffs []Cutoff
+}
+
+// Cutoff is one subject cutoff as the store holds it and publishes it:
+// every token of the subject whose iat is at or before At is closed.
+type Cutoff struct {
+	// Subject is the SHA-256 of the subject's bytes: the store never holds
+	// a subject in clear, and the feed publishes only this hash, which a
+	// verifier holding the token computes from its "sub".
+	Subject [32]byte
+	// At is the cutoff, a whole second.
+	At time.Time
+	// Until is when the record expires, a whole second (see
+	// [Badger.CutOff]).
+	Until time.Time
+	// Seq is the sequence number of the write that gave the record this
+	// At and Until.
+	Seq uint64
 }
 
 // Entry is one revocation as the store holds it.
@@ -81,7 +105,9 @@ var _ Feed = (*Badger)(nil)
 
 // Changes implements [Feed]. The answer comes from an index in memory, not
 // from disk: a delta costs a binary search and a copy of its entries; a
-// snapshot, a copy of every entry. Entries it returns are durable: the index
+// snapshot, a copy of every entry. Subject cutoffs come from their map in
+// memory, one pass over it (cutoffs are few: one per close of all of a
+// subject's sessions). Entries it returns are durable: the index
 // learns of a write only once it is committed.
 //
 // It answers with a snapshot when since is 0, when since is after the
@@ -116,7 +142,15 @@ func (b *Badger) Changes(ctx context.Context, since uint64) (Changes, error) {
 		}
 		out = append(out, Entry{ID: e.id, Until: time.Unix(int64(e.expires), 0), Seq: e.seq})
 	}
-	return Changes{Epoch: b.epoch, Seq: seq, Snapshot: snapshot, Entries: out}, nil
+	cutsSince := since
+	if snapshot {
+		cutsSince = 0
+	}
+	// The writer updates the cutoff map before the index, so every cutoff
+	// up to seq is in it; one written meanwhile, after seq, may be too,
+	// which only brings it early (a later delta carries it again).
+	cuts := b.cuts.changes(cutsSince, now)
+	return Changes{Epoch: b.epoch, Seq: seq, Snapshot: snapshot, Entries: out, Cutoffs: cuts}, nil
 }
 
 // Head implements [Feed]: a binary search in the index, under a lock that
@@ -132,7 +166,7 @@ func (b *Badger) Head(ctx context.Context, since uint64) (Head, error) {
 	}
 	entries, seq := b.index.list()
 	start, snapshot := deltaStart(entries, since, seq)
-	return Head{Epoch: b.epoch, Seq: seq, Snapshot: snapshot, Total: len(entries), Entries: len(entries) - start}, nil
+	return Head{Epoch: b.epoch, Seq: seq, Snapshot: snapshot, Total: len(entries), Entries: len(entries) - start, Cutoffs: b.cuts.len()}, nil
 }
 
 // deltaStart returns where in entries the answer to since begins, and

@@ -182,7 +182,7 @@ func (b *Badger) scan() error {
 				c := cutoff{expires: item.ExpiresAt()}
 				if err := item.Value(func(v []byte) error {
 					at, seq, err := decodeCutoff(v)
-					c.at = at
+					c.at, c.seq = at, seq
 					maxSeq = max(maxSeq, seq)
 					return err
 				}); err != nil {

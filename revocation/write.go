@@ -278,6 +278,7 @@ func (b *Badger) commit(batch []*revokeRequest) error {
 		if err := txn.SetEntry(e); err != nil {
 			return fmt.Errorf("write a cutoff: %w", err)
 		}
+		c.seq = seq
 		cutsWritten[h] = c
 	}
 	if len(added) == 0 && len(cutsWritten) == 0 {
@@ -295,8 +296,10 @@ func (b *Badger) commit(batch []*revokeRequest) error {
 		b.rescan = true
 		return fmt.Errorf("commit %d revocations and %d cutoffs: %w", len(added), len(cutsWritten), err)
 	}
-	b.index.add(added, extended, seq)
+	// The cutoffs before the index: Changes reads the index's seq first,
+	// so every cutoff up to that seq is in the map by then.
 	b.cuts.set(cutsWritten)
+	b.index.add(added, extended, seq)
 	return nil
 }
 

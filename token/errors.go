@@ -8,7 +8,7 @@ import (
 
 // The errors of this package. A token that is not valid gives an error
 // matching ErrInvalid and exactly one of its reasons (ErrMalformed …
-// ErrRevoked). A revocation document that is refused gives one matching
+// ErrSubjectClosed). A revocation document that is refused gives one matching
 // ErrFeed and one reason: ErrMalformed, ErrType, ErrUnknownKey,
 // ErrAlgorithm, ErrSignature, ErrIssuer, ErrNotYetValid (issued in the
 // future), ErrExpired (no longer fresh), ErrOutdated or ErrTooLarge.
@@ -28,6 +28,12 @@ var (
 	ErrNotYetValid error = &reason{"token is not valid yet"}
 	ErrIssuer      error = &reason{"token has the wrong issuer"}
 	ErrRevoked     error = &reason{"token is revoked"}
+	// ErrSubjectClosed means every session of the token's subject ("sub")
+	// issued at or before a cutoff second was closed at once (sessiond's
+	// session.close_all_sessions), and the token's "iat" is at or before
+	// it. It is a reason of its own, not ErrRevoked: the token's id was
+	// never listed.
+	ErrSubjectClosed error = &reason{"token is closed with every session of its subject"}
 
 	// ErrKeysUnavailable means the verification keys could not be had (a
 	// JWK Set that cannot be fetched, say). A [KeySource] wraps it for such

@@ -8,6 +8,7 @@ package token
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,9 @@ import (
 //	          "epoch":"7qM0…","seq":1042,"since":1040,"snapshot":false,
 //	          "retain":0,"revoked":"<base64url of the revoked list>"}
 //
+// with "cutoffs":"<base64url of the cutoff list>" before "revoked" when
+// the list has subject cutoffs (a document without it has none).
+//
 // iat and fresh_until are NumericDates (Unix seconds). epoch names the
 // server's list and seq numbers its writes (see [RevocationList.Epoch] and
 // [RevocationList.Seq]). since is the seq the changes start after; 0 in a
@@ -50,6 +54,16 @@ import (
 // is exact and uncompressed, 21 bytes per id. Base64 inside the JSON
 // payload and base64 of the payload again make that 37.3 bytes per id in the
 // document: 37 MB for a million ids.
+//
+// The cutoff list is binary in the same way: the number of cutoffs as a
+// uvarint, then each cutoff, in ascending order of hash with no hash
+// twice: the 32 bytes of the SHA-256 of the subject ([SubjectHash]), the
+// cutoff second in Unix seconds as a uvarint and the cutoff's expiry
+// likewise (both before the year 10000; the expiry after 1970), 42 bytes
+// a cutoff until the year 2514, 75 in the document. Subjects are never in the
+// document, only their hashes: an observer of the feed learns how many
+// subjects were cut off and when, and can test a subject it guesses
+// against the list, but cannot read a subject off it.
 type RevocationList struct {
 	Issuer     string    // iss
 	IssuedAt   time.Time // iat
@@ -75,6 +89,11 @@ type RevocationList struct {
 	// id after [Verifier.ParseRevocations]; issue.SignRevocations sorts
 	// them.
 	Revoked []Revoked
+	// Cutoffs are the subject cutoffs ("cutoffs"), in ascending order of
+	// hash after [Verifier.ParseRevocations]; issue.SignRevocations sorts
+	// them. In a snapshot they are all of them; in changes, the cutoffs
+	// written since, each replacing the one held for its subject.
+	Cutoffs []Cutoff
 	// KeyID is the kid of the key that signed the document; set by
 	// [Verifier.ParseRevocations], ignored by issue.SignRevocations.
 	KeyID string
@@ -88,6 +107,21 @@ type Revoked struct {
 	Expires time.Time
 }
 
+// Cutoff is one subject cutoff: every token whose "sub" has the SHA-256
+// Subject and whose "iat" is at or before At is closed (sessiond's
+// session.close_all_sessions). Expires is when the cutoff may be
+// forgotten: no token it closes can be alive by then. At and Expires are
+// whole seconds.
+type Cutoff struct {
+	Subject [sha256.Size]byte
+	At      time.Time
+	Expires time.Time
+}
+
+// SubjectHash is how a subject is named in a revocation document: the
+// SHA-256 of its bytes, as sessiond's revocation store keys it.
+func SubjectHash(subject string) [sha256.Size]byte { return sha256.Sum256([]byte(subject)) }
+
 // revocationClaims is the payload of a revocation document.
 type revocationClaims struct {
 	Issuer     string           `json:"iss"`
@@ -98,6 +132,7 @@ type revocationClaims struct {
 	Since      uint64           `json:"since"`
 	Snapshot   bool             `json:"snapshot"`
 	Retain     uint64           `json:"retain"`
+	Cutoffs    json.RawMessage  `json:"cutoffs"` // absent: none; null is malformed
 	Revoked    *string          `json:"revoked"`
 }
 
@@ -213,7 +248,63 @@ func (v *Verifier) parseRevocations(ctx context.Context, doc string, maxSize int
 	if err != nil {
 		return nil, refuse(ErrMalformed, "revoked list: %v", err)
 	}
+	if c.Cutoffs != nil {
+		var member string
+		if c.Cutoffs[0] != '"' || json.Unmarshal(c.Cutoffs, &member) != nil {
+			return nil, refuse(ErrMalformed, "cutoff list is not a string")
+		}
+		raw, err := b64.Strict().DecodeString(member)
+		if err != nil {
+			return nil, refuse(ErrMalformed, "cutoff list: %v", err)
+		}
+		if l.Cutoffs, err = decodeCutoffs(raw); err != nil {
+			return nil, refuse(ErrMalformed, "cutoff list: %v", err)
+		}
+	}
 	return l, nil
+}
+
+// decodeCutoffs reads the binary cutoff list, which must be canonical:
+// hashes in ascending order, none twice, numbers in their shortest uvarint,
+// nothing after the last cutoff.
+func decodeCutoffs(raw []byte) ([]Cutoff, error) {
+	n, k := binary.Uvarint(raw)
+	if k <= 0 || k != jose.UvarintLen(n) {
+		return nil, errors.New("bad count")
+	}
+	raw = raw[k:]
+	const minLen = sha256.Size + 2 // every cutoff takes at least 34 bytes
+	if n > uint64(len(raw)/minLen) {
+		return nil, fmt.Errorf("count %d does not fit %d bytes", n, len(raw))
+	}
+	out := make([]Cutoff, 0, n)
+	for i := range n {
+		if len(raw) < minLen {
+			return nil, errors.New("truncated")
+		}
+		var c Cutoff
+		copy(c.Subject[:], raw)
+		if i > 0 && bytes.Compare(c.Subject[:], out[i-1].Subject[:]) <= 0 {
+			return nil, errors.New("hashes not in ascending order")
+		}
+		raw = raw[sha256.Size:]
+		at, k := binary.Uvarint(raw)
+		if k <= 0 || k != jose.UvarintLen(at) || at > jose.MaxExpiry {
+			return nil, fmt.Errorf("bad cutoff second of cutoff %d", i)
+		}
+		raw = raw[k:]
+		exp, k := binary.Uvarint(raw)
+		if k <= 0 || k != jose.UvarintLen(exp) || exp < 1 || exp > jose.MaxExpiry {
+			return nil, fmt.Errorf("bad expiry of cutoff %d", i)
+		}
+		raw = raw[k:]
+		c.At, c.Expires = time.Unix(int64(at), 0).UTC(), time.Unix(int64(exp), 0).UTC()
+		out = append(out, c)
+	}
+	if len(raw) > 0 {
+		return nil, fmt.Errorf("%d bytes after the last cutoff", len(raw))
+	}
+	return out, nil
 }
 
 // decodeRevoked reads the binary revoked list: it calls start with the

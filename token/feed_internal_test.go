@@ -48,3 +48,36 @@ func FuzzDecodeRevoked(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeCutoffs checks the binary cutoff list as FuzzDecodeRevoked
+// does the revoked list: no panic, and only canonical lists accepted.
+func FuzzDecodeCutoffs(f *testing.F) {
+	enc := func(cs ...Cutoff) []byte {
+		b := binary.AppendUvarint(nil, uint64(len(cs)))
+		for _, c := range cs {
+			b = append(b, c.Subject[:]...)
+			b = binary.AppendUvarint(b, uint64(c.At.Unix()))
+			b = binary.AppendUvarint(b, uint64(c.Expires.Unix()))
+		}
+		return b
+	}
+	t1 := time.Unix(1764633600, 0)
+	f.Add(enc())
+	f.Add(enc(Cutoff{[32]byte{1}, t1, t1.Add(time.Hour)}))
+	f.Add(enc(Cutoff{[32]byte{1}, time.Unix(0, 0), t1}, Cutoff{[32]byte{2}, t1, t1.Add(time.Hour)}))
+	f.Add(enc(Cutoff{[32]byte{2}, t1, t1}, Cutoff{[32]byte{1}, t1, t1})) // out of order
+	f.Add(enc(Cutoff{[32]byte{1}, t1, t1}, Cutoff{[32]byte{1}, t1, t1})) // twice
+	f.Add(enc(Cutoff{[32]byte{1}, t1, time.Unix(0, 0)}))                 // expiry 0
+	f.Add(append(enc(Cutoff{[32]byte{1}, t1, t1}), 0))                   // trailing byte
+	f.Add([]byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 1})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, err := decodeCutoffs(raw)
+		if err != nil {
+			return
+		}
+		if again := enc(got...); !bytes.Equal(again, raw) {
+			t.Fatalf("accepted a non-canonical list:\n in  %x\n out %x", raw, again)
+		}
+	})
+}

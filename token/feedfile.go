@@ -93,7 +93,7 @@ func (f *RevocationFeed) load(ctx context.Context, path string) error {
 				f.file = feedFile{size: end, snapshot: end - offset, emptyAt: -1}
 			case f.file.size > 0:
 				f.file.size, f.file.emptyAt = end, -1
-				if len(l.Revoked) == 0 {
+				if len(l.Revoked) == 0 && len(l.Cutoffs) == 0 {
 					f.file.emptyAt = offset
 				}
 			}
@@ -144,7 +144,7 @@ func (f *RevocationFeed) save(doc string, l *RevocationList) error {
 		return err
 	}
 	f.file.size, f.file.emptyAt = end, -1
-	if len(l.Revoked) == 0 {
+	if len(l.Revoked) == 0 && len(l.Cutoffs) == 0 {
 		f.file.emptyAt = at
 	}
 	if deltas := f.file.size - f.file.snapshot; deltas > max(f.file.snapshot, 1<<20) {

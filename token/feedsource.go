@@ -156,8 +156,15 @@ type feedList struct {
 	issuedAt   time.Time
 	freshUntil time.Time
 	retain     time.Duration // of the newest document applied
-	minExpiry  int64         // no entry expires before; sweep when it has passed
+	minExpiry  int64         // no entry or cutoff expires before; sweep when it has passed
+	// cutoffs are the subject cutoffs by hash of the subject; nil when
+	// there are none, so that a token with a subject costs no hash then.
+	cutoffs map[[32]byte]heldCutoff
 }
+
+// heldCutoff is a subject cutoff held: the cutoff second and its expiry,
+// Unix seconds.
+type heldCutoff struct{ at, exp int64 }
 
 // newRevocationFeed returns the feed of [WithFeed]: it fetches documents
 // from url and verifies them as v does. It fetches nothing until
@@ -222,6 +229,42 @@ func (f *RevocationFeed) IsRevoked(ctx context.Context, id uuid.UUID) (bool, err
 	return listed && exp > now.Unix(), nil
 }
 
+// Cutoff reports the cutoff of subject ("sub"): every token of that
+// subject whose "iat" is at or before at was closed at once on the server
+// (session.close_all_sessions), and ok is whether the subject has one.
+// The list names subjects only by their SHA-256 ([SubjectHash]): Cutoff
+// hashes subject and looks the hash up in memory; with no cutoffs held it
+// does not even hash. A [Verifier] with the feed refuses such a token with
+// [ErrSubjectClosed].
+//
+// The freshness rules are IsRevoked's (which Verify asks first): with no
+// list loaded, or a stale one unless [WithServeStale], it fails with
+// [ErrStale], and then also reports ok and a cutoff far in the future, so
+// that a caller that ignores the error still refuses the token.
+func (f *RevocationFeed) Cutoff(ctx context.Context, subject string) (at time.Time, ok bool, err error) {
+	now := f.opts.Now()
+	f.mu.RLock()
+	loaded, freshUntil, cuts := f.list.loaded, f.list.freshUntil, f.list.cutoffs
+	var c heldCutoff
+	if len(cuts) > 0 {
+		c, ok = cuts[SubjectHash(subject)]
+	}
+	f.mu.RUnlock()
+	switch {
+	case !loaded:
+		return unknownCutoff, true, fmt.Errorf("%w: no revocation list loaded%s", ErrStale, f.lastFailure())
+	case !now.Before(freshUntil) && !f.opts.ServeStale:
+		return unknownCutoff, true, fmt.Errorf("%w: it was fresh until %s%s", ErrStale, freshUntil.Format(time.RFC3339), f.lastFailure())
+	case !ok || c.exp <= now.Unix():
+		return time.Time{}, false, nil
+	}
+	return time.Unix(c.at, 0).UTC(), true, nil
+}
+
+// unknownCutoff is the cutoff Cutoff reports with its errors: after every
+// token's "iat".
+var unknownCutoff = time.Unix(maxNumericDate, 0).UTC()
+
 // Retention reports how long after a token's expiry the issuer keeps its
 // id on the list (see [RevocationList.Retain]); 0 until a list is loaded.
 // A [Verifier] whose revocation checker has this method refuses, as
@@ -284,6 +327,7 @@ type FeedStatus struct {
 	Epoch      string    // of the list held
 	Seq        uint64    // of the list held
 	Len        int       // ids in memory
+	Cutoffs    int       // subject cutoffs in memory
 	IssuedAt   time.Time // "iat" of the newest document applied
 	FreshUntil time.Time // the list is stale from this instant
 	// Retain is how long after a token's expiry the issuer keeps its id
@@ -303,6 +347,7 @@ func (f *RevocationFeed) Status() FeedStatus {
 		Epoch:      f.list.epoch,
 		Seq:        f.list.seq,
 		Len:        len(f.list.revoked),
+		Cutoffs:    len(f.list.cutoffs),
 		IssuedAt:   f.list.issuedAt,
 		FreshUntil: f.list.freshUntil,
 		Retain:     f.list.retain,
@@ -503,6 +548,7 @@ func (f *RevocationFeed) apply(l *RevocationList, fetched bool) error {
 			next.freshUntil = later(next.freshUntil, cur.freshUntil)
 		}
 		next.minExpiry = addRevoked(next.revoked, l.Revoked, nowUnix, 0)
+		next.cutoffs, next.minExpiry = addCutoffs(nil, l.Cutoffs, nowUnix, next.minExpiry)
 		f.mu.Lock()
 		f.list = next
 		f.mu.Unlock()
@@ -520,6 +566,7 @@ func (f *RevocationFeed) apply(l *RevocationList, fetched bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.list.minExpiry = addRevoked(f.list.revoked, l.Revoked, nowUnix, f.list.minExpiry)
+	f.list.cutoffs, f.list.minExpiry = addCutoffs(f.list.cutoffs, l.Cutoffs, nowUnix, f.list.minExpiry)
 	f.list.seq = l.Seq
 	if !l.IssuedAt.Before(f.list.issuedAt) {
 		f.list.retain = l.Retain
@@ -553,6 +600,30 @@ func addRevoked(m map[uuid.UUID]int64, rs []Revoked, now, minExpiry int64) int64
 	return minExpiry
 }
 
+// addCutoffs adds the unexpired cutoffs of cs to m (nil: none yet, made
+// when one is added), keeping the later cutoff and the later expiry of a
+// subject already there, and returns m and the earliest expiry as
+// addRevoked does. m must not be one that IsRevoked or Cutoff may be
+// reading unless the caller holds the write lock.
+func addCutoffs(m map[[32]byte]heldCutoff, cs []Cutoff, now, minExpiry int64) (map[[32]byte]heldCutoff, int64) {
+	for _, c := range cs {
+		exp := c.Expires.Unix()
+		if exp <= now {
+			continue
+		}
+		if m == nil {
+			m = make(map[[32]byte]heldCutoff, len(cs))
+		}
+		held := m[c.Subject]
+		next := heldCutoff{at: max(held.at, c.At.Unix()), exp: max(held.exp, exp)}
+		m[c.Subject] = next
+		if minExpiry == 0 || next.exp < minExpiry {
+			minExpiry = next.exp
+		}
+	}
+	return m, minExpiry
+}
+
 // sweep drops expired ids from memory once the earliest expiry has passed.
 // It runs within a sync, so nothing else changes the list meanwhile: the
 // ids are found under the read lock, which lets IsRevoked go on, and only
@@ -565,6 +636,7 @@ func (f *RevocationFeed) sweep() {
 		return
 	}
 	var expired []uuid.UUID
+	var expiredCuts [][32]byte
 	minExpiry := int64(0)
 	for id, exp := range f.list.revoked {
 		switch {
@@ -574,10 +646,24 @@ func (f *RevocationFeed) sweep() {
 			minExpiry = exp
 		}
 	}
+	for h, c := range f.list.cutoffs {
+		switch {
+		case c.exp <= now:
+			expiredCuts = append(expiredCuts, h)
+		case minExpiry == 0 || c.exp < minExpiry:
+			minExpiry = c.exp
+		}
+	}
 	f.mu.RUnlock()
 	f.mu.Lock()
 	for _, id := range expired {
 		delete(f.list.revoked, id)
+	}
+	for _, h := range expiredCuts {
+		delete(f.list.cutoffs, h)
+	}
+	if len(f.list.cutoffs) == 0 {
+		f.list.cutoffs = nil
 	}
 	f.list.minExpiry = minExpiry
 	f.mu.Unlock()

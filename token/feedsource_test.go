@@ -52,6 +52,7 @@ type feedServer struct {
 	epoch    string
 	seq      uint64
 	entries  []feedEntry
+	cutoffs  []feedCutoff
 	freshFor time.Duration
 	// serve, when set, replaces the answer.
 	serve    func(since uint64) string
@@ -62,6 +63,25 @@ type feedEntry struct {
 	id      uuid.UUID
 	expires time.Time
 	seq     uint64
+}
+
+// feedCutoff is a subject cutoff as the server holds it: by hash.
+type feedCutoff struct {
+	subject [32]byte
+	at      time.Time
+	expires time.Time
+	seq     uint64
+}
+
+// cutOff records a cutoff of subject at at, until expires, with the next
+// seq, as sessiond's store does (the latest write of a subject wins).
+func (f *feedServer) cutOff(subject string, at, expires time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seq++
+	h := token.SubjectHash(subject)
+	f.cutoffs = slices.DeleteFunc(f.cutoffs, func(c feedCutoff) bool { return c.subject == h })
+	f.cutoffs = append(f.cutoffs, feedCutoff{h, at, expires, f.seq})
 }
 
 func newFeedServer(t *testing.T, c *feedClock, s issue.SigningKeys) *feedServer {
@@ -96,6 +116,11 @@ func (f *feedServer) document(since uint64, epoch string) string {
 	for _, e := range f.entries {
 		if e.expires.After(now) && (l.Snapshot || e.seq > since) {
 			l.Revoked = append(l.Revoked, token.Revoked{ID: e.id, Expires: e.expires})
+		}
+	}
+	for _, c := range f.cutoffs {
+		if c.expires.After(now) && (l.Snapshot || c.seq > since) {
+			l.Cutoffs = append(l.Cutoffs, token.Cutoff{Subject: c.subject, At: c.at, Expires: c.expires})
 		}
 	}
 	return feedSign(f.t, f.signer, l)

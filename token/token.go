@@ -121,7 +121,11 @@ func WithClock(now func() time.Time) Option { return func(v *Verifier) { v.now =
 // valid (and the feed too, with [WithFeed]). If rc has a method
 // Retention() time.Duration, as a [RevocationFeed] does, a token is expired
 // once exp + min(leeway, Retention()) has passed: the leeway never outlasts
-// rc's knowledge.
+// rc's knowledge. If rc has a method
+// Cutoff(ctx context.Context, subject string) (time.Time, bool, error), as
+// a RevocationFeed does, a token with a "sub" whose "iat" is at or before
+// that subject's cutoff is refused with [ErrSubjectClosed]; an error from
+// Cutoff fails Verify as unknown.
 func WithRevocation(rc RevocationChecker) Option { return func(v *Verifier) { v.revocation = rc } }
 
 // WithFeed gives the Verifier a [RevocationFeed] that follows the
@@ -209,6 +213,16 @@ func (v *Verifier) Verify(ctx context.Context, s string) (Claims, error) {
 		if revoked {
 			return Claims{}, ErrRevoked
 		}
+		if sc, ok := rc.(subjectCutoffs); ok && c.Subject != "" {
+			at, ok, err := sc.Cutoff(ctx, c.Subject)
+			if err != nil {
+				return Claims{}, fmt.Errorf("check revocation: %w", err)
+			}
+			if ok && !c.IssuedAt.After(at) {
+				return Claims{}, &detailed{ErrSubjectClosed, fmt.Errorf("issued at %s, at or before its subject's cutoff %s",
+					c.IssuedAt.Format(time.RFC3339), at.UTC().Format(time.RFC3339))}
+			}
+		}
 		if r, ok := rc.(retentionReporter); ok {
 			// Past exp + retain the id is off the list: whether the
 			// token was closed is unknowable, so it is expired here
@@ -220,6 +234,15 @@ func (v *Verifier) Verify(ctx context.Context, s string) (Claims, error) {
 		}
 	}
 	return c, nil
+}
+
+// subjectCutoffs is a [RevocationChecker] that also keeps per-subject
+// cutoffs ("every session of this subject issued at or before this second
+// is closed"), such as [RevocationFeed] (and sessiond's revocation store).
+// Cutoff returns the subject's cutoff, a whole second, and whether it has
+// one; an error means unknown, and Verify fails.
+type subjectCutoffs interface {
+	Cutoff(ctx context.Context, subject string) (at time.Time, ok bool, err error)
 }
 
 // retentionReporter is a [RevocationChecker] that says how long after a
