@@ -316,3 +316,35 @@ func TestCloseAllStoreFailure(t *testing.T) {
 		t.Errorf("the log does not have the store's error:\n%s", s.logs.String())
 	}
 }
+
+// The cutoff lives until no token issued before it can still be alive (the
+// cutoff second + max-expires-in + leeway + 1 s), then vanishes by TTL.
+func TestCloseAllCutoffExpires(t *testing.T) {
+	t.Parallel()
+	s := newServiceMax(t, 2*time.Second)
+	called := time.Now()
+	s.closeAll(t, `{"subject":"carol"}`)
+	ctx := context.Background()
+	if _, ok, err := s.store.Cutoff(ctx, "carol"); err != nil || !ok {
+		t.Fatalf("Cutoff() right after close_all_sessions = %v, %v, want a cutoff", ok, err)
+	}
+	// Badger's TTL is in whole seconds, rounded up, plus the store's own
+	// second: gone at the latest 2 s + 1 s + 2 s of rounding after the call.
+	deadline := called.Add(8 * time.Second)
+	for {
+		_, ok, err := s.store.Cutoff(ctx, "carol")
+		if err != nil {
+			t.Fatalf("Cutoff() = %v", err)
+		}
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cutoff is still there %v after close_all_sessions with max-expires-in 2s", time.Since(called))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if lived := time.Since(called); lived < 3*time.Second {
+		t.Errorf("the cutoff vanished %v after the call, want it kept at least max-expires-in + 1 s", lived)
+	}
+}
