@@ -197,7 +197,7 @@ func (v *Verifier) parseRevocations(ctx context.Context, doc string, maxSize int
 		}
 		return nil, &refused{d.reason, d.detail}
 	}
-	payload, err := b64.Strict().DecodeString(sj.payload)
+	payload, err := decodeSegment(sj.payload)
 	if err != nil {
 		return nil, refuse(ErrMalformed, "payload: %v", err)
 	}
@@ -227,7 +227,7 @@ func (v *Verifier) parseRevocations(ctx context.Context, doc string, maxSize int
 	case c.Retain > jose.MaxExpiry:
 		return nil, refuse(ErrMalformed, "retain %d is more than %d seconds", c.Retain, jose.MaxExpiry)
 	}
-	raw, err := b64.Strict().DecodeString(*c.Revoked)
+	raw, err := decodeSegment(*c.Revoked)
 	if err != nil {
 		return nil, refuse(ErrMalformed, "revoked list: %v", err)
 	}
@@ -253,7 +253,7 @@ func (v *Verifier) parseRevocations(ctx context.Context, doc string, maxSize int
 		if c.Cutoffs[0] != '"' || json.Unmarshal(c.Cutoffs, &member) != nil {
 			return nil, refuse(ErrMalformed, "cutoff list is not a string")
 		}
-		raw, err := b64.Strict().DecodeString(member)
+		raw, err := decodeSegment(member)
 		if err != nil {
 			return nil, refuse(ErrMalformed, "cutoff list: %v", err)
 		}

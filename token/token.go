@@ -273,7 +273,7 @@ func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error
 	if err != nil {
 		return Claims{}, err
 	}
-	raw, err := b64.Strict().DecodeString(sj.payload)
+	raw, err := decodeSegment(sj.payload)
 	if err != nil {
 		return Claims{}, &detailed{ErrMalformed, fmt.Errorf("claims: %w", err)}
 	}

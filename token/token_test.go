@@ -173,3 +173,31 @@ func TestVerifyPinsAlgorithmAndType(t *testing.T) {
 		})
 	}
 }
+
+// encoding/base64 skips line breaks even in strict mode; a token with one
+// in any segment is another string for the same signature and must be
+// refused. FuzzVerify found the signature case.
+func TestVerifyRefusesLineBreaks(t *testing.T) {
+	c := &clock{t0}
+	ring := newKeyring(t, c)
+	tok, _, err := issue.New(ring, issue.WithClock(c.Now)).Issue(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := token.NewVerifier(ring, token.WithClock(c.Now))
+	dots := []int{strings.IndexByte(tok, '.'), strings.LastIndexByte(tok, '.')}
+	for _, at := range []int{dots[0] / 2, (dots[0] + dots[1]) / 2, (dots[1] + len(tok)) / 2, len(tok) - 1} {
+		for _, nl := range []string{"\r", "\n", "\r\n"} {
+			bad := tok[:at] + nl + tok[at:]
+			// In the signed part the signature no longer matches; in the
+			// signature segment it must not decode.
+			want := token.ErrInvalid
+			if at > dots[1] {
+				want = token.ErrMalformed
+			}
+			if _, err := v.Verify(context.Background(), bad); !errors.Is(err, want) {
+				t.Errorf("Verify(token with %q at %d) = %v, want %v", nl, at, err, want)
+			}
+		}
+	}
+}
