@@ -74,12 +74,15 @@ func (b *bench) benchmark(ctx context.Context) error {
 // runWorkload prepares the named workload's data directory, starts its
 // server (sessiond, or serve-floor), loads it and returns its figures once
 // the server stopped cleanly. idle only waits --warmup and sets the
-// report's idle. verify_cold gets tokens for the whole run at 1.2 times the
+// report's idle. verify_hot_sub is verify_hot of tokens with a subject,
+// none of them cut off, after a tenth of --preload other subjects were. verify_cold gets tokens for the whole run at 1.2 times the
 // cold limit, each verified once; feed_abuse and announce_flood run
 // verify_hot alone, then under the attack.
 func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
 	cfg, dir := b.cfg, filepath.Join(b.tmp, name)
-	n, preload := cfg.pool, map[string]int{"verify_hot_1m": cfg.preload, "feed_abuse": cfg.preload / 5}[name]
+	n, preload := cfg.pool, map[string]int{"verify_hot_1m": cfg.preload, "feed_abuse": cfg.preload / 5, "verify_hot_sub": cfg.preload / 10}[name]
+	cut := name == "verify_hot_sub"
+	what := map[bool]string{false: "revocations", true: "subject cutoffs"}[cut]
 	switch name {
 	case "mixed":
 		n = max(cfg.pool, 2*cfg.conns)
@@ -93,17 +96,17 @@ func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
 		n = 0
 	}
 	if n+preload > cfg.pool {
-		b.progress("%s: issuing %d tokens and writing %d revocations into a fresh store (all CPUs)", name, n, preload)
+		b.progress("%s: issuing %d tokens and writing %d %s into a fresh store (all CPUs)", name, n, preload, what)
 	}
 	var iss *issue.Issuer
 	var toks []string
 	var took time.Duration
 	err := b.onAllCPUs(func() (err error) {
 		if iss, _, err = newIssuer(dir); err == nil {
-			toks, err = issueTokens(iss, n)
+			toks, err = issueTokens(iss, n, cut)
 		}
 		if start := time.Now(); err == nil && preload > 0 {
-			err = preloadRevocations(ctx, filepath.Join(dir, "revocations"), preload)
+			err = preloadRevocations(ctx, filepath.Join(dir, "revocations"), preload, cut)
 			took = time.Since(start)
 		}
 		return err
@@ -123,7 +126,14 @@ func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
 	defer srv.kill()
 	note := ""
 	if preload > 0 {
-		note = fmt.Sprintf("after %d revocations written with revocation.Badger.Revoke from 2048 goroutines on all CPUs in %.1fs (%.0f/s)", preload, took.Seconds(), float64(preload)/took.Seconds())
+		note = fmt.Sprintf("after %d %s written with revocation.Badger.%s from 2048 goroutines on all CPUs in %.1fs (%.0f/s)",
+			preload, what, map[bool]string{false: "Revoke", true: "CutOff"}[cut], took.Seconds(), float64(preload)/took.Seconds())
+	}
+	if cut {
+		note = map[bool]string{true: "NOT 100,000: "}[preload != 100_000] + note + fmt.Sprintf("; %d tokens of as many other subjects, not cut off", n)
+		if preload != 100_000 {
+			b.note("verify_hot_sub: %d subjects cut off, not the issue's 100,000 (a tenth of --preload; --quick: 10,000)", preload)
+		}
 	}
 	if name == "verify_hot_1m" {
 		note = map[bool]string{true: "NOT one million: "}[preload != 1_000_000] + note + fmt.Sprintf("; the server took %.1fs to start and settle, and its peak RSS was %.1f MiB before the load began",
@@ -201,7 +211,7 @@ func (b *bench) closeRounds(ctx context.Context, srv *server, iss *issue.Issuer)
 	for total.elapsed < b.cfg.duration && !errors.Is(total.firstErr, errServerGone) && err == nil {
 		var toks []string
 		if err = ctx.Err(); err == nil {
-			toks, err = issueTokens(iss, chunk)
+			toks, err = issueTokens(iss, chunk, false)
 		}
 		primeStart := time.Now()
 		for range closePrimePasses {
@@ -296,15 +306,16 @@ func newIssuer(dataDir string) (*issue.Issuer, *keys.Keyring, error) {
 	return issue.New(ring), ring, nil
 }
 
-// issueTokens issues n tokens on GOMAXPROCS goroutines.
-func issueTokens(iss *issue.Issuer, n int) ([]string, error) {
+// issueTokens issues n tokens on GOMAXPROCS goroutines; with subjects,
+// token i has the subject user<i>@example.com.
+func issueTokens(iss *issue.Issuer, n int, subjects bool) ([]string, error) {
 	toks, workers := make([]string, n), runtime.GOMAXPROCS(0)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < n && errs[w] == nil; i += workers {
-				toks[i], _, errs[w] = iss.Issue(tokenLifetime)
+				toks[i], _, errs[w] = iss.IssueFor(map[bool]string{true: fmt.Sprintf("user%d@example.com", i)}[subjects], tokenLifetime)
 			}
 		})
 	}
@@ -326,14 +337,16 @@ func newRand() *rand.ChaCha8 {
 	return rand.NewChaCha8(seed)
 }
 
-// preloadRevocations revokes n random ids into the store in dir, from
+// preloadRevocations revokes n random ids into the store in dir, or with
+// cut cuts off n random subjects (<uuid>@example.com) as of now, from
 // enough goroutines to fill every group commit.
-func preloadRevocations(ctx context.Context, dir string, n int) error {
+func preloadRevocations(ctx context.Context, dir string, n int, cut bool) error {
 	store, err := revocation.OpenBadger(dir, revocation.Options{})
 	if err != nil {
 		return err
 	}
-	until := time.Now().Add(tokenLifetime)
+	now := time.Now()
+	until := now.Add(tokenLifetime)
 	var left atomic.Int64
 	left.Store(int64(n))
 	errs := make([]error, 2048)
@@ -341,7 +354,11 @@ func preloadRevocations(ctx context.Context, dir string, n int) error {
 	for w := range errs {
 		wg.Go(func() {
 			for r := newRand(); left.Add(-1) >= 0 && errs[w] == nil; {
-				errs[w] = store.Revoke(ctx, randomID(r), until)
+				if id := randomID(r); cut {
+					errs[w] = store.CutOff(ctx, id.String()+"@example.com", now, until)
+				} else {
+					errs[w] = store.Revoke(ctx, id, until)
+				}
 			}
 		})
 	}
