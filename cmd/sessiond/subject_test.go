@@ -80,3 +80,23 @@ func TestCloseAllSessionsSurvivesSIGKILL(t *testing.T) {
 		t.Errorf("SIGTERM: exit %v\n%s", err, p.stderr)
 	}
 }
+
+// sessiond verify --revocations sees close_all_sessions: the feed carries
+// the subject's cutoff, and a closed subject's token is invalid (exit 1)
+// while another subject's verifies (exit 0).
+func TestVerifyCommandSeesCloseAll(t *testing.T) {
+	t.Parallel()
+	p := startInProcess(t, dataDir(t))
+	closed := openSubject(t, p, "carol@example.com")
+	open := openSubject(t, p, "dave@example.com")
+	if got := rpcCall(t, p, "session.close_all_sessions", `{"subject":"carol@example.com"}`); got != "true" {
+		t.Fatalf("close_all_sessions = %s, want true", got)
+	}
+	feed := p.url + "revocations"
+	if code, out := runVerify(t, "--jwks", p.jwksURL(), "--revocations", feed, closed); code != 1 || !strings.Contains(out, "subject") {
+		t.Errorf("verify --revocations of a closed subject's token = exit %d %q, want exit 1 saying its subject was closed", code, out)
+	}
+	if code, out := runVerify(t, "--jwks", p.jwksURL(), "--revocations", feed, open); code != 0 {
+		t.Errorf("verify --revocations of another subject's token = exit %d %q, want 0", code, out)
+	}
+}
