@@ -279,13 +279,13 @@ func (b *Badger) open(sl *seal, retention time.Duration) error {
 		return err
 	}
 	switch {
-	case sl != nil && sl.state.epoch != epoch:
-		return fmt.Errorf("%w: the directory holds another store (epoch %s) than %s records (epoch %s)", ErrDamaged, b.epoch, sealPath(b.dir), epochString(sl.state.epoch[:]))
-	case sl != nil && b.seq < sl.state.seq:
-		return fmt.Errorf("%w: it holds writes up to number %d, but %d were acknowledged (%s): files were lost or damaged", ErrDamaged, b.seq, sl.state.seq, sealPath(b.dir))
-	case sl == nil && sealed:
+	case sl != nil:
+		if err := sl.match(b.dir, epoch[:], b.seq); err != nil {
+			return err
+		}
+	case sealed:
 		return fmt.Errorf("%w: its seal %s is missing", ErrDamaged, sealPath(b.dir))
-	case sl == nil:
+	default:
 		// A new store, or one from a version without seals: the disk is
 		// the only record there is.
 		if err := b.db.Update(func(txn *badger.Txn) error { return txn.Set(sealedKey, []byte{1}) }); err != nil {

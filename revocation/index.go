@@ -23,31 +23,23 @@ import (
 // sealed, and loads the index.
 func (b *Badger) openFeed(mustExist bool) (sealed bool, err error) {
 	err = b.db.Update(func(txn *badger.Txn) error {
-		item, err := txn.Get(epochKey)
+		raw, err := readRecord(txn, epochKey)
 		switch {
-		case err == nil:
-			raw, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if len(raw) != 16 {
-				return fmt.Errorf("stored epoch of %d bytes", len(raw))
-			}
-			b.epoch = epochString(raw)
-		case errors.Is(err, badger.ErrKeyNotFound) && mustExist:
+		case err != nil:
+			return err
+		case raw == nil && mustExist:
 			return fmt.Errorf("%w: its epoch record is missing", ErrDamaged)
-		case errors.Is(err, badger.ErrKeyNotFound):
-			raw, err := newEpoch()
-			if err != nil {
+		case raw == nil:
+			if raw, err = newEpoch(); err != nil {
 				return err
 			}
 			if err := txn.Set(epochKey, raw); err != nil {
 				return err
 			}
-			b.epoch = epochString(raw)
-		default:
-			return err
+		case len(raw) != 16:
+			return fmt.Errorf("stored epoch of %d bytes", len(raw))
 		}
+		b.epoch = epochString(raw)
 		seq, err := readUint64(txn, seqKey)
 		if err != nil {
 			return err
@@ -58,14 +50,9 @@ func (b *Badger) openFeed(mustExist bool) (sealed bool, err error) {
 			return err
 		}
 		b.retention = time.Duration(retain)
-		_, err = txn.Get(sealedKey)
-		switch {
-		case err == nil:
-			sealed = true
-		case !errors.Is(err, badger.ErrKeyNotFound):
-			return err
-		}
-		return nil
+		mark, err := readRecord(txn, sealedKey)
+		sealed = mark != nil
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("read the store's records: %w", err)
@@ -76,24 +63,29 @@ func (b *Badger) openFeed(mustExist bool) (sealed bool, err error) {
 	return sealed, nil
 }
 
-// readUint64 reads an 8-byte record; a missing one is 0.
-func readUint64(txn *badger.Txn, key []byte) (uint64, error) {
+// readRecord returns a copy of the value of one of the store's own
+// records; nil when it is missing.
+func readRecord(txn *badger.Txn, key []byte) ([]byte, error) {
 	item, err := txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, nil
+		return nil, nil
 	}
 	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+// readUint64 reads an 8-byte record; a missing one is 0.
+func readUint64(txn *badger.Txn, key []byte) (uint64, error) {
+	v, err := readRecord(txn, key)
+	if err != nil || v == nil {
 		return 0, err
 	}
-	var n uint64
-	err = item.Value(func(v []byte) error {
-		if len(v) != 8 {
-			return fmt.Errorf("%w: record %q of %d bytes", ErrDamaged, key, len(v))
-		}
-		n = binary.BigEndian.Uint64(v)
-		return nil
-	})
-	return n, err
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: record %q of %d bytes", ErrDamaged, key, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
 
 // parseEpoch returns the raw bytes of an epoch string.

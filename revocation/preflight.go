@@ -163,29 +163,20 @@ func checkCopy(dir string, sl *seal, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("%w: Badger cannot open it: %v", ErrDamaged, err)
 	}
-	var epoch, seq []byte
-	sealed := false
+	var (
+		epoch, sealedMark []byte
+		seq               uint64
+	)
 	err = db.View(func(txn *badger.Txn) error {
-		if _, err := txn.Get(sealedKey); err == nil {
-			sealed = true
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+		var err error
+		if sealedMark, err = readRecord(txn, sealedKey); err != nil {
 			return err
 		}
-		if item, err := txn.Get(epochKey); err == nil {
-			if epoch, err = item.ValueCopy(nil); err != nil {
-				return err
-			}
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+		if epoch, err = readRecord(txn, epochKey); err != nil {
 			return err
 		}
-		if item, err := txn.Get(seqKey); err == nil {
-			if seq, err = item.ValueCopy(nil); err != nil {
-				return err
-			}
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
-			return err
-		}
-		return nil
+		seq, err = readUint64(txn, seqKey)
+		return err
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr
@@ -194,7 +185,7 @@ func checkCopy(dir string, sl *seal, log *slog.Logger) error {
 		return fmt.Errorf("%w: reading it failed: %v", ErrDamaged, err)
 	}
 	if sl == nil {
-		if sealed {
+		if sealedMark != nil {
 			return fmt.Errorf("%w: its seal %s is missing", ErrDamaged, sealPath(dir))
 		}
 		return nil // made before seals: nothing to hold it against

@@ -171,24 +171,17 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// match reports, as an error wrapping ErrDamaged, how the store in dir, with
-// the raw epoch and sequence number records read from it (nil when absent),
-// differs from what the seal records; nil when it does not.
-func (s *seal) match(dir string, epoch, seq []byte) error {
+// match reports, as an error wrapping ErrDamaged, how the store in dir,
+// with the raw epoch record read from it (nil when absent) and its sequence
+// number, differs from what the seal records; nil when it does not.
+func (s *seal) match(dir string, epoch []byte, seq uint64) error {
 	switch {
 	case epoch == nil:
 		return fmt.Errorf("%w: its epoch record is missing", ErrDamaged)
 	case len(epoch) != 16 || [16]byte(epoch) != s.state.epoch:
 		return fmt.Errorf("%w: the directory holds another store (epoch %s) than %s records (epoch %s)", ErrDamaged, epochString(epoch), sealPath(dir), epochString(s.state.epoch[:]))
-	}
-	var n uint64
-	if len(seq) == 8 {
-		n = binary.BigEndian.Uint64(seq)
-	} else if seq != nil {
-		return fmt.Errorf("%w: its sequence number record is %d bytes long", ErrDamaged, len(seq))
-	}
-	if n < s.state.seq {
-		return fmt.Errorf("%w: it holds writes up to number %d, but %d were acknowledged (%s): files were lost or damaged", ErrDamaged, n, s.state.seq, sealPath(dir))
+	case seq < s.state.seq:
+		return fmt.Errorf("%w: it holds writes up to number %d, but %d were acknowledged (%s): files were lost or damaged", ErrDamaged, seq, s.state.seq, sealPath(dir))
 	}
 	return nil
 }
