@@ -106,13 +106,27 @@ func (e *ListenError) Error() string {
 
 func (e *ListenError) Unwrap() error { return e.Err }
 
+// Store is what the server needs of its revocation list: the session
+// methods' reads and writes (revocations and subject cutoffs), the feed it
+// publishes, the retention it keeps entries past their expiry, and Close.
+// revocation.Badger is the embedded one; a store shared by several nodes
+// implements the same.
+type Store interface {
+	session.Store
+	revocation.Feed
+	Retention() time.Duration
+	Close() error
+}
+
+var _ Store = (*revocation.Badger)(nil)
+
 // Server is sessiond's HTTP service. Create it with New, start it with Open,
 // stop it with Close; a Server is opened at most once.
 type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	store *revocation.Badger
+	store Store
 	ring  *keys.Keyring
 	api   *http.Server
 	ln    *connLimiter
