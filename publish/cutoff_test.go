@@ -13,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 
-	"github.com/sessiond/sessiond/internal/jose"
 	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/publish"
 	"github.com/sessiond/sessiond/token"
@@ -114,23 +112,16 @@ func payload(t *testing.T, doc string) string {
 	return string(raw)
 }
 
-// signSubjectToken signs a session token of subject issued at iat with the
-// active key of keys, as issue.Issuer does but with a "sub" (which this
-// branch's Issuer does not write yet).
+// signSubjectToken issues a session token of subject dated iat, with the
+// server's own issuer and the active key of keys.
 func signSubjectToken(t *testing.T, keys issue.SigningKeys, subject string, iat time.Time) string {
 	t.Helper()
-	kid, alg, key, err := keys.SigningKey()
+	iss := issue.New(keys, issue.WithClock(func() time.Time { return iat }))
+	tok, _, err := iss.IssueFor(subject, 30*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	header, _ := json.Marshal(map[string]string{"alg": alg, "kid": kid, "typ": "session+jwt"})
-	claims, _ := json.Marshal(map[string]any{"iss": token.DefaultIssuer, "sub": subject, "iat": iat.Unix(), "exp": iat.Add(30 * time.Minute).Unix(), "jti": uuid.NewString()})
-	input := jose.B64.EncodeToString(header) + "." + jose.B64.EncodeToString(claims)
-	sig, err := jose.Sign(alg, key, []byte(input))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return input + "." + jose.B64.EncodeToString(sig)
+	return tok
 }
 
 // End to end: a cutoff written to the real Badger store reaches an offline
