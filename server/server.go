@@ -83,6 +83,12 @@ type Config struct {
 	// means DefaultMaxConnections, lowered with a warning to what the hard
 	// limit holds.
 	MaxConnections int
+	// InvalidTokenBudget is how many failed signature checks each caller
+	// (each remote IP) may cause per second; past it, its verifications of
+	// tokens not seen before get error -32005 without a check (see
+	// session.WithInvalidTokenBudget). Zero means
+	// session.DefaultInvalidTokenBudget; negative, no budget.
+	InvalidTokenBudget int
 	// KeyReloadInterval is how often the key file is re-read (default
 	// DefaultKeyReloadInterval).
 	KeyReloadInterval time.Duration
@@ -157,6 +163,9 @@ func New(cfg Config) *Server {
 	if cfg.KeyReloadInterval <= 0 {
 		cfg.KeyReloadInterval = DefaultKeyReloadInterval
 	}
+	if cfg.InvalidTokenBudget == 0 {
+		cfg.InvalidTokenBudget = session.DefaultInvalidTokenBudget
+	}
 	if cfg.Issuer == "" {
 		cfg.Issuer = token.DefaultIssuer
 	}
@@ -206,6 +215,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	}
 	api := NewHTTPServer(s.handler(), s.log)
 	api.ConnState = s.ln.ConnState
+	api.ConnContext = withRemoteAddr
 	s.log.Info("serving", "addr", s.Addr(), "data_dir", s.cfg.DataDir, "issuer", s.cfg.Issuer)
 
 	keysCtx, stop := context.WithCancel(context.Background())
@@ -243,7 +253,7 @@ func (s *Server) openData() error {
 func (s *Server) handler() http.Handler {
 	c := &s.cfg
 	sessions := session.New(s.store, s.ring, session.WithIssuer(c.Issuer), session.WithLeeway(c.Leeway),
-		session.WithMaxExpiresIn(c.MaxExpiresIn))
+		session.WithMaxExpiresIn(c.MaxExpiresIn), session.WithInvalidTokenBudget(c.InvalidTokenBudget, callerOf))
 	mux := http.NewServeMux()
 	mux.Handle("/{$}", rpc.NewHandler(sessions, rpc.HandlerOptions{Logger: s.log}))
 	mux.Handle("GET /.well-known/jwks.json", publish.NewJWKSHandler(publishedKeys(s.ring), c.JWKSMaxAge, s.log))

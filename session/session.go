@@ -73,6 +73,8 @@ type settings struct {
 	leeway       time.Duration
 	maxExpiresIn time.Duration
 	now          func() time.Time
+	budget       int
+	caller       func(context.Context) string
 }
 
 // WithIssuer sets the "iss" claim of new tokens, which verification then
@@ -102,6 +104,8 @@ type sessions struct {
 	maxExpiresIn time.Duration
 	leeway       time.Duration
 	now          func() time.Time
+	budget       *budget // nil: no ration of failed signature checks
+	caller       func(context.Context) string
 }
 
 // New returns the method table of the session API, issuing and verifying
@@ -135,10 +139,15 @@ func New(store Store, ring Keys, opts ...Option) map[string]rpc.Method {
 		maxExpiresIn: c.maxExpiresIn,
 		leeway:       c.leeway,
 		now:          c.now,
+		caller:       c.caller,
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.caller == nil {
+		s.caller = func(context.Context) string { return "" }
+	}
+	s.budget = newBudget(c.budget, s.now)
 	return map[string]rpc.Method{
 		"session.open_session":             {Params: []string{"expires_in", "subject"}, Call: s.open},
 		"session.verify_session_token":     {Params: []string{"token"}, Call: s.verify},
@@ -318,7 +327,7 @@ func (s *sessions) active(ctx context.Context, p rpc.Params) (token.Claims, erro
 	if err != nil {
 		return token.Claims{}, err
 	}
-	c, err := s.verifier.Verify(ctx, tok)
+	c, err := s.verifyRationed(ctx, tok)
 	if err != nil {
 		return token.Claims{}, err
 	}
@@ -339,6 +348,25 @@ func (s *sessions) active(ctx context.Context, p rpc.Params) (token.Claims, erro
 		}
 	}
 	return c, nil
+}
+
+// verifyRationed verifies tok within its caller's budget of failed
+// signature checks (see WithInvalidTokenBudget): a caller with none left
+// gets errTooManyInvalid for a token not seen before, and a token whose
+// signature fails costs its caller one.
+func (s *sessions) verifyRationed(ctx context.Context, tok string) (token.Claims, error) {
+	if s.budget == nil {
+		return s.verifier.Verify(ctx, tok)
+	}
+	caller := s.caller(ctx)
+	if !s.budget.allows(caller) && !s.verifier.Seen(tok) {
+		return token.Claims{}, errTooManyInvalid
+	}
+	c, err := s.verifier.Verify(ctx, tok)
+	if errors.Is(err, token.ErrSignature) {
+		s.budget.charge(caller)
+	}
+	return c, err
 }
 
 func (s *sessions) verify(ctx context.Context, p rpc.Params) (any, error) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sessiond/sessiond/publish"
 	"github.com/sessiond/sessiond/server"
+	"github.com/sessiond/sessiond/session"
 	"github.com/sessiond/sessiond/token"
 )
 
@@ -60,6 +61,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&c.RevocationsFreshFor, "revocations-fresh-for", publish.DefaultFreshFor, "how long an offline verifier may trust a GET /revocations document: one that cannot reach the server fails closed after this")
 	fs.StringVar(&c.AdminListen, "admin-listen", defaultAdminListen, "address to serve the operator's endpoints on (/healthz, /debug/stats), or off")
 	maxConns := fs.Int("max-connections", server.DefaultMaxConnections, "most client connections open at once; at the cap the longest idle one is closed")
+	budget := fs.Int("invalid-token-budget", session.DefaultInvalidTokenBudget, "failed signature checks each remote address may cause per second; past it, its verifications of tokens not seen before get error -32005 without a check (0: no budget)")
 	fs.StringVar(&c.addrFile, "addr-file", "", "file to write the bound addresses to once listening: the API's on the first line, the admin listener's (or off) on the second")
 	if err := parse(fs, args); err != nil {
 		return nil, err
@@ -76,6 +78,13 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	}
 	if *maxConns < 1 {
 		return nil, fmt.Errorf("--max-connections must be at least 1, not %d", *maxConns)
+	}
+	if *budget < 0 {
+		return nil, fmt.Errorf("--invalid-token-budget must be 0 (no budget) or more, not %d", *budget)
+	}
+	c.InvalidTokenBudget = *budget
+	if *budget == 0 {
+		c.InvalidTokenBudget = -1 // server.Config: negative means none
 	}
 	if given(fs, "max-connections") {
 		c.MaxConnections = *maxConns // else 0: the default, lowered to fit the file limit
