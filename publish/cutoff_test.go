@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/publish"
 	"github.com/sessiond/sessiond/token"

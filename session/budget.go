@@ -61,7 +61,7 @@ const (
 )
 
 type budgetShard struct {
-	mu      sync.Mutex
+	mu       sync.Mutex
 	buckets  map[string]*bucket
 	overflow bucket   // of the callers without an entry while the shard is full
 	_        [24]byte // keeps shards on separate cache lines
