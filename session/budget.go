@@ -8,6 +8,7 @@ import (
 	"context"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessiond/sessiond/rpc"
@@ -44,8 +45,8 @@ func WithInvalidTokenBudget(perSecond int, caller func(ctx context.Context) stri
 // budget is a token bucket per caller: capacity tokens, refilled at rate
 // per second; a failed signature check takes one. Only callers whose bucket
 // is not full have an entry, so the table holds the callers that failed
-// lately; when a shard is full, entries that refilled are dropped, and if
-// none did, every caller without an entry of that shard shares its
+// lately; when a shard is full, entries that refilled are dropped (at most
+// once a second), and if none did, every caller without an entry of that shard shares its
 // overflow bucket rather than getting a fresh one, so that a flood from
 // many addresses buys no more than one budget per shard.
 type budget struct {
@@ -62,9 +63,11 @@ const (
 
 type budgetShard struct {
 	mu       sync.Mutex
+	size     atomic.Int64 // len(buckets), read without mu
 	buckets  map[string]*bucket
 	overflow bucket   // of the callers without an entry while the shard is full
-	_        [24]byte // keeps shards on separate cache lines
+	swept    time.Time // when a full shard last dropped its refilled entries
+	_        [48]byte // keeps shards on separate cache lines (128 bytes each)
 }
 
 type bucket struct {
@@ -97,16 +100,23 @@ func (b *budget) refill(k *bucket, now time.Time) bool {
 	return k.tokens >= b.rate
 }
 
-// allows reports whether caller has a failed check left to spend.
+// allows reports whether caller has a failed check left to spend. While no
+// caller of its shard failed lately, it takes no lock.
 func (b *budget) allows(caller string) bool {
 	s := b.shard(caller)
+	if s.size.Load() == 0 {
+		return true
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := s.lookup(caller)
 	if k == nil {
 		return true
 	}
-	b.refill(k, b.now())
+	if b.refill(k, b.now()) && k != &s.overflow {
+		delete(s.buckets, caller) // full again: as good as none
+		s.size.Store(int64(len(s.buckets)))
+	}
 	return k.tokens >= 1
 }
 
@@ -128,17 +138,20 @@ func (b *budget) charge(caller string) {
 	s := b.shard(caller)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.buckets[caller] == nil && len(s.buckets) >= budgetPerShard {
+	if s.buckets[caller] == nil && len(s.buckets) >= budgetPerShard && now.Sub(s.swept) >= time.Second {
+		s.swept = now // at most once a second: a sweep reads every entry
 		for name, other := range s.buckets {
 			if b.refill(other, now) {
 				delete(s.buckets, name)
 			}
 		}
+		s.size.Store(int64(len(s.buckets)))
 	}
 	k := s.lookup(caller)
 	if k == nil {
 		k = &bucket{tokens: b.rate, at: now}
 		s.buckets[caller] = k
+		s.size.Store(int64(len(s.buckets)))
 	}
 	b.refill(k, now)
 	k.tokens = max(0, k.tokens-1)
