@@ -65,9 +65,9 @@ type budgetShard struct {
 	mu       sync.Mutex
 	size     atomic.Int64 // len(buckets), read without mu
 	buckets  map[string]*bucket
-	overflow bucket   // of the callers without an entry while the shard is full
+	overflow bucket    // of the callers without an entry while the shard is full
 	swept    time.Time // when a full shard last dropped its refilled entries
-	_        [48]byte // keeps shards on separate cache lines (128 bytes each)
+	_        [48]byte  // keeps shards on separate cache lines (128 bytes each)
 }
 
 type bucket struct {
