@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -78,4 +79,47 @@ func forge(tok string, i int) string {
 	at := strings.LastIndexByte(tok, '.') + 1 + i%40
 	b[at] = alphabet[(strings.IndexByte(alphabet, b[at])+1+i/40)%len(alphabet)]
 	return string(b)
+}
+
+// A request refused for its caller's budget gets its answer only after the
+// tarpit's delay (about a second), while a request of a token seen before,
+// on another connection from the same address, is answered meanwhile.
+func TestInvalidTokenBudgetTarpit(t *testing.T) {
+	srv := open(t, server.Config{InvalidTokenBudget: 1})
+	ctx := context.Background()
+	url := "http://" + srv.Addr() + "/"
+	cl := client.New(url, nil)
+	res, err := cl.OpenSession(ctx, time.Hour)
+	if err != nil {
+		t.Fatalf("OpenSession() error = %v", err)
+	}
+	if active, err := cl.VerifySessionToken(ctx, res.AccessToken); !active || err != nil {
+		t.Fatalf("VerifySessionToken() = %v, %v, want true", active, err)
+	}
+	if active, err := cl.VerifySessionToken(ctx, forge(res.AccessToken, 0)); active || err != nil {
+		t.Fatalf("forged token within the budget = %v, %v, want false", active, err)
+	}
+
+	start := time.Now()
+	refused := make(chan error, 1)
+	go func() {
+		_, err := client.New(url, &http.Client{Transport: &http.Transport{}}).VerifySessionToken(ctx, forge(res.AccessToken, 1))
+		refused <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the refusal is being held
+	if active, err := cl.VerifySessionToken(ctx, res.AccessToken); !active || err != nil {
+		t.Errorf("a token seen before, during another connection's tarpit = %v, %v, want true", active, err)
+	}
+	select {
+	case err := <-refused:
+		t.Fatalf("the refusal (%v) came before the other connection's answer", err)
+	default:
+	}
+	var rpcErr *client.Error
+	if err := <-refused; !errors.As(err, &rpcErr) || rpcErr.Code != session.CodeTooManyInvalid {
+		t.Fatalf("forged token past the budget: %v, want error %d", err, session.CodeTooManyInvalid)
+	}
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Errorf("the refusal took %v, want the tarpit's second", took)
+	}
 }

@@ -215,7 +215,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	}
 	api := NewHTTPServer(s.handler(), s.log)
 	api.ConnState = s.ln.ConnState
-	api.ConnContext = withRemoteAddr
+	api.ConnContext = withConn
 	s.log.Info("serving", "addr", s.Addr(), "data_dir", s.cfg.DataDir, "issuer", s.cfg.Issuer)
 
 	keysCtx, stop := context.WithCancel(context.Background())
@@ -253,9 +253,9 @@ func (s *Server) openData() error {
 func (s *Server) handler() http.Handler {
 	c := &s.cfg
 	sessions := session.New(s.store, s.ring, session.WithIssuer(c.Issuer), session.WithLeeway(c.Leeway),
-		session.WithMaxExpiresIn(c.MaxExpiresIn), session.WithInvalidTokenBudget(c.InvalidTokenBudget, callerOf))
+		session.WithMaxExpiresIn(c.MaxExpiresIn), session.WithInvalidTokenBudget(c.InvalidTokenBudget, callerOf, markRefused))
 	mux := http.NewServeMux()
-	mux.Handle("/{$}", rpc.NewHandler(sessions, rpc.HandlerOptions{Logger: s.log}))
+	mux.Handle("/{$}", tarpit(rpc.NewHandler(sessions, rpc.HandlerOptions{Logger: s.log})))
 	mux.Handle("GET /.well-known/jwks.json", publish.NewJWKSHandler(publishedKeys(s.ring), c.JWKSMaxAge, s.log))
 	mux.Handle("GET /revocations", publish.NewRevocationsHandler(s.store, s.ring, publish.RevocationsOptions{
 		Issuer: c.Issuer, FreshFor: c.RevocationsFreshFor, Logger: s.log, Retention: s.store.Retention}))

@@ -36,10 +36,12 @@ const DefaultInvalidTokenBudget = 100
 // tokens cannot take the cores from others, nor from its own valid
 // sessions. caller names the caller of a request from its context (a
 // client's name, else its remote address); requests it names "" share one
-// budget, as do all when caller is nil. perSecond 0 or less, the default,
-// means no budget.
-func WithInvalidTokenBudget(perSecond int, caller func(ctx context.Context) string) Option {
-	return func(s *settings) { s.budget, s.caller = perSecond, caller }
+// budget, as do all when caller is nil. refused, unless nil, is told of
+// each refusal (with the call's context), so that the server can make the
+// refused caller wait for its answer (see server's tarpit). perSecond 0 or
+// less, the default, means no budget.
+func WithInvalidTokenBudget(perSecond int, caller func(ctx context.Context) string, refused func(ctx context.Context)) Option {
+	return func(s *settings) { s.budget, s.caller, s.refused = perSecond, caller, refused }
 }
 
 // budget is a token bucket per caller: capacity tokens, refilled at rate

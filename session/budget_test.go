@@ -39,7 +39,7 @@ func newBudgetService(t *testing.T, perSecond int, clock func() time.Time) *serv
 		t.Fatalf("OpenKeyring() error = %v", err)
 	}
 	caller := func(ctx context.Context) string { name, _ := ctx.Value(callerKey{}).(string); return name }
-	methods := session.New(store, ring, session.WithClock(clock), session.WithInvalidTokenBudget(perSecond, caller))
+	methods := session.New(store, ring, session.WithClock(clock), session.WithInvalidTokenBudget(perSecond, caller, nil))
 	h := rpc.NewHandler(methods, rpc.HandlerOptions{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, r.Header.Get(callerHeader))))

@@ -75,6 +75,7 @@ type settings struct {
 	now          func() time.Time
 	budget       int
 	caller       func(context.Context) string
+	refused      func(context.Context)
 }
 
 // WithIssuer sets the "iss" claim of new tokens, which verification then
@@ -106,6 +107,7 @@ type sessions struct {
 	now          func() time.Time
 	budget       *budget // nil: no ration of failed signature checks
 	caller       func(context.Context) string
+	refused      func(context.Context) // nil: nobody to tell
 }
 
 // New returns the method table of the session API, issuing and verifying
@@ -140,6 +142,7 @@ func New(store Store, ring Keys, opts ...Option) map[string]rpc.Method {
 		leeway:       c.leeway,
 		now:          c.now,
 		caller:       c.caller,
+		refused:      c.refused,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -360,6 +363,9 @@ func (s *sessions) verifyRationed(ctx context.Context, tok string) (token.Claims
 	}
 	caller := s.caller(ctx)
 	if !s.budget.allows(caller) && !s.verifier.Seen(tok) {
+		if s.refused != nil {
+			s.refused(ctx)
+		}
 		return token.Claims{}, errTooManyInvalid
 	}
 	c, err := s.verifier.Verify(ctx, tok)
