@@ -47,6 +47,7 @@ type serveConfig struct {
 	config
 	server.Config
 	addrFile string
+	env      []string // the variables of serve's flags
 }
 
 // parseServe turns serve's flags and environment into a checked
@@ -65,6 +66,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if err := parse(fs, args); err != nil {
 		return nil, err
 	}
+	c.env = flagEnv(fs)
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "sessiond serve: unexpected argument %q\n", fs.Arg(0))
 		return nil, errUsage
@@ -105,6 +107,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(hup)
 	setMemoryLimit()
 	c.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	warnUnknownEnv(c.Logger, c.env)
 	if c.addrFile != "" {
 		// A reader waiting for the file must never find a stale one.
 		if err := os.Remove(c.addrFile); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -173,6 +176,8 @@ func serveError(err error, c *serveConfig) error {
 	var listen *server.ListenError
 	var files *server.FileLimitError
 	switch {
+	case errors.As(err, &listen) && !listen.Admin:
+		return fmt.Errorf("%w; give --listen (SESSIOND_LISTEN) an address that is free and that this user may bind, such as 127.0.0.1:8090, or stop whatever holds this one", err)
 	case errors.As(err, &listen) && listen.Admin:
 		return fmt.Errorf("%w; give --admin-listen (SESSIOND_ADMIN_LISTEN) a free address, or off", err)
 	case errors.As(err, &files) && files.Err != nil:
