@@ -22,6 +22,8 @@ const serveSummary = `Usage: sessiond serve [flags]
 
 Serves the session API (session.open_session, session.verify_session_token,
 session.close_session; README.md, "The methods") as JSON-RPC 2.0 on POST /,
+with rpc.discover answering their OpenRPC document (and, for the origins
+--cors-origin names, CORS for browser pages),
 the public signing keys on GET /.well-known/jwks.json, the signed revocation
 list for offline verifiers on GET /revocations, and GET /healthz. The admin
 listener (--admin-listen, loopback by default) serves GET /healthz and
