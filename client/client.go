@@ -4,7 +4,9 @@
 // a program that verifies tokens offline imports package token instead.
 //
 // Start with [New], then [Client.OpenSession], [Client.VerifySessionToken]
-// and [Client.CloseSession]. A JSON-RPC error from the server comes back as
+// and [Client.CloseSession]; for sessions with a subject,
+// [Client.OpenSessionFor], [Client.IntrospectSessionToken] and
+// [Client.CloseAllSessions]. A JSON-RPC error from the server comes back as
 // an [*Error] (match it with errors.As); anything else (network, HTTP
 // status, a reply that does not parse) as a plain error.
 package client
@@ -74,16 +76,7 @@ func New(url string, hc *http.Client) *Client {
 // (30 days). The server refuses a lifetime it does not grant with an
 // [*Error].
 func (c *Client) OpenSession(ctx context.Context, expiresIn time.Duration) (OpenResult, error) {
-	if expiresIn%time.Second != 0 {
-		return OpenResult{}, fmt.Errorf("session.open_session: %w: %s; the API counts lifetimes in whole seconds: round it first (for example with Round(time.Second))", ErrDuration, expiresIn)
-	}
-	params := map[string]any{"expires_in": nil}
-	if expiresIn != 0 {
-		params["expires_in"] = int64(expiresIn / time.Second)
-	}
-	var res OpenResult
-	err := c.Call(ctx, "session.open_session", params, &res)
-	return res, err
+	return c.OpenSessionFor(ctx, "", expiresIn)
 }
 
 // VerifySessionToken reports whether tok is active.

@@ -92,6 +92,10 @@ type Config struct {
 	// KeyReloadInterval is how often the key file is re-read (default
 	// DefaultKeyReloadInterval).
 	KeyReloadInterval time.Duration
+	// CORSOrigins are the web origins (scheme://host[:port], see
+	// CheckCORSOrigin) whose pages may call the JSON-RPC endpoint from a
+	// browser; none means no CORS headers at all. Open refuses a bad one.
+	CORSOrigins []string
 	// Logger receives the server's log (default: discarded).
 	Logger *slog.Logger
 }
@@ -137,6 +141,7 @@ type Server struct {
 	api   *http.Server
 	ln    *connLimiter
 	admin *adminServer
+	cors  func(http.Handler) http.Handler // CORS for the JSON-RPC endpoint (Config.CORSOrigins)
 
 	reload   chan os.Signal // to the key ring's Run
 	stopKeys context.CancelFunc
@@ -202,6 +207,9 @@ func (s *Server) Open(ctx context.Context) (err error) {
 		}
 	}()
 	ctx = context.WithoutCancel(ctx)
+	if s.cors, err = newCORS(s.cfg.CORSOrigins); err != nil {
+		return err
+	}
 	if err := s.openData(); err != nil {
 		return err
 	}
@@ -255,7 +263,7 @@ func (s *Server) handler() http.Handler {
 	sessions := session.New(s.store, s.ring, session.WithIssuer(c.Issuer), session.WithLeeway(c.Leeway),
 		session.WithMaxExpiresIn(c.MaxExpiresIn), session.WithInvalidTokenBudget(c.InvalidTokenBudget, callerOf, markRefused))
 	mux := http.NewServeMux()
-	mux.Handle("/{$}", tarpit(rpc.NewHandler(sessions, rpc.HandlerOptions{Logger: s.log})))
+	mux.Handle("/{$}", s.cors(tarpit(rpc.NewHandler(sessions, rpc.HandlerOptions{Logger: s.log}))))
 	mux.Handle("GET /.well-known/jwks.json", publish.NewJWKSHandler(publishedKeys(s.ring), c.JWKSMaxAge, s.log))
 	mux.Handle("GET /revocations", publish.NewRevocationsHandler(s.store, s.ring, publish.RevocationsOptions{
 		Issuer: c.Issuer, FreshFor: c.RevocationsFreshFor, Logger: s.log, Retention: s.store.Retention}))

@@ -1,8 +1,9 @@
 // Package session is the session API of sessiond: the JSON-RPC methods
 // session.open_session, session.verify_session_token,
 // session.close_session (the three of the API document),
-// session.introspect_session_token and session.close_all_sessions, as a
-// method table for [rpc.NewHandler].
+// session.introspect_session_token and session.close_all_sessions, with
+// rpc.discover (the OpenRPC document of them all, [OpenRPC]), as a method
+// table for [rpc.NewHandler].
 //
 // Start with [New]: it takes the revocation store and the key ring, and
 // builds the issuer and the verifier itself, so that verification always
@@ -157,6 +158,7 @@ func New(store Store, ring Keys, opts ...Option) map[string]rpc.Method {
 		"session.close_session":            {Params: []string{"token"}, Call: s.close},
 		"session.introspect_session_token": {Params: []string{"token"}, Call: s.introspect},
 		"session.close_all_sessions":       {Params: []string{"subject"}, Call: s.closeAll},
+		"rpc.discover":                     discover(OpenRPC(s.maxExpiresIn)),
 	}
 }
 

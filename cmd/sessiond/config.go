@@ -92,14 +92,34 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 }
 
 // parse parses args, then fills every flag not given from its environment
-// variable (SESSIOND_ and the flag name in upper case, - as _).
+// variable (SESSIOND_ and the flag name in upper case, - as _). Flags may
+// come before or after the positional arguments (`keys remove KID
+// --data-dir D`); after -- every word is an argument. A bad flag prints one
+// line that says what is wrong (for a duration, what one looks like) and
+// how to see the flags, not the whole usage.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	var bad *badDuration
+	restore := checkDurations(fs, &bad)
+	out := fs.Output()
+	fs.SetOutput(io.Discard) // the errors are explained below
+	err := parseInterspersed(fs, args)
+	fs.SetOutput(out)
+	if err != nil {
+		restore()
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			fs.Usage()
 			return err
+		case bad != nil:
+			fmt.Fprintf(out, "%s: invalid value %q for --%s: %v\n", fs.Name(), bad.value, bad.flag, errNotDuration)
+		case strings.HasPrefix(err.Error(), "flag provided but not defined"):
+			fmt.Fprintf(out, "%s: %v (%s --help lists the flags; an argument that begins with - goes after --, last: %s [flags] -- ARG)\n", fs.Name(), err, fs.Name(), fs.Name())
+		default:
+			fmt.Fprintf(out, "%s: %v (%s --help lists the flags)\n", fs.Name(), err, fs.Name())
 		}
-		return errUsage // the flag package has explained
+		return errUsage
 	}
+	defer restore()
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []error

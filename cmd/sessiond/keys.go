@@ -36,7 +36,7 @@ Commands:
 
 Each takes --data-dir, --max-expires-in, --leeway and --jwks-max-age, from
 flags or the same SESSIOND_* environment variables as "sessiond serve".
-Flags come before arguments; -- ends the flags. Only init creates anything:
+Flags may come before or after arguments; -- ends the flags. Only init creates anything:
 the other commands refuse a data directory that holds no key file.
 `
 

@@ -52,6 +52,10 @@ Usage:
                                   (sessiond keys --help)
   sessiond verify --jwks FILE|URL [flags] TOKEN
                                   verify a token offline (sessiond verify --help)
+  sessiond session COMMAND [flags] [ARG]
+                                  call a running server: open, verify,
+                                  introspect, close or close-all sessions
+                                  (sessiond session --help)
   sessiond revocations reset --yes
                                   start over with an empty revocation list
                                   (sessiond revocations --help)
@@ -75,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return verify(ctx, args[1:], stdout, stderr)
 	case "revocations":
 		return revocationsCommand(args[1:], stdout, stderr)
+	case "session":
+		return sessionCommand(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -23,6 +23,8 @@ const serveSummary = `Usage: sessiond serve [flags]
 
 Serves the session API (session.open_session, session.verify_session_token,
 session.close_session; README.md, "The methods") as JSON-RPC 2.0 on POST /,
+with rpc.discover answering their OpenRPC document (and, for the origins
+--cors-origin names, CORS for browser pages),
 the public signing keys on GET /.well-known/jwks.json, the signed revocation
 list for offline verifiers on GET /revocations, and GET /healthz. The admin
 listener (--admin-listen, loopback by default) serves GET /healthz and
@@ -48,6 +50,7 @@ type serveConfig struct {
 	config
 	server.Config
 	addrFile string
+	env      []string // the variables of serve's flags
 }
 
 // parseServe turns serve's flags and environment into a checked
@@ -62,15 +65,20 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.AdminListen, "admin-listen", defaultAdminListen, "address to serve the operator's endpoints on (/healthz, /debug/stats), or off")
 	maxConns := fs.Int("max-connections", server.DefaultMaxConnections, "most client connections open at once; at the cap the longest idle one is closed")
 	budget := fs.Int("invalid-token-budget", session.DefaultInvalidTokenBudget, "failed signature checks each remote address may cause per second; past it, its verifications of tokens not seen before get error -32005 without a check (0: no budget)")
+	corsFlag(fs, &c.CORSOrigins)
 	fs.StringVar(&c.addrFile, "addr-file", "", "file to write the bound addresses to once listening: the API's on the first line, the admin listener's (or off) on the second")
 	if err := parse(fs, args); err != nil {
 		return nil, err
 	}
+	c.env = flagEnv(fs)
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "sessiond serve: unexpected argument %q\n", fs.Arg(0))
 		return nil, errUsage
 	}
 	if err := c.checkServe(); err != nil {
+		return nil, err
+	}
+	if err := checkCORS(c.CORSOrigins); err != nil {
 		return nil, err
 	}
 	if c.RevocationsFreshFor < time.Second {
@@ -110,6 +118,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(hup)
 	setMemoryLimit()
 	c.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	warnUnknownEnv(c.Logger, c.env)
 	if c.addrFile != "" {
 		// A reader waiting for the file must never find a stale one.
 		if err := os.Remove(c.addrFile); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -178,6 +187,8 @@ func serveError(err error, c *serveConfig) error {
 	var listen *server.ListenError
 	var files *server.FileLimitError
 	switch {
+	case errors.As(err, &listen) && !listen.Admin:
+		return fmt.Errorf("%w; give --listen (SESSIOND_LISTEN) an address that is free and that this user may bind, such as 127.0.0.1:8090, or stop whatever holds this one", err)
 	case errors.As(err, &listen) && listen.Admin:
 		return fmt.Errorf("%w; give --admin-listen (SESSIOND_ADMIN_LISTEN) a free address, or off", err)
 	case errors.As(err, &files) && files.Err != nil:
