@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessiond/sessiond/keys"
@@ -123,8 +124,9 @@ var _ Store = (*revocation.Badger)(nil)
 // Server is sessiond's HTTP service. Create it with New, start it with Open,
 // stop it with Close; a Server is opened at most once.
 type Server struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
 
 	store Store
 	ring  *keys.Keyring
@@ -139,6 +141,7 @@ type Server struct {
 	served chan struct{} // closed when the API server stops serving
 	serve  error         // its result, set before served is closed
 
+	closing   atomic.Bool // set when Close starts: /readyz answers 503
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -164,7 +167,9 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log, reload: make(chan os.Signal, 1), served: make(chan struct{})}
+	log = slog.New(contextHandler{log.Handler()})
+	return &Server{cfg: cfg, log: log, metrics: newMetrics(ReadBuildInfo()),
+		reload: make(chan os.Signal, 1), served: make(chan struct{})}
 }
 
 // Open raises the file limit for the connection cap, creates the data
@@ -201,7 +206,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 		return &ListenError{Addr: s.cfg.Listen, Err: err}
 	}
 	s.ln = newConnLimiter(raw, connCap)
-	if s.admin, err = listenAdmin(ctx, s.cfg.AdminListen, s.log); err != nil {
+	if s.admin, err = listenAdmin(ctx, s.cfg.AdminListen, s.adminHandler(), s.log); err != nil {
 		return err
 	}
 	api := NewHTTPServer(s.handler(), s.log)
@@ -225,7 +230,7 @@ func (s *Server) openData() error {
 		return err
 	}
 	store, err := revocation.OpenBadger(filepath.Join(s.cfg.DataDir, "revocations"),
-		revocation.Options{Logger: s.log.With("component", "badger"), Retention: s.cfg.Leeway})
+		revocation.Options{Logger: s.log.With("component", "badger"), Retention: s.cfg.Leeway, Committed: s.metrics.committed})
 	if err != nil {
 		return fmt.Errorf("open revocation list: %w", err)
 	}
@@ -236,6 +241,7 @@ func (s *Server) openData() error {
 		return fmt.Errorf("open signing keys: %w", err)
 	}
 	s.ring = ring
+	s.metrics.reg.MustRegister(newOpenedCollector(store, ring, s.log))
 	return nil
 }
 
@@ -243,9 +249,10 @@ func (s *Server) openData() error {
 func (s *Server) handler() http.Handler {
 	c := &s.cfg
 	sessions := session.New(s.store, s.ring, session.WithIssuer(c.Issuer), session.WithLeeway(c.Leeway),
-		session.WithMaxExpiresIn(c.MaxExpiresIn))
+		session.WithMaxExpiresIn(c.MaxExpiresIn), session.WithObserver(s.observeSession))
+	s.metrics.methods(sessions)
 	mux := http.NewServeMux()
-	mux.Handle("/{$}", rpc.NewHandler(sessions, rpc.HandlerOptions{Logger: s.log}))
+	mux.Handle("/{$}", withRequestID(rpc.NewHandler(sessions, rpc.HandlerOptions{Logger: s.log, Observe: s.observeCall})))
 	mux.Handle("GET /.well-known/jwks.json", publish.NewJWKSHandler(publishedKeys(s.ring), c.JWKSMaxAge, s.log))
 	mux.Handle("GET /revocations", publish.NewRevocationsHandler(s.store, s.ring, publish.RevocationsOptions{
 		Issuer: c.Issuer, FreshFor: c.RevocationsFreshFor, Logger: s.log, Retention: s.store.Retention}))
@@ -303,6 +310,7 @@ func (s *Server) Close() error {
 			s.closeErr = s.closeOpened() // Open failed or never ran
 			return
 		}
+		s.closing.Store(true)
 		s.log.Info("shutting down")
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
