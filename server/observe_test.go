@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -467,4 +468,79 @@ func jtiOf(t *testing.T, tok string) string {
 		t.Fatalf("token payload %s: %v", payload, err)
 	}
 	return c.Jti
+}
+
+// /readyz is 200 "ok" while the store answers and the server is not
+// shutting down; 503 with the reason when the store is closed under it,
+// and once Close has begun, while requests in progress are still served.
+func TestReadyz(t *testing.T) {
+	t.Run("store closed", func(t *testing.T) {
+		o := openObserved(t)
+		if code, body := get(t, o.admin+"readyz"); code != 200 || body != "ok\n" {
+			t.Fatalf("GET /readyz = %d %q, want 200 ok", code, body)
+		}
+		closeStoreUnder(t, o)
+		code, body := get(t, o.admin+"readyz")
+		if code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "store: ") || !strings.Contains(body, "closed") {
+			t.Errorf("GET /readyz with the store closed = %d %q, want 503 \"store: … closed\"", code, body)
+		}
+		if code, _ := get(t, o.admin+"healthz"); code != 200 {
+			t.Errorf("GET /healthz with the store closed = %d, want 200: the process is alive", code)
+		}
+	})
+	t.Run("shutting down", func(t *testing.T) {
+		o := openObserved(t)
+		// A request in progress: its handler is reading the body (the
+		// server says 100 Continue then), so Close waits for it with the
+		// admin listener still up.
+		conn, err := net.Dial("tcp", o.srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(time.Minute))
+		const body = `{"jsonrpc":"2.0","method":"x","id":1}`
+		fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", len(body))
+		r := bufio.NewReader(conn)
+		if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+			t.Fatalf("after the headers: %q, %v, want 100 Continue", line, err)
+		}
+		r.ReadString('\n') // the blank line that ends it
+		closed := make(chan error, 1)
+		go func() { closed <- o.srv.Close() }()
+		var code int
+		var got string
+		waitFor(t, func() bool {
+			code, got = get(t, o.admin+"readyz")
+			return code != 200
+		})
+		if code != http.StatusServiceUnavailable || got != "shutting down\n" {
+			t.Errorf("GET /readyz while shutting down = %d %q, want 503 \"shutting down\"", code, got)
+		}
+		io.WriteString(conn, body)
+		reply, err := io.ReadAll(r)
+		if !strings.Contains(string(reply), "method not found") {
+			t.Errorf("the request in progress got %q, %v, want its answer", reply, err)
+		}
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Errorf("Close() = %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Close did not return in 30s")
+		}
+	})
+}
+
+// waitFor polls cond for up to 20 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
