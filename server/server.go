@@ -14,7 +14,16 @@
 // The API listener serves the session methods (package session) as JSON-RPC
 // 2.0 on POST /, the public signing keys on GET /.well-known/jwks.json, the
 // signed revocation list for offline verifiers on GET /revocations, and
-// GET /healthz. The admin listener serves GET /healthz and GET /debug/stats.
+// GET /healthz. The admin listener serves GET /metrics (Prometheus, a
+// registry of the server's own), GET /healthz, GET /readyz, Go's profiler
+// under /debug/pprof/ and GET /debug/stats.
+//
+// # Logs
+//
+// Every JSON-RPC call gets one line at Info ("rpc call": method, code,
+// duration, request id, client, the token's jti at most); every line
+// logged for a request carries its request id (X-Request-Id, echoed).
+// Internal errors are logged at Error with their cause.
 package server
 
 import (
@@ -58,8 +67,9 @@ type Config struct {
 	// Listen is the API's address, host:port (default DefaultListen; port 0
 	// picks a free one, see Server.Addr).
 	Listen string
-	// AdminListen is the address of the operator's endpoints (/healthz,
-	// /debug/stats); empty means no admin listener.
+	// AdminListen is the address of the operator's endpoints (/metrics,
+	// /healthz, /readyz, /debug/pprof/, /debug/stats); empty means no admin
+	// listener.
 	AdminListen string
 	// Issuer is the "iss" claim of new tokens, required of verified ones
 	// (default token.DefaultIssuer).
