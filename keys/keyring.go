@@ -34,6 +34,11 @@ type Keyring struct {
 	reloadMu sync.Mutex // serialises Reload
 	stamp    fileStamp  // of the file behind cur; guarded by reloadMu
 	cur      atomic.Pointer[snapshot]
+
+	// states is each key's state when Run last looked (by kid), so that it
+	// can log the changes; guarded by statesMu.
+	statesMu sync.Mutex
+	states   map[string]State
 }
 
 // snapshot is an immutable key set with an index for verification.
@@ -91,6 +96,7 @@ func OpenKeyring(path string, policy Policy, opts KeyringOptions) (*Keyring, err
 	stamp, _ := statFile(path)
 	r.stamp = stamp
 	r.cur.Store(r.index(set))
+	r.noteStates(false)
 	return r, nil
 }
 
@@ -210,7 +216,12 @@ func (r *Keyring) Prune() error {
 // Run follows the key file until ctx ends: every interval (a server passes
 // [ReloadInterval], which the lifecycle counts on), and whenever
 // reload receives, it reloads the file and prunes expired keys. Errors are
-// logged; the keyring keeps serving its last good keys.
+// logged; the keyring keeps serving its last good keys. Each time it also
+// logs, at Info, every key whose state changed since it last looked: one
+// added to the file ("signing key added"), one that became active
+// ("signing key activated", the one that signs from then on), retired
+// ("signing key retired") or expired ("signing key expired"), and one gone
+// from the file, pruned or removed ("signing key removed").
 func (r *Keyring) Run(ctx context.Context, interval time.Duration, reload <-chan os.Signal) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -223,12 +234,44 @@ func (r *Keyring) Run(ctx context.Context, interval time.Duration, reload <-chan
 		}
 		if err := r.Reload(); err != nil {
 			r.log.Error("keeping the last good signing keys", "err", err)
-			continue
-		}
-		if err := r.Prune(); err != nil {
+		} else if err := r.Prune(); err != nil {
 			r.log.Error("prune keys", "err", err)
 		}
+		r.noteStates(true)
 	}
+}
+
+// noteStates records each key's state now and, when log is set, logs the
+// changes since the last call (see Run).
+func (r *Keyring) noteStates(log bool) {
+	r.statesMu.Lock()
+	defer r.statesMu.Unlock()
+	set, now := r.cur.Load().set, r.now()
+	states := make(map[string]State, set.Len())
+	for _, k := range set.keys {
+		st := set.Lifecycle(k, now, r.policy).State
+		states[k.ID] = st
+		old, known := r.states[k.ID]
+		switch {
+		case !log || known && old == st:
+		case !known:
+			r.log.Info("signing key added", "key", k, "state", st, "activates", k.activates)
+		case st == Active:
+			r.log.Info("signing key activated", "key", k)
+		case st == Retired:
+			r.log.Info("signing key retired", "key", k)
+		default:
+			r.log.Info("signing key "+string(st), "key", k)
+		}
+	}
+	if log {
+		for kid, old := range r.states {
+			if _, ok := states[kid]; !ok {
+				r.log.Info("signing key removed", "kid", kid, "was", old)
+			}
+		}
+	}
+	r.states = states
 }
 
 // fileStamp tells whether a file changed without reading it.

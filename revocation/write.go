@@ -144,6 +144,9 @@ func (b *Badger) writeLoop(ctx context.Context) {
 			}
 			continue
 		}
+		if b.committed != nil {
+			b.committed(len(batch))
+		}
 		// The sealer answers the callers; batch is its now.
 		b.sealing <- sealJob{batch: batch, seq: b.seq}
 		batch = make([]*revokeRequest, 0, maxBatch)

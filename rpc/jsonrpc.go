@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // JSON-RPC 2.0 error codes, see https://www.jsonrpc.org/specification#error_object.
@@ -78,6 +79,32 @@ type HandlerOptions struct {
 	Logger      *slog.Logger // nil: discard
 	MaxBodySize int64        // 0 = 1 MiB
 	MaxBatch    int          // 0 = 100 requests in one batch
+
+	// Observe, when set, is told of every outcome: each request object
+	// answered or run (a notification too), each batch or body refused as a
+	// whole, and each HTTP refusal that carries a JSON-RPC error object
+	// (405, 413, 415, 400). It is called once per outcome, after the
+	// method returned and its reply was encoded, before the HTTP reply is
+	// sent, with the request's context; in a batch, in the order of the
+	// requests, one after the other. It must not block for long: the reply
+	// waits for it. nil: nobody is told.
+	Observe func(ctx context.Context, o Outcome)
+}
+
+// Outcome is what [HandlerOptions.Observe] is told of one call.
+type Outcome struct {
+	// Method is the method's name when it is in the table, "" otherwise
+	// (an unknown method, an invalid request, a refused batch or body), so
+	// that a caller cannot make up names an observer must keep.
+	Method string
+	// Code is the JSON-RPC error code the client got, 0 for a result. A
+	// notification's is what it would have got.
+	Code int
+	// Notification tells a request that gets no response.
+	Notification bool
+	// Duration is the time from the start of decoding the request object
+	// to the end of encoding its reply.
+	Duration time.Duration
 }
 
 // Handler serves JSON-RPC 2.0 over HTTP POST. It implements [http.Handler]
@@ -110,6 +137,7 @@ type Handler struct {
 	logger      *slog.Logger
 	maxBodySize int64
 	maxBatch    int
+	observe     func(context.Context, Outcome)
 	buffers     sync.Pool // of *outBuf
 }
 
@@ -122,6 +150,7 @@ func NewHandler(methods map[string]Method, opts HandlerOptions) *Handler {
 		logger:      opts.Logger,
 		maxBodySize: opts.MaxBodySize,
 		maxBatch:    opts.MaxBatch,
+		observe:     opts.Observe,
 	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
@@ -158,23 +187,23 @@ func NewHandler(methods map[string]Method, opts HandlerOptions) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		h.replyHTTPError(w, http.StatusMethodNotAllowed, "method not allowed, use POST")
+		h.replyHTTPError(w, r, http.StatusMethodNotAllowed, "method not allowed, use POST")
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); !jsonContentType(ct) {
-		h.replyHTTPError(w, http.StatusUnsupportedMediaType,
+		h.replyHTTPError(w, r, http.StatusUnsupportedMediaType,
 			fmt.Sprintf("unsupported content type %q, use application/json", ct))
 		return
 	}
 	body, err := h.readBody(w, r)
 	if err != nil {
 		if tooBig, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			h.replyHTTPError(w, http.StatusRequestEntityTooLarge,
+			h.replyHTTPError(w, r, http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("request body too large, the limit is %d bytes", tooBig.Limit))
 			return
 		}
 		h.logger.DebugContext(r.Context(), "rpc: read request body", "err", err)
-		h.replyHTTPError(w, http.StatusBadRequest, "cannot read request body")
+		h.replyHTTPError(w, r, http.StatusBadRequest, "cannot read request body")
 		return
 	}
 
@@ -269,7 +298,10 @@ func jsonContentType(ct string) bool {
 
 // replyHTTPError answers a request that never reached JSON-RPC decoding with
 // the given HTTP status and a JSON-RPC error object (CodeInvalidRequest, id null).
-func (h *Handler) replyHTTPError(w http.ResponseWriter, status int, msg string) {
+func (h *Handler) replyHTTPError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	if h.observe != nil {
+		h.observe(r.Context(), Outcome{Code: CodeInvalidRequest})
+	}
 	out := h.getBuf()
 	defer h.putBuf(out)
 	if err := out.writeError(&Error{Code: CodeInvalidRequest, Message: msg}, nil); err != nil {
@@ -281,6 +313,10 @@ func (h *Handler) replyHTTPError(w http.ResponseWriter, status int, msg string) 
 // serve decodes body as one request or a batch and appends the response(s) to
 // out; out stays empty when there is nothing to answer.
 func (h *Handler) serve(ctx context.Context, body []byte, out *outBuf) {
+	var start time.Time
+	if h.observe != nil {
+		start = time.Now()
+	}
 	doc := trimSpace(body)
 	if !json.Valid(doc) {
 		// Lenient path, off the hot path: the user's API documentation has
@@ -288,18 +324,26 @@ func (h *Handler) serve(ctx context.Context, body []byte, out *outBuf) {
 		// nothing else that is not JSON).
 		fixed, changed := stripTrailingCommas(doc)
 		if !changed || !json.Valid(fixed) {
-			h.writeError(ctx, out, nil, parseError(fixed), nil)
+			h.observeRefusal(ctx, start, h.writeError(ctx, out, nil, parseError(fixed), nil))
 			return
 		}
 		doc = fixed
 	}
 	switch doc[0] {
 	case '[':
-		h.serveBatch(ctx, doc, out)
+		h.serveBatch(ctx, start, doc, out)
 	case '{':
 		h.serveRequest(ctx, doc, out)
 	default:
-		h.writeError(ctx, out, nil, invalidRequest("a request must be an object or an array of them"), nil)
+		h.observeRefusal(ctx, start, h.writeError(ctx, out, nil, invalidRequest("a request must be an object or an array of them"), nil))
+	}
+}
+
+// observeRefusal tells the observer of a body refused as a whole, decoded
+// from start on, whose client got code.
+func (h *Handler) observeRefusal(ctx context.Context, start time.Time, code int) {
+	if h.observe != nil {
+		h.observe(ctx, Outcome{Code: code, Duration: time.Since(start)})
 	}
 }
 
@@ -308,7 +352,7 @@ func internalError() *Error {
 }
 
 // serveBatch serves a batch, a valid JSON array.
-func (h *Handler) serveBatch(ctx context.Context, doc []byte, out *outBuf) {
+func (h *Handler) serveBatch(ctx context.Context, start time.Time, doc []byte, out *outBuf) {
 	w := walker{b: doc, i: 1}
 	n := 0
 	for {
@@ -316,12 +360,12 @@ func (h *Handler) serveBatch(ctx context.Context, doc []byte, out *outBuf) {
 			break
 		}
 		if n++; n > h.maxBatch {
-			h.writeError(ctx, out, nil, invalidRequest(fmt.Sprintf("batch too large, the limit is %d requests", h.maxBatch)), nil)
+			h.observeRefusal(ctx, start, h.writeError(ctx, out, nil, invalidRequest(fmt.Sprintf("batch too large, the limit is %d requests", h.maxBatch)), nil))
 			return
 		}
 	}
 	if n == 0 {
-		h.writeError(ctx, out, nil, invalidRequest("empty batch"), nil)
+		h.observeRefusal(ctx, start, h.writeError(ctx, out, nil, invalidRequest("empty batch"), nil))
 		return
 	}
 
@@ -351,45 +395,72 @@ func (h *Handler) serveBatch(ctx context.Context, doc []byte, out *outBuf) {
 }
 
 // serveRequest serves one request (an element of a batch or the whole body)
-// and reports whether it appended a response to out.
+// and reports whether it appended a response to out; the observer, if any,
+// is told of the outcome.
 func (h *Handler) serveRequest(ctx context.Context, doc []byte, out *outBuf) bool {
+	if h.observe == nil {
+		return h.serveOne(ctx, doc, out, nil)
+	}
+	start := time.Now()
+	var o Outcome
+	answered := h.serveOne(ctx, doc, out, &o)
+	o.Duration = time.Since(start)
+	h.observe(ctx, o)
+	return answered
+}
+
+// serveOne is serveRequest; it fills o, when not nil, with the outcome but
+// its duration.
+func (h *Handler) serveOne(ctx context.Context, doc []byte, out *outBuf, o *Outcome) bool {
+	if o == nil {
+		o = new(Outcome) // does not escape: a stack slot for the unobserved path
+	}
 	req, rerr := parseRequest(doc)
 	if rerr != nil {
 		// Even a would-be notification is answered: it is not a Request.
-		h.writeError(ctx, out, nil, rerr, nil)
+		o.Code = h.writeError(ctx, out, nil, rerr, nil)
 		return true
 	}
 	notification := req.id == nil
+	o.Notification = notification
 	m, ok := h.methods[string(req.method)]
 	if !ok {
+		o.Code = CodeMethodNotFound
 		if notification {
 			return false
 		}
-		h.writeError(ctx, out, req.method, &Error{
+		o.Code = h.writeError(ctx, out, req.method, &Error{
 			Code:    CodeMethodNotFound,
 			Message: "method not found: " + string(req.method),
 		}, req.id)
 		return true
 	}
+	if h.observe != nil {
+		o.Method = string(req.method)
+	}
 	p, perr := bind(m.Params, req.params)
 	if perr != nil {
+		o.Code = perr.Code
 		if notification {
 			return false
 		}
-		h.writeError(ctx, out, req.method, perr, req.id)
+		o.Code = h.writeError(ctx, out, req.method, perr, req.id)
 		return true
 	}
 	result, werr := h.invoke(ctx, req.method, m, p)
 	if notification {
+		if werr != nil {
+			o.Code = werr.Code
+		}
 		return false
 	}
 	if werr != nil {
-		h.writeError(ctx, out, req.method, werr, req.id)
+		o.Code = h.writeError(ctx, out, req.method, werr, req.id)
 		return true
 	}
 	if err := out.writeResult(result, req.id); err != nil {
 		h.logger.ErrorContext(ctx, "rpc: encode result", "method", string(req.method), "err", err)
-		h.writeError(ctx, out, req.method, internalError(), req.id)
+		o.Code = h.writeError(ctx, out, req.method, internalError(), req.id)
 	}
 	return true
 }
@@ -424,13 +495,16 @@ func (h *Handler) wireError(ctx context.Context, method []byte, err error) *Erro
 	return internalError()
 }
 
-// writeError appends an error response. If e cannot be encoded (its Data does
-// not marshal), the failure is logged and an internal error is sent instead.
-func (h *Handler) writeError(ctx context.Context, out *outBuf, method []byte, e *Error, id []byte) {
+// writeError appends an error response and returns the code sent. If e
+// cannot be encoded (its Data does not marshal), the failure is logged and
+// an internal error is sent instead.
+func (h *Handler) writeError(ctx context.Context, out *outBuf, method []byte, e *Error, id []byte) int {
 	if err := out.writeError(e, id); err != nil {
 		h.logger.ErrorContext(ctx, "rpc: encode error object", "method", string(method), "err", err)
 		if err := out.writeError(internalError(), id); err != nil {
 			panic("rpc: cannot encode a plain error object: " + err.Error())
 		}
+		return CodeInternalError
 	}
+	return e.Code
 }

@@ -14,7 +14,16 @@
 // The API listener serves the session methods (package session) as JSON-RPC
 // 2.0 on POST /, the public signing keys on GET /.well-known/jwks.json, the
 // signed revocation list for offline verifiers on GET /revocations, and
-// GET /healthz. The admin listener serves GET /healthz and GET /debug/stats.
+// GET /healthz. The admin listener serves GET /metrics (Prometheus, a
+// registry of the server's own), GET /healthz, GET /readyz, Go's profiler
+// under /debug/pprof/ and GET /debug/stats.
+//
+// # Logs
+//
+// Every JSON-RPC call gets one line at Info ("rpc call": method, code,
+// duration, request id, client, the token's jti at most); every line
+// logged for a request carries its request id (X-Request-Id, echoed).
+// Internal errors are logged at Error with their cause.
 package server
 
 import (
@@ -27,6 +36,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessiond/sessiond/keys"
@@ -57,8 +67,9 @@ type Config struct {
 	// Listen is the API's address, host:port (default DefaultListen; port 0
 	// picks a free one, see Server.Addr).
 	Listen string
-	// AdminListen is the address of the operator's endpoints (/healthz,
-	// /debug/stats); empty means no admin listener.
+	// AdminListen is the address of the operator's endpoints (/metrics,
+	// /healthz, /readyz, /debug/pprof/, /debug/stats); empty means no admin
+	// listener.
 	AdminListen string
 	// Issuer is the "iss" claim of new tokens, required of verified ones
 	// (default token.DefaultIssuer).
@@ -133,8 +144,9 @@ var _ Store = (*revocation.Badger)(nil)
 // Server is sessiond's HTTP service. Create it with New, start it with Open,
 // stop it with Close; a Server is opened at most once.
 type Server struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
 
 	store Store
 	ring  *keys.Keyring
@@ -150,6 +162,7 @@ type Server struct {
 	served chan struct{} // closed when the API server stops serving
 	serve  error         // its result, set before served is closed
 
+	closing   atomic.Bool // set when Close starts: /readyz answers 503
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -178,7 +191,9 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log, reload: make(chan os.Signal, 1), served: make(chan struct{})}
+	log = slog.New(contextHandler{log.Handler()})
+	return &Server{cfg: cfg, log: log, metrics: newMetrics(ReadBuildInfo()),
+		reload: make(chan os.Signal, 1), served: make(chan struct{})}
 }
 
 // Open raises the file limit for the connection cap, creates the data
@@ -218,7 +233,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 		return &ListenError{Addr: s.cfg.Listen, Err: err}
 	}
 	s.ln = newConnLimiter(raw, connCap)
-	if s.admin, err = listenAdmin(ctx, s.cfg.AdminListen, s.log); err != nil {
+	if s.admin, err = listenAdmin(ctx, s.cfg.AdminListen, s.adminHandler(), s.log); err != nil {
 		return err
 	}
 	api := NewHTTPServer(s.handler(), s.log)
@@ -243,7 +258,7 @@ func (s *Server) openData() error {
 		return err
 	}
 	store, err := revocation.OpenBadger(filepath.Join(s.cfg.DataDir, "revocations"),
-		revocation.Options{Logger: s.log.With("component", "badger"), Retention: s.cfg.Leeway})
+		revocation.Options{Logger: s.log.With("component", "badger"), Retention: s.cfg.Leeway, Committed: s.metrics.committed})
 	if err != nil {
 		return fmt.Errorf("open revocation list: %w", err)
 	}
@@ -254,6 +269,7 @@ func (s *Server) openData() error {
 		return fmt.Errorf("open signing keys: %w", err)
 	}
 	s.ring = ring
+	s.metrics.reg.MustRegister(newOpenedCollector(store, ring, s.log))
 	return nil
 }
 
@@ -261,9 +277,11 @@ func (s *Server) openData() error {
 func (s *Server) handler() http.Handler {
 	c := &s.cfg
 	sessions := session.New(s.store, s.ring, session.WithIssuer(c.Issuer), session.WithLeeway(c.Leeway),
-		session.WithMaxExpiresIn(c.MaxExpiresIn), session.WithInvalidTokenBudget(c.InvalidTokenBudget, callerOf, markRefused))
+		session.WithMaxExpiresIn(c.MaxExpiresIn), session.WithInvalidTokenBudget(c.InvalidTokenBudget, callerOf, markRefused),
+		session.WithObserver(s.observeSession))
+	s.metrics.methods(sessions)
 	mux := http.NewServeMux()
-	mux.Handle("/{$}", s.cors(tarpit(rpc.NewHandler(sessions, rpc.HandlerOptions{Logger: s.log}))))
+	mux.Handle("/{$}", s.cors(withRequestID(tarpit(rpc.NewHandler(sessions, rpc.HandlerOptions{Logger: s.log, Observe: s.observeCall})))))
 	mux.Handle("GET /.well-known/jwks.json", publish.NewJWKSHandler(publishedKeys(s.ring), c.JWKSMaxAge, s.log))
 	mux.Handle("GET /revocations", publish.NewRevocationsHandler(s.store, s.ring, publish.RevocationsOptions{
 		Issuer: c.Issuer, FreshFor: c.RevocationsFreshFor, Logger: s.log, Retention: s.store.Retention}))
@@ -321,6 +339,7 @@ func (s *Server) Close() error {
 			s.closeErr = s.closeOpened() // Open failed or never ran
 			return
 		}
+		s.closing.Store(true)
 		s.log.Info("shutting down")
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()

@@ -77,6 +77,7 @@ type settings struct {
 	budget       int
 	caller       func(context.Context) string
 	refused      func(context.Context)
+	observe      func(context.Context, Event)
 }
 
 // WithIssuer sets the "iss" claim of new tokens, which verification then
@@ -98,8 +99,76 @@ func WithMaxExpiresIn(d time.Duration) Option { return func(s *settings) { s.max
 // time.Now).
 func WithClock(now func() time.Time) Option { return func(s *settings) { s.now = now } }
 
+// WithObserver has f told of every call of a method that got past its
+// parameters, after it ran (see [Event]). f runs on the caller's goroutine
+// before the reply is sent, so it must not block for long. The default
+// tells nobody.
+func WithObserver(f func(ctx context.Context, e Event)) Option {
+	return func(s *settings) { s.observe = f }
+}
+
+// The results of a token check, [Event].Result: what
+// session.verify_session_token and session.introspect_session_token found.
+const (
+	ResultActive     = "active"      // authentic, unexpired, not closed: the answer is active
+	ResultExpired    = "expired"     // token.ErrExpired
+	ResultRevoked    = "revoked"     // closed by close_session or close_all_sessions
+	ResultSignature  = "signature"   // token.ErrSignature, token.ErrAlgorithm: forged or damaged
+	ResultUnknownKey = "unknown_key" // token.ErrUnknownKey: no published key has its kid
+	ResultMalformed  = "malformed"   // token.ErrMalformed, token.ErrTooLarge, token.ErrType
+	ResultIssuer     = "issuer"      // token.ErrIssuer
+	// ResultOther is any other reason (token.ErrNotYetValid), and a check
+	// whose answer is unknown (the revocation list cannot be read), which
+	// the client gets as an internal error.
+	ResultOther = "other"
+)
+
+// Event is what an observer ([WithObserver]) is told of one call. It holds
+// no token, subject or key: at most the token's id.
+type Event struct {
+	// Method is the method's name, e.g. "session.verify_session_token".
+	Method string
+	// Result is the token check's result (ResultActive …) for
+	// verify_session_token and introspect_session_token, "" for the other
+	// methods.
+	Result string
+	// ID is the "jti" of the token issued (open_session) or of the
+	// authentic token given (verify, introspect, close_session); uuid.Nil
+	// when there is none, e.g. for a forged token.
+	ID uuid.UUID
+}
+
+// result names the outcome of a token check, err as active returns it.
+func result(err error) string {
+	switch {
+	case err == nil:
+		return ResultActive
+	case errors.Is(err, token.ErrExpired):
+		return ResultExpired
+	case errors.Is(err, token.ErrRevoked), errors.Is(err, token.ErrSubjectClosed):
+		return ResultRevoked
+	case errors.Is(err, token.ErrSignature), errors.Is(err, token.ErrAlgorithm):
+		return ResultSignature
+	case errors.Is(err, token.ErrUnknownKey):
+		return ResultUnknownKey
+	case errors.Is(err, token.ErrMalformed), errors.Is(err, token.ErrTooLarge), errors.Is(err, token.ErrType):
+		return ResultMalformed
+	case errors.Is(err, token.ErrIssuer):
+		return ResultIssuer
+	}
+	return ResultOther
+}
+
+// observe tells the observer, if any, of a call.
+func (s *sessions) observe(ctx context.Context, e Event) {
+	if s.observer != nil {
+		s.observer(ctx, e)
+	}
+}
+
 // sessions holds what the methods share.
 type sessions struct {
+	observer     func(context.Context, Event)
 	issuer       *issue.Issuer
 	verifier     *token.Verifier
 	store        Store
@@ -144,6 +213,7 @@ func New(store Store, ring Keys, opts ...Option) map[string]rpc.Method {
 		now:          c.now,
 		caller:       c.caller,
 		refused:      c.refused,
+		observer:     c.observe,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -174,7 +244,7 @@ type VerifyResult struct {
 	Active bool `json:"active"`
 }
 
-func (s *sessions) open(_ context.Context, p rpc.Params) (any, error) {
+func (s *sessions) open(ctx context.Context, p rpc.Params) (any, error) {
 	lifetime, err := s.expiresIn(p)
 	if err != nil {
 		return nil, err
@@ -183,10 +253,11 @@ func (s *sessions) open(_ context.Context, p rpc.Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, _, err := s.issuer.IssueFor(subject, lifetime)
+	tok, c, err := s.issuer.IssueFor(subject, lifetime)
 	if err != nil {
 		return nil, err
 	}
+	s.observe(ctx, Event{Method: "session.open_session", ID: c.ID})
 	return OpenResult{AccessToken: tok, ExpiresIn: int64(lifetime / time.Second)}, nil
 }
 
@@ -326,30 +397,48 @@ type IntrospectResult struct {
 // does: its claims when active; an error matching token.ErrInvalid when
 // not; an *rpc.Error for bad params; any other error when validity is
 // unknown (the store cannot be read), which callers answer with an
-// internal error, never active.
-func (s *sessions) active(ctx context.Context, p rpc.Params) (token.Claims, error) {
+// internal error, never active. The observer is told of every check, as
+// method.
+func (s *sessions) active(ctx context.Context, method string, p rpc.Params) (token.Claims, error) {
 	tok, err := tokenParam(p)
 	if err != nil {
 		return token.Claims{}, err
 	}
-	c, err := s.verifyRationed(ctx, tok)
+	c, err := s.check(ctx, tok)
+	if s.observer != nil {
+		e := Event{Method: method, Result: result(err), ID: c.ID}
+		if e.Result == ResultSignature || e.Result == ResultUnknownKey || e.Result == ResultMalformed {
+			e.ID = uuid.Nil // not authentic: its id means nothing
+		}
+		s.observer(ctx, e)
+	}
 	if err != nil {
 		return token.Claims{}, err
+	}
+	return c, nil
+}
+
+// check verifies tok and consults the store. On error it still returns
+// the claims of an authentic token (e.g. a revoked one).
+func (s *sessions) check(ctx context.Context, tok string) (token.Claims, error) {
+	c, err := s.verifyRationed(ctx, tok)
+	if err != nil {
+		return c, err
 	}
 	revoked, err := s.store.IsRevoked(ctx, c.ID)
 	if err != nil {
-		return token.Claims{}, err
+		return c, err
 	}
 	if revoked {
-		return token.Claims{}, token.ErrRevoked
+		return c, token.ErrRevoked
 	}
 	if c.Subject != "" {
 		at, ok, err := s.store.Cutoff(ctx, c.Subject)
 		if err != nil {
-			return token.Claims{}, err
+			return c, err
 		}
 		if ok && c.IssuedAt.Unix() <= at.Unix() {
-			return token.Claims{}, token.ErrRevoked // closed by close_all_sessions
+			return c, token.ErrRevoked // closed by close_all_sessions
 		}
 	}
 	return c, nil
@@ -378,7 +467,7 @@ func (s *sessions) verifyRationed(ctx context.Context, tok string) (token.Claims
 }
 
 func (s *sessions) verify(ctx context.Context, p rpc.Params) (any, error) {
-	_, err := s.active(ctx, p)
+	_, err := s.active(ctx, "session.verify_session_token", p)
 	switch {
 	case err == nil:
 		return VerifyResult{Active: true}, nil
@@ -391,7 +480,7 @@ func (s *sessions) verify(ctx context.Context, p rpc.Params) (any, error) {
 
 // introspect answers like verify, with the claims of an active token.
 func (s *sessions) introspect(ctx context.Context, p rpc.Params) (any, error) {
-	c, err := s.active(ctx, p)
+	c, err := s.active(ctx, "session.introspect_session_token", p)
 	switch {
 	case err == nil:
 		return IntrospectResult{Active: true, Subject: c.Subject, Expires: c.Expires.Unix(),
@@ -419,7 +508,9 @@ func (s *sessions) closeAll(ctx context.Context, p rpc.Params) (any, error) {
 	}
 	now := s.now()
 	until := now.Truncate(time.Second).Add(s.maxExpiresIn + s.leeway + time.Second)
-	if err := s.store.CutOff(ctx, subject, now, until); err != nil {
+	err = s.store.CutOff(ctx, subject, now, until)
+	s.observe(ctx, Event{Method: "session.close_all_sessions"})
+	if err != nil {
 		if errors.Is(err, revocation.ErrDiskFull) {
 			return nil, errDiskFullAll
 		}
@@ -439,12 +530,16 @@ func (s *sessions) close(ctx context.Context, p rpc.Params) (any, error) {
 	}
 	c, err := s.verifier.Verify(ctx, tok)
 	if errors.Is(err, token.ErrInvalid) {
+		s.observe(ctx, Event{Method: "session.close_session"})
 		return true, nil
 	}
 	if err != nil {
+		s.observe(ctx, Event{Method: "session.close_session"})
 		return nil, err
 	}
-	if err := s.store.Revoke(ctx, c.ID, c.Expires); err != nil {
+	err = s.store.Revoke(ctx, c.ID, c.Expires)
+	s.observe(ctx, Event{Method: "session.close_session", ID: c.ID})
+	if err != nil {
 		if errors.Is(err, revocation.ErrDiskFull) {
 			return nil, errDiskFull
 		}

@@ -59,6 +59,8 @@ Usage:
   sessiond revocations reset --yes
                                   start over with an empty revocation list
                                   (sessiond revocations --help)
+  sessiond version                the version, VCS revision and Go version
+                                  (also sessiond --version)
 
 Every flag can also be set by an environment variable (SESSIOND_<FLAG>, e.g.
 SESSIOND_DATA_DIR for --data-dir); a flag wins over the environment.
@@ -81,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return revocationsCommand(args[1:], stdout, stderr)
 	case "session":
 		return sessionCommand(ctx, args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		return version(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

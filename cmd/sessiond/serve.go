@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,8 +26,11 @@ with rpc.discover answering their OpenRPC document (and, for the origins
 --cors-origin names, CORS for browser pages),
 the public signing keys on GET /.well-known/jwks.json, the signed revocation
 list for offline verifiers on GET /revocations, and GET /healthz. The admin
-listener (--admin-listen, loopback by default) serves GET /healthz and
-goroutine and memory figures on GET /debug/stats. On first start it creates
+listener (--admin-listen, loopback by default) serves Prometheus metrics on
+GET /metrics, GET /healthz (alive), GET /readyz (200 when it can serve, 503
+with the reason), Go's profiler under /debug/pprof/ and goroutine and
+memory figures on GET /debug/stats. Every JSON-RPC call is logged at info
+(--log-format, --log-level) on stderr. On first start it creates
 the data directory, an Ed25519 signing key (keys.json, mode 0600) and the
 revocation list (revocations/, Badger). With --addr-file it writes, once
 listening, the API's address on the first line of that file and the admin
@@ -51,6 +53,7 @@ type serveConfig struct {
 	server.Config
 	addrFile string
 	env      []string // the variables of serve's flags
+	log      logFlags
 }
 
 // parseServe turns serve's flags and environment into a checked
@@ -62,10 +65,11 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.issuer, "issuer", token.DefaultIssuer, `"iss" claim of new tokens, required of verified ones (changing it makes outstanding tokens inactive)`)
 	c.lifecycleFlags(fs)
 	fs.DurationVar(&c.RevocationsFreshFor, "revocations-fresh-for", publish.DefaultFreshFor, "how long an offline verifier may trust a GET /revocations document: one that cannot reach the server fails closed after this")
-	fs.StringVar(&c.AdminListen, "admin-listen", defaultAdminListen, "address to serve the operator's endpoints on (/healthz, /debug/stats), or off")
+	fs.StringVar(&c.AdminListen, "admin-listen", defaultAdminListen, "address to serve the operator's endpoints on (/metrics, /healthz, /readyz, /debug/pprof/, /debug/stats), or off")
 	maxConns := fs.Int("max-connections", server.DefaultMaxConnections, "most client connections open at once; at the cap the longest idle one is closed")
 	budget := fs.Int("invalid-token-budget", session.DefaultInvalidTokenBudget, "failed signature checks each remote address may cause per second; past it, its verifications of tokens not seen before get error -32005 without a check (0: no budget)")
 	corsFlag(fs, &c.CORSOrigins)
+	c.log.flags(fs)
 	fs.StringVar(&c.addrFile, "addr-file", "", "file to write the bound addresses to once listening: the API's on the first line, the admin listener's (or off) on the second")
 	if err := parse(fs, args); err != nil {
 		return nil, err
@@ -117,7 +121,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	setMemoryLimit()
-	c.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	c.Logger = c.log.logger(stderr)
 	warnUnknownEnv(c.Logger, c.env)
 	if c.addrFile != "" {
 		// A reader waiting for the file must never find a stale one.
