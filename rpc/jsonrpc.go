@@ -80,6 +80,13 @@ type HandlerOptions struct {
 	MaxBodySize int64        // 0 = 1 MiB
 	MaxBatch    int          // 0 = 100 requests in one batch
 
+	// Authorize, when not nil, is asked before each call of a method in
+	// the table, with the request's context (where an authenticating
+	// middleware keeps the caller): a non-nil *Error is that call's answer
+	// and the method does not run (a refused notification is neither run
+	// nor answered). Other calls of a batch are unaffected. It is asked
+	// before the params are checked, and never for an unknown method.
+	Authorize func(ctx context.Context, method string) *Error
 	// Observe, when set, is told of every outcome: each request object
 	// answered or run (a notification too), each batch or body refused as a
 	// whole, and each HTTP refusal that carries a JSON-RPC error object
@@ -138,6 +145,7 @@ type Handler struct {
 	maxBodySize int64
 	maxBatch    int
 	observe     func(context.Context, Outcome)
+	authorize   func(context.Context, string) *Error
 	buffers     sync.Pool // of *outBuf
 }
 
@@ -151,6 +159,7 @@ func NewHandler(methods map[string]Method, opts HandlerOptions) *Handler {
 		maxBodySize: opts.MaxBodySize,
 		maxBatch:    opts.MaxBatch,
 		observe:     opts.Observe,
+		authorize:   opts.Authorize,
 	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
@@ -437,6 +446,16 @@ func (h *Handler) serveOne(ctx context.Context, doc []byte, out *outBuf, o *Outc
 	}
 	if h.observe != nil {
 		o.Method = string(req.method)
+	}
+	if h.authorize != nil {
+		if aerr := h.authorize(ctx, string(req.method)); aerr != nil {
+			o.Code = aerr.Code
+			if notification {
+				return false
+			}
+			o.Code = h.writeError(ctx, out, req.method, aerr, req.id)
+			return true
+		}
 	}
 	p, perr := bind(m.Params, req.params)
 	if perr != nil {

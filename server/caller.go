@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/sessiond/sessiond/clients"
 )
 
 // tarpitDelay is how long the answer to a request waits when one of its
@@ -45,9 +47,14 @@ func connOf(ctx context.Context) *conn {
 	return c
 }
 
-// callerOf names the caller of the request whose context is ctx: its
-// remote IP; "" when unknown.
+// callerOf names the caller of the request whose context is ctx: the
+// authenticated client's name, else its remote IP; "" when unknown. The
+// two never mix: while any client is configured, every request is
+// authenticated.
 func callerOf(ctx context.Context) string {
+	if c, ok := clients.FromContext(ctx); ok {
+		return c.Name
+	}
 	if c := connOf(ctx); c != nil {
 		return c.addr
 	}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sessiond/sessiond/clients"
+
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/session"
 )
@@ -26,15 +28,12 @@ const RequestIDHeader = "X-Request-Id"
 const maxRequestID = 128
 
 // requestInfo is what the log knows of one HTTP request. It is made by
-// withRequestID and lives in the request's context. id and client never
-// change; jti is written and read by the observers, which run one after
+// withRequestID and lives in the request's context. id never changes;
+// jti is written and read by the observers, which run one after
 // the other on the request's goroutine (rpc runs a batch's calls in order).
 type requestInfo struct {
-	id string
-	// client is the caller's name once callers authenticate: the lead wires
-	// the credentials helper's (i13-auth) caller name here. "" until then.
-	client string
-	jti    uuid.UUID // of the call being answered, from the session observer
+	id  string
+	jti uuid.UUID // of the call being answered, from the session observer
 }
 
 type requestInfoKey struct{}
@@ -116,8 +115,10 @@ func (s *Server) observeCall(ctx context.Context, o rpc.Outcome) {
 	s.metrics.call(o)
 	info := infoFrom(ctx)
 	var client, jti string
+	if c, ok := clients.FromContext(ctx); ok {
+		client = c.Name
+	}
 	if info != nil {
-		client = info.client
 		if info.jti != uuid.Nil {
 			jti = info.jti.String()
 		}
@@ -138,7 +139,7 @@ func (s *Server) observeCall(ctx context.Context, o rpc.Outcome) {
 		slog.String("method", method),
 		slog.String("code", code),
 		slog.Duration("duration", o.Duration),
-		slog.String("client", client), // "" until callers authenticate (i13-auth)
+		slog.String("client", client), // "" when callers need no credentials
 	}
 	if jti != "" {
 		attrs = append(attrs, slog.String("jti", jti))

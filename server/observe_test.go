@@ -510,7 +510,7 @@ func TestReadyz(t *testing.T) {
 		go func() { closed <- o.srv.Close() }()
 		var code int
 		var got string
-		waitFor(t, func() bool {
+		waitFor(t, "condition", func() bool {
 			code, got = get(t, o.admin+"readyz")
 			return code != 200
 		})
@@ -531,16 +531,4 @@ func TestReadyz(t *testing.T) {
 			t.Fatal("Close did not return in 30s")
 		}
 	})
-}
-
-// waitFor polls cond for up to 20 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 20s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -35,9 +35,13 @@ the data directory, an Ed25519 signing key (keys.json, mode 0600) and the
 revocation list (revocations/, Badger). With --addr-file it writes, once
 listening, the API's address on the first line of that file and the admin
 listener's (or "off") on the second. SIGINT or SIGTERM stops it gracefully;
-SIGHUP reloads the signing keys at once (they are also re-read every few
-seconds). The Go runtime gets a soft memory limit of 192 MiB unless
-GOMEMLIMIT sets another.`
+SIGHUP reloads the signing keys and the clients file at once (both are also
+re-read every few seconds). While the clients file holds a client
+(sessiond clients), every JSON-RPC request needs a client's secret
+(Authorization: Bearer SECRET); an address other than loopback needs one, a
+--tls-client-ca, or --insecure-allow-unauthenticated. --tls-cert and
+--tls-key serve HTTPS (HTTP/2), re-read when the files change. The Go
+runtime gets a soft memory limit of 192 MiB unless GOMEMLIMIT sets another.`
 
 // defaultMemoryLimit is the soft memory limit of the Go runtime unless
 // GOMEMLIMIT sets one.
@@ -67,9 +71,10 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&c.RevocationsFreshFor, "revocations-fresh-for", publish.DefaultFreshFor, "how long an offline verifier may trust a GET /revocations document: one that cannot reach the server fails closed after this")
 	fs.StringVar(&c.AdminListen, "admin-listen", defaultAdminListen, "address to serve the operator's endpoints on (/metrics, /healthz, /readyz, /debug/pprof/, /debug/stats), or off")
 	maxConns := fs.Int("max-connections", server.DefaultMaxConnections, "most client connections open at once; at the cap the longest idle one is closed")
-	budget := fs.Int("invalid-token-budget", session.DefaultInvalidTokenBudget, "failed signature checks each remote address may cause per second; past it, its verifications of tokens not seen before get error -32005 without a check (0: no budget)")
+	budget := fs.Int("invalid-token-budget", session.DefaultInvalidTokenBudget, "failed signature checks each caller (an authenticated client, else a remote address) may cause per second; past it, its verifications of tokens not seen before get error -32005 without a check (0: no budget)")
 	corsFlag(fs, &c.CORSOrigins)
 	c.log.flags(fs)
+	c.authFlags(fs) // clients.go
 	fs.StringVar(&c.addrFile, "addr-file", "", "file to write the bound addresses to once listening: the API's on the first line, the admin listener's (or off) on the second")
 	if err := parse(fs, args); err != nil {
 		return nil, err
@@ -83,6 +88,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, err
 	}
 	if err := checkCORS(c.CORSOrigins); err != nil {
+		return nil, err
+	}
+	if err := c.checkAuth(); err != nil {
 		return nil, err
 	}
 	if c.RevocationsFreshFor < time.Second {
@@ -188,6 +196,9 @@ func writeAddrFile(path string, srv *server.Server) error {
 
 // serveError adds to an error of the server the flag that fixes it.
 func serveError(err error, c *serveConfig) error {
+	if aerr := authError(err, c); aerr != nil {
+		return aerr
+	}
 	var listen *server.ListenError
 	var files *server.FileLimitError
 	switch {
