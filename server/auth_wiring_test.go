@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -73,5 +74,64 @@ func TestCredentialsWiredToMetricsLogsAndBudget(t *testing.T) {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("the log holds a client's secret")
 		}
+	}
+}
+
+// Every -32001 and -32003 the OpenRPC document lists (rpc.discover) is what
+// a real caller gets: each method without credentials, and each method a
+// client lacks the permission for.
+func TestDiscoverDocumentsAuthErrors(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	reader := addClient(t, dir, "reader", clients.Open) // may not close or verify
+	srv := open(t, server.Config{DataDir: dir})
+	api := "http://" + srv.Addr() + "/"
+	_, _, body := call(t, nil, api, reader, `{"jsonrpc":"2.0","method":"rpc.discover","id":1}`)
+	var doc struct {
+		Result struct {
+			Methods []struct {
+				Name   string            `json:"name"`
+				Errors []json.RawMessage `json:"errors"`
+			} `json:"methods"`
+			Components struct {
+				Errors map[string]struct {
+					Code    int    `json:"code"`
+					Message string `json:"message"`
+				} `json:"errors"`
+			} `json:"components"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil || len(doc.Result.Methods) == 0 {
+		t.Fatalf("rpc.discover = %.200s: %v", body, err)
+	}
+	checked := 0
+	for _, m := range doc.Result.Methods {
+		for _, raw := range m.Errors {
+			var ref struct {
+				Ref string `json:"$ref"`
+			}
+			json.Unmarshal(raw, &ref)
+			e, ok := doc.Result.Components.Errors[strings.TrimPrefix(ref.Ref, "#/components/errors/")]
+			if !ok || e.Code != -32001 && e.Code != -32003 {
+				continue
+			}
+			req := `{"jsonrpc":"2.0","method":"` + m.Name + `","params":{},"id":1}`
+			if e.Code == -32003 && m.Name == "session.open_session" {
+				continue // reader may open; its -32003 is provoked for the others
+			}
+			secret, wantStatus, want := "", 401, `"code":-32001,"message":"unauthorized"`
+			if e.Code == -32003 {
+				secret, wantStatus = reader, 200
+				msg := strings.NewReplacer("NAME", "reader", "METHOD", m.Name).Replace(e.Message)
+				want = `"code":-32003,"message":"` + msg + `"`
+			}
+			status, _, got := call(t, nil, api, secret, req)
+			if status != wantStatus || !strings.Contains(got, want) {
+				t.Errorf("%s (documented %d %q) = HTTP %d %s, want HTTP %d with %s", m.Name, e.Code, e.Message, status, got, wantStatus, want)
+			}
+			checked++
+		}
+	}
+	if checked < 10 {
+		t.Errorf("checked %d documented auth errors, want every method's but reader's own (10)", checked)
 	}
 }
