@@ -27,8 +27,9 @@ func (b *Badger) IsRevoked(ctx context.Context, id uuid.UUID) (bool, error) {
 	if !b.filter.Load().mayContain(id) {
 		return false, nil
 	}
+	key := id // captured by the closure instead of id, so that id stays on the stack on the filter's path
 	err := b.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(id[:])
+		_, err := txn.Get(key[:])
 		return err
 	})
 	switch {

@@ -222,7 +222,7 @@ func (b *Badger) commit(batch []*revokeRequest) error {
 	}
 	// Before the commit, so the filter holds each id by the time its
 	// Revoke returns.
-	f := b.filter.Load()
+	f := b.growFilter(len(want))
 	for id := range want {
 		f.add(id)
 	}

@@ -20,9 +20,11 @@ import (
 
 // Params are a request's parameters, by name whatever way the client sent them.
 //
-// A Params refers to the request body: it is valid, and safe to keep, for as long
-// as the caller holds it (the body is never reused), but the RawMessage values
-// returned by Get share its memory and must not be modified.
+// A Params refers to the request body, and so do the RawMessage values Get
+// returns: they must not be modified, and they are valid only until the reply
+// is written (a result may be one of them), since the Handler reuses the
+// body's memory for later requests. A method that keeps a parameter beyond
+// that copies it (string(raw), json.Unmarshal).
 type Params struct {
 	names []string // the method's parameter names, in positional order
 	raw   []byte   // the params object or array as sent, nil when absent or null

@@ -10,12 +10,35 @@ import (
 	"strconv"
 )
 
-func writeJSON(w http.ResponseWriter, status int, body []byte) {
+// contentTypeJSON is the Content-Type header value of every reply, shared
+// by all of them: read-only, and of capacity 1, so that Header.Add copies
+// it rather than append in place.
+var contentTypeJSON = []string{"application/json"}[:1:1]
+
+// writeJSON writes a reply. Its header values are shared, read-only slices
+// rather than new ones per reply (two allocations a request): http.Header's
+// Set and Del replace or drop a value slice and Add copies one of capacity
+// 1, so only code that assigns into a value slice in place could change
+// them, and nothing in net/http does.
+func (h *Handler) writeJSON(w http.ResponseWriter, status int, body []byte) {
 	hdr := w.Header()
-	hdr["Content-Type"] = []string{"application/json"}
-	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
+	hdr["Content-Type"] = contentTypeJSON
+	hdr["Content-Length"] = h.contentLength(len(body))
 	w.WriteHeader(status)
 	_, _ = w.Write(body) // the client is gone; nothing left to tell it
+}
+
+// contentLength returns the Content-Length header value for n bytes.
+func (h *Handler) contentLength(n int) []string {
+	if n >= len(h.lengths) {
+		return []string{strconv.Itoa(n)}
+	}
+	if v := h.lengths[n].Load(); v != nil {
+		return *v
+	}
+	v := []string{strconv.Itoa(n)}[:1:1]
+	h.lengths[n].CompareAndSwap(nil, &v)
+	return *h.lengths[n].Load()
 }
 
 func (h *Handler) getBuf() *outBuf { return h.buffers.Get().(*outBuf) }

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -67,7 +68,9 @@ type Method struct {
 	// Params; missing trailing ones count as absent).
 	Params []string
 
-	// Call runs the method with the request's context. A returned error that
+	// Call runs the method with the request's context. p refers to the
+	// request body, which the Handler reuses once the reply is written:
+	// copy what must outlive that (see [Params]). A returned error that
 	// is (errors.As) an *Error is sent to the client as is; any other error is
 	// logged and the client gets "internal error". A panic is recovered,
 	// logged with its stack and answered as an internal error.
@@ -147,6 +150,11 @@ type Handler struct {
 	observe     func(context.Context, Outcome)
 	authorize   func(context.Context, string) *Error
 	buffers     sync.Pool // of *outBuf
+	bodies      sync.Pool // of *[]byte, initialBodyBuffer bytes each
+	// lengths holds, for each reply length below len(lengths), the
+	// Content-Length header value, made at its first use and shared,
+	// read-only, by every reply of that length (see writeJSON).
+	lengths [2048]atomic.Pointer[[]string]
 }
 
 // NewHandler returns a Handler serving the given methods; it copies the table.
@@ -184,6 +192,10 @@ func NewHandler(methods map[string]Method, opts HandlerOptions) *Handler {
 		m.Params = append([]string(nil), m.Params...)
 		h.methods[name] = m
 	}
+	h.bodies.New = func() any {
+		b := make([]byte, 0, initialBodyBuffer)
+		return &b
+	}
 	h.buffers.New = func() any {
 		b := new(outBuf)
 		b.enc = json.NewEncoder(&b.Buffer)
@@ -204,7 +216,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("unsupported content type %q, use application/json", ct))
 		return
 	}
-	body, err := h.readBody(w, r)
+	body, pooled, err := h.readBody(w, r)
+	if pooled != nil {
+		// After the reply is written: Params and results may point into
+		// the body until then.
+		defer h.putBody(pooled)
+	}
 	if err != nil {
 		if tooBig, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			h.replyHTTPError(w, r, http.StatusRequestEntityTooLarge,
@@ -223,41 +240,60 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	writeJSON(w, http.StatusOK, out.Bytes())
+	h.writeJSON(w, http.StatusOK, out.Bytes())
 }
 
 // readBody returns the whole request body, or an *http.MaxBytesError when it
-// exceeds the limit. The body gets its own allocation, never pooled, so that
-// Params and the RawMessages they hand out stay valid.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// exceeds the limit. A body of up to initialBodyBuffer bytes is read into a
+// pooled buffer, returned as pooled too, which ServeHTTP puts back once the
+// reply is written (so Params are valid only until then); a longer one gets
+// its own allocation, which follows the bytes received.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte, pooled *[]byte, err error) {
 	if r.Body == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	switch n := r.ContentLength; {
 	case n > h.maxBodySize:
 		// Refuse without reading; the rest of the body is not worth draining.
 		w.Header().Set("Connection", "close")
-		return nil, &http.MaxBytesError{Limit: h.maxBodySize}
-	case n >= 0:
+		return nil, nil, &http.MaxBytesError{Limit: h.maxBodySize}
+	case n >= 0 && n <= initialBodyBuffer:
 		// The common case (curl and every HTTP client set Content-Length).
 		// net/http never reads past Content-Length.
-		return readAnnounced(r.Body, int(n))
+		pooled = h.getBody()
+		body, err = readAnnounced(r.Body, int(n), (*pooled)[:0])
+		return body, pooled, err
+	case n >= 0:
+		body, err = readAnnounced(r.Body, int(n), nil)
+		return body, nil, err
 	default:
-		return io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBodySize))
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBodySize))
+		return body, nil, err
 	}
 }
 
 // initialBodyBuffer is the most readAnnounced allocates before a body's
-// bytes arrive.
+// bytes arrive, and the size of the pooled body buffers.
 const initialBodyBuffer = 4 << 10
 
-// readAnnounced reads a body of exactly n bytes. Memory follows the bytes
-// received, not the bytes announced: the buffer starts at up to
-// initialBodyBuffer (one exact allocation for a typical request) and
-// doubles, never beyond n, as the body arrives. So a client that announces
-// 1 MiB and sends nothing holds 4 KiB, not 1 MiB.
-func readAnnounced(body io.Reader, n int) ([]byte, error) {
-	b := make([]byte, 0, min(n, initialBodyBuffer))
+func (h *Handler) getBody() *[]byte { return h.bodies.Get().(*[]byte) }
+
+func (h *Handler) putBody(b *[]byte) {
+	if cap(*b) == initialBodyBuffer { // readAnnounced never grows a pooled buffer
+		h.bodies.Put(b)
+	}
+}
+
+// readAnnounced reads a body of exactly n bytes into buf (nil: a new
+// buffer). Memory follows the bytes received, not the bytes announced: a
+// new buffer starts at up to initialBodyBuffer (one exact allocation for a
+// typical request) and doubles, never beyond n, as the body arrives. So a
+// client that announces 1 MiB and sends nothing holds 4 KiB, not 1 MiB.
+func readAnnounced(body io.Reader, n int, buf []byte) ([]byte, error) {
+	b := buf[:0]
+	if cap(b) < min(n, initialBodyBuffer) {
+		b = make([]byte, 0, min(n, initialBodyBuffer))
+	}
 	for len(b) < n {
 		if len(b) == cap(b) {
 			b = slices.Grow(b, min(cap(b), n-cap(b)))[:len(b)]
@@ -316,7 +352,7 @@ func (h *Handler) replyHTTPError(w http.ResponseWriter, r *http.Request, status 
 	if err := out.writeError(&Error{Code: CodeInvalidRequest, Message: msg}, nil); err != nil {
 		panic("rpc: cannot encode a plain error object: " + err.Error())
 	}
-	writeJSON(w, status, out.Bytes())
+	h.writeJSON(w, status, out.Bytes())
 }
 
 // serve decodes body as one request or a batch and appends the response(s) to

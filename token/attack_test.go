@@ -28,10 +28,17 @@ package token_test
 //   - "jku", "x5u" and "jwk" are ignored, never fetched or trusted: a token
 //     our key signed verifies with them, one signed by the key they point
 //     at does not, and the URL they name gets no request.
-//   - A token with duplicate members that our key signed is not in the
-//     table: RFC 7515 §4 and RFC 7519 §4 allow a parser that keeps the last
-//     one, which golang-jwt does, and only sessiond's key can make such a
-//     token. Duplicates an attacker adds break the signature.
+//   - Header and claims are read by a strict decoder (token/decode.go): a
+//     duplicate member is ErrMalformed, in the header (read before the
+//     signature is checked) and in the claims (after), even under our own
+//     signature; RFC 7515 §4 and RFC 7519 §4 allow refusing or keeping the
+//     last one, and refusing leaves no two readings of one token. So is a
+//     claims member named like a registered claim but for case ("ISS"),
+//     which encoding/json took for that claim, more than 32 members in
+//     one object, or values nested more than 16 deep.
+//   - Escapes are decoded, in every member alike (\u0073essiond is
+//     "sessiond"); whitespace between JSON tokens is allowed, anything
+//     after the object is ErrMalformed.
 //   - ECDSA signatures are malleable: (r, n-s) verifies as well as (r, s).
 //     It names the same jti, so a closed session stays closed under it
 //     ("closed ES256 token replayed with (r, n-s)").
@@ -700,9 +707,9 @@ func newAtkSuite(tb testing.TB, evilJWKS string) *atkSuite {
 		{"duplicate alg added to the header", ring, func() string {
 			_, c, s := atkParts(good)
 			return atkSeg(fmt.Sprintf(`{"alg":"none","alg":"EdDSA","kid":%q,"typ":"session+jwt"}`, k.edKID)) + "." + c + "." + s
-		}(), token.ErrSignature},
+		}(), token.ErrMalformed},
 		{"duplicate alg, none last, unsigned", ring, atkSign(tb, "none", nil,
-			fmt.Sprintf(`{"alg":"EdDSA","alg":"none","kid":%q,"typ":"session+jwt"}`, k.edKID), claimsOf()), token.ErrSignature},
+			fmt.Sprintf(`{"alg":"EdDSA","alg":"none","kid":%q,"typ":"session+jwt"}`, k.edKID), claimsOf()), token.ErrMalformed},
 		{"duplicate exp added to the claims", ring, func() string {
 			h, c, s := atkParts(good)
 			raw, _ := atkB64.DecodeString(c)
@@ -710,6 +717,74 @@ func newAtkSuite(tb testing.TB, evilJWKS string) *atkSuite {
 		}(), token.ErrSignature},
 		{"duplicate exp, signed by the attacker", ring, atkSign(tb, "EdDSA", k.evil, atkHeader("EdDSA", k.edKID),
 			withStd(nil, "exp", fmt.Sprint(exp+365*24*3600))), token.ErrSignature},
+
+		// The strict decoder, under our own signature: one reading of
+		// every token (see the decisions above).
+		{"duplicate kid, our key signed", ring, ed(fmt.Sprintf(`{"alg":"EdDSA","kid":%q,"kid":%q,"typ":"session+jwt"}`, k.edKID, k.edKID), claimsOf()), token.ErrMalformed},
+		{"duplicate typ, our key signed", ring, ed(fmt.Sprintf(`{"alg":"EdDSA","kid":%q,"typ":"JWT","typ":"session+jwt"}`, k.edKID), claimsOf()), token.ErrMalformed},
+		{"duplicate unknown header member, our key signed", ring, ed(fmt.Sprintf(`{"alg":"EdDSA","kid":%q,"typ":"session+jwt","x":1,"x":2}`, k.edKID), claimsOf()), token.ErrMalformed},
+		{"duplicate exp, our key signed", ring, ed(edH, withStd(nil, "exp", fmt.Sprint(exp+60))), token.ErrMalformed},
+		{"duplicate jti, our key signed", ring, ed(edH, withStd(nil, "jti", `"`+newID().String()+`"`)), token.ErrMalformed},
+		{"duplicate iss, the same value, our key signed", ring, ed(edH, withStd(nil, "iss", `"sessiond"`)), token.ErrMalformed},
+		{"duplicate sub, our key signed", ring, ed(edH, withStd(nil, "sub", `"alice"`, "sub", `"bob"`)), token.ErrMalformed},
+		{"duplicate unknown claim, our key signed", ring, ed(edH, claimsOf(`"pad":1`, `"pad":1`)), token.ErrMalformed},
+		{"duplicate exp, second spelled with an escape, our key signed", ring, ed(edH, claimsOf(fmt.Sprintf(`"\u0065xp":%d`, exp+60))), token.ErrMalformed},
+		{"ISS beside iss, our key signed", ring, ed(edH, withStd(nil, "ISS", `"sessiond"`)), token.ErrMalformed},
+		{"Exp instead of exp, our key signed", ring, ed(edH, withStd([]string{"exp"}, "Exp", fmt.Sprint(exp))), token.ErrMalformed},
+		{"\u017fub (long s) beside sub, our key signed", ring, ed(edH, withStd(nil, "sub", `"alice"`, "\u017fub", `"bob"`)), token.ErrMalformed},
+		{"control: escapes decoded in iss, jti, sub and kid", ring,
+			ed(fmt.Sprintf(`{"alg":"\u0045dDSA","kid":"\u%04x%s","typ":"session\u002bjwt"}`, k.edKID[0], k.edKID[1:]),
+				atkClaimsRaw(append(atkStd(newID().String(), "iss"), "iss", `"\u0073essiond"`, "sub", `"a\"b\\c\u00e9\ud83d\ude00"`)...)), nil},
+		{"control: whitespace around every JSON token", ring,
+			ed(fmt.Sprintf(" {\t\"alg\" : \"EdDSA\" ,\r\n\"kid\":%q , \"typ\":\"session+jwt\"\n} ", k.edKID),
+				fmt.Sprintf(" { \"iss\" : \"sessiond\" , \"exp\" : %d ,\"iat\":%d,\n\"jti\" : %q } \n", exp, iat, newID().String())), nil},
+		{"control: unknown members of every JSON type", ring,
+			ed(edH, claimsOf(`"a":[1,-2.5e3,{"b":[true,false,null,"x\u0000"]},[]]`, `"c":{}`, `"aud":["x","y"]`)), nil},
+		{"header with data after the object, our key signed", ring, ed(edH+"x", claimsOf()), token.ErrMalformed},
+		{"header with a second object, our key signed", ring, ed(edH+"{}", claimsOf()), token.ErrMalformed},
+		{"claims with data after the object, our key signed", ring, ed(edH, claimsOf()+"]"), token.ErrMalformed},
+		{"claims with a NUL after the object, our key signed", ring, ed(edH, claimsOf()+"\x00"), token.ErrMalformed},
+		{"claims with a byte order mark, our key signed", ring, ed(edH, "\ufeff"+claimsOf()), token.ErrMalformed},
+		{"claims with a trailing comma, our key signed", ring, ed(edH, strings.TrimSuffix(claimsOf(), "}")+",}"), token.ErrMalformed},
+		{"claims with a raw control character in a string, our key signed", ring, ed(edH, claimsOf(`"pad":"a`+"\n"+`b"`)), token.ErrMalformed},
+		{"claims with an invalid escape, our key signed", ring, ed(edH, claimsOf(`"pad":"\x41"`)), token.ErrMalformed},
+		{"claims with a short \\u escape, our key signed", ring, ed(edH, claimsOf(`"pad":"\u004"`)), token.ErrMalformed},
+		{"claims with single quotes, our key signed", ring, ed(edH, claimsOf(`'pad':1`)), token.ErrMalformed},
+		{"claims with an unquoted name, our key signed", ring, ed(edH, claimsOf(`pad:1`)), token.ErrMalformed},
+		{"claims with NaN, our key signed", ring, ed(edH, claimsOf(`"pad":NaN`)), token.ErrMalformed},
+		{"claims with a leading zero, our key signed", ring, ed(edH, claimsOf(`"pad":01`)), token.ErrMalformed},
+		{"claims with 33 members, our key signed", ring, ed(edH, claimsOf(func() []string {
+			var m []string
+			for i := range 29 {
+				m = append(m, fmt.Sprintf(`"p%d":0`, i))
+			}
+			return m
+		}()...)), token.ErrMalformed},
+		{"control: claims with 32 members", ring, ed(edH, claimsOf(func() []string {
+			var m []string
+			for i := range 28 {
+				m = append(m, fmt.Sprintf(`"p%d":0`, i))
+			}
+			return m
+		}()...)), nil},
+		{"claims nested 17 deep, our key signed", ring, ed(edH, claimsOf(`"pad":`+strings.Repeat("[", 17)+strings.Repeat("]", 17))), token.ErrMalformed},
+		{"header nested 1000 deep, our key signed", ring, ed(fmt.Sprintf(`{"alg":"EdDSA","kid":%q,"typ":"session+jwt","x":%s%s}`, k.edKID, strings.Repeat("[", 1000), strings.Repeat("]", 1000)), claimsOf()), token.ErrMalformed},
+		{"control: claims nested 16 deep", ring, ed(edH, claimsOf(`"pad":`+strings.Repeat("[", 16)+strings.Repeat("]", 16))), nil},
+		{"exp with a leading zero", ring, ed(edH, withStd([]string{"exp"}, "exp", "0"+fmt.Sprint(exp))), token.ErrMalformed},
+		{"exp -0", ring, ed(edH, withStd([]string{"exp"}, "exp", "-0")), token.ErrMalformed},
+		{"exp with a plus sign", ring, ed(edH, withStd([]string{"exp"}, "exp", "+"+fmt.Sprint(exp))), token.ErrMalformed},
+		{"exp 1 followed by 300 zeros", ring, ed(edH, withStd([]string{"exp"}, "exp", "1"+strings.Repeat("0", 300))), token.ErrMalformed},
+		{"iat with a fraction of zero", ring, ed(edH, withStd([]string{"iat"}, "iat", fmt.Sprint(iat)+".0")), token.ErrMalformed},
+		{"sub empty", ring, ed(edH, claimsOf(`"sub":""`)), token.ErrMalformed},
+		{"sub null", ring, ed(edH, claimsOf(`"sub":null`)), token.ErrMalformed},
+		{"sub an escaped control character", ring, ed(edH, claimsOf(`"sub":"a\u0007b"`)), token.ErrMalformed},
+		{"sub not UTF-8", ring, ed(edH, claimsOf("\"sub\":\"a\xffb\"")), token.ErrMalformed},
+		{"iss escaped to another issuer", ring, ed(edH, withStd([]string{"iss"}, "iss", `"sessiond\u0000"`)), token.ErrIssuer},
+		{"iss empty", ring, ed(edH, withStd([]string{"iss"}, "iss", `""`)), token.ErrMalformed},
+		{"iss null", ring, ed(edH, withStd([]string{"iss"}, "iss", `null`)), token.ErrMalformed},
+		{"aud a list with a number", ring, ed(edH, claimsOf(`"aud":["x",1]`)), token.ErrMalformed},
+		{"alg escaped to none", ring, atkSign(tb, "none", nil, fmt.Sprintf(`{"alg":"\u006eone","kid":%q,"typ":"session+jwt"}`, k.edKID), claimsOf()), token.ErrSignature},
+		{"typ escaped to JWT", ring, ed(fmt.Sprintf(`{"alg":"EdDSA","kid":%q,"typ":"\u004aWT"}`, k.edKID), claimsOf()), token.ErrType},
 
 		// exp, under our own signature: required, whole seconds, in range.
 		{"exp missing", ring, ed(edH, withStd([]string{"exp"})), token.ErrMalformed},

@@ -28,6 +28,10 @@ type PublicKey struct {
 
 var b64 = jose.B64
 
+// b64Strict is b64 that refuses non-canonical trailing bits; made once,
+// since Strict returns a new Encoding.
+var b64Strict = jose.B64.Strict()
+
 // JWKS is a fixed set of verification keys; it is a [KeySource].
 type JWKS struct {
 	keys []PublicKey

@@ -8,7 +8,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -49,34 +48,46 @@ func (v *Verifier) verifyJWS(ctx context.Context, s, typ string) (signed, error)
 	if len(head) > maxHeaderSize {
 		return signed{}, &detailed{ErrMalformed, fmt.Errorf("header of %d bytes, more than %d", len(head), maxHeaderSize)}
 	}
-	raw, err := decodeSegment(head)
+	var headBuf [headerBufSize]byte
+	raw, err := decodeSegmentInto(headBuf[:], head)
 	if err != nil {
 		return signed{}, &detailed{ErrMalformed, fmt.Errorf("header: %w", err)}
 	}
-	var header map[string]any
-	if err := json.Unmarshal(raw, &header); err != nil {
+	h, err := parseHeader(raw)
+	if err != nil {
 		return signed{}, &detailed{ErrMalformed, fmt.Errorf("header: %w", err)}
 	}
 	// An "alg" that is missing, names no algorithm ("none", "None") or
 	// one not accepted here (HS256): no signature under it is acceptable.
-	alg, _ := header["alg"].(string)
-	switch alg {
-	case "EdDSA", "ES256", "RS256":
+	var alg string
+	switch string(h.alg) {
+	case "EdDSA":
+		alg = "EdDSA"
+	case "ES256":
+		alg = "ES256"
+	case "RS256":
+		alg = "RS256"
 	default:
-		return signed{}, &detailed{ErrSignature, fmt.Errorf("alg %q is not accepted", header["alg"])}
+		if h.alg == nil {
+			return signed{}, &detailed{ErrSignature, errors.New("alg is missing or not a string")}
+		}
+		return signed{}, &detailed{ErrSignature, fmt.Errorf("alg %q is not accepted", string(h.alg))}
 	}
-	if t, _ := header["typ"].(string); t != typ {
-		return signed{}, &detailed{ErrType, fmt.Errorf("typ %q, want %q", header["typ"], typ)}
+	if string(h.typ) != typ {
+		if h.typ == nil {
+			return signed{}, &detailed{ErrType, fmt.Errorf("typ is missing or not a string, want %q", typ)}
+		}
+		return signed{}, &detailed{ErrType, fmt.Errorf("typ %q, want %q", string(h.typ), typ)}
 	}
 	// RFC 7515 §4.1.11: a "crit" header names extensions that must be
 	// understood; sessiond understands none.
-	if _, ok := header["crit"]; ok {
+	if h.crit {
 		return signed{}, &detailed{ErrMalformed, errors.New("unsupported crit header")}
 	}
-	kid, _ := header["kid"].(string)
-	if kid == "" {
+	if len(h.kid) == 0 {
 		return signed{}, &detailed{ErrUnknownKey, errors.New("no kid")}
 	}
+	kid := string(h.kid)
 	keyAlg, key, err := v.keys.VerificationKey(ctx, kid)
 	if errors.Is(err, ErrKeysUnavailable) {
 		return signed{}, err // not a verdict: validity is unknown
@@ -87,7 +98,8 @@ func (v *Verifier) verifyJWS(ctx context.Context, s, typ string) (signed, error)
 	if alg != keyAlg {
 		return signed{}, &detailed{ErrAlgorithm, fmt.Errorf("alg %q, the key's is %q", alg, keyAlg)}
 	}
-	sigBytes, err := decodeSegment(sig)
+	var sigBuf [sigBufSize]byte
+	sigBytes, err := decodeSegmentInto(sigBuf[:], sig)
 	if err != nil {
 		return signed{}, &detailed{ErrMalformed, fmt.Errorf("signature: %w", err)}
 	}
@@ -102,14 +114,46 @@ func (v *Verifier) verifyJWS(ctx context.Context, s, typ string) (signed, error)
 // '\n' even in strict mode, so without the check a token with a line break
 // in its signature would verify: the same token under another string.
 func decodeSegment(s string) ([]byte, error) {
+	if err := checkSegment(s); err != nil {
+		return nil, err
+	}
+	return b64Strict.DecodeString(s)
+}
+
+// The buffers decodeSegmentInto decodes into on the stack: enough for
+// the header of every sessiond token and for an RSA signature of 4096
+// bits. Anything longer is decoded into a new slice.
+const (
+	headerBufSize = 384
+	sigBufSize    = 512
+)
+
+// decodeSegmentInto is decodeSegment into buf when the decoded segment
+// fits in it.
+func decodeSegmentInto(buf []byte, s string) ([]byte, error) {
+	if b64.DecodedLen(len(s)) > len(buf) {
+		return decodeSegment(s)
+	}
+	if err := checkSegment(s); err != nil {
+		return nil, err
+	}
+	n, err := b64Strict.Decode(buf, stringBytes(s))
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
+// checkSegment checks that every byte of s is of the base64url alphabet.
+func checkSegment(s string) error {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
 		default:
-			return nil, fmt.Errorf("byte %q at %d is not base64url", c, i)
+			return fmt.Errorf("byte %q at %d is not base64url", c, i)
 		}
 	}
-	return b64.Strict().DecodeString(s)
+	return nil
 }
 
 // stringBytes returns the bytes of s without copying them, for the

@@ -3,10 +3,8 @@ package token
 import (
 	"context"
 	"crypto"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -96,7 +94,6 @@ type Verifier struct {
 	issuer     string
 	leeway     time.Duration
 	now        func() time.Time
-	validator  *jwt.Validator // of the claims of a token whose signature verified
 	cacheSize  int
 	// slow bounds the signature checks running at once (nil: no bound).
 	slow  chan struct{}
@@ -179,13 +176,6 @@ func NewVerifier(keys KeySource, opts ...Option) *Verifier {
 		v.checkers = append(v.checkers, v.feed)
 		v.feedOpts = nil
 	}
-	v.validator = jwt.NewValidator(
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithIssuer(v.issuer),
-		jwt.WithLeeway(v.leeway),
-		jwt.WithTimeFunc(v.now),
-	)
 	return v
 }
 
@@ -273,42 +263,31 @@ func (v *Verifier) verifySignature(ctx context.Context, s string) (Claims, error
 	if err != nil {
 		return Claims{}, err
 	}
-	raw, err := decodeSegment(sj.payload)
+	var claimsBuf [claimsBufSize]byte
+	raw, err := decodeSegmentInto(claimsBuf[:], sj.payload)
 	if err != nil {
 		return Claims{}, &detailed{ErrMalformed, fmt.Errorf("claims: %w", err)}
 	}
-	var rc claims
-	if err := json.Unmarshal(raw, &rc); err != nil {
+	rc, err := parseClaims(raw)
+	if err != nil {
 		return Claims{}, &detailed{ErrMalformed, fmt.Errorf("claims: %w", err)}
 	}
-	if err := v.validator.Validate(&rc); err != nil {
-		return Claims{}, classify(err)
+	c, err := v.checkClaims(&rc)
+	if err != nil {
+		return Claims{}, err
 	}
-	kid, alg, key := sj.kid, sj.alg, sj.key
-	id, err := uuid.Parse(rc.ID)
-	if err != nil || len(rc.ID) != 36 {
-		return Claims{}, fmt.Errorf("%w: jti is not a UUID", ErrMalformed)
-	}
-	if rc.IssuedAt == nil {
-		return Claims{}, fmt.Errorf("%w: no iat", ErrMalformed)
-	}
-	c := Claims{
-		ID:       id,
-		KeyID:    kid,
-		Issuer:   rc.Issuer,
-		Subject:  rc.Subject,
-		IssuedAt: rc.IssuedAt.UTC(),
-		Expires:  rc.ExpiresAt.UTC(),
-	}
+	c.KeyID = sj.kid
+	alg, key := sj.alg, sj.key
 	if v.cache != nil {
-		v.cache.put(s, cached{claims: c, alg: alg, key: key})
+		v.cache.put(&cached{tok: s, claims: c, alg: alg, key: key,
+			expired: c.Expires.Add(v.leeway), issued: c.IssuedAt.Add(-v.leeway)})
 	}
 	return c, nil
 }
 
 // verifyCached finishes the verification of a token whose signature
 // verified before.
-func (v *Verifier) verifyCached(ctx context.Context, s string, e cached) (Claims, error) {
+func (v *Verifier) verifyCached(ctx context.Context, s string, e *cached) (Claims, error) {
 	alg, key, err := v.keys.VerificationKey(ctx, e.claims.KeyID)
 	if errors.Is(err, ErrKeysUnavailable) {
 		return Claims{}, err
@@ -324,59 +303,48 @@ func (v *Verifier) verifyCached(ctx context.Context, s string, e cached) (Claims
 	return e.claims, nil
 }
 
-// claims are the registered claims, read strictly: "exp", "iat" and "nbf",
-// when present, must be JSON integers from 0 to maxNumericDate, as issue.Issuer
-// writes them, and "sub", when present, a JSON string that is a
-// [ValidSubject] (encoding/json alone would turn invalid UTF-8 into U+FFFD
-// and take null for no subject). golang-jwt alone also takes a string ("9999999999"), a
-// fraction or an exponent, and turns values past time.Time's range into
-// arbitrary times (1e300 "expired", 9.2e18 "never expires"); other JWT
-// libraries read such claims differently or not at all.
-type claims struct{ jwt.RegisteredClaims }
+// claimsBufSize is the stack buffer the claims of a token are decoded
+// into: enough for sessiond's, with a subject of MaxSubjectSize bytes.
+const claimsBufSize = 512
 
 // maxNumericDate is 9999-12-31T23:59:59Z in Unix seconds.
 const maxNumericDate = 253402300799
 
-func (c *claims) UnmarshalJSON(data []byte) error {
-	// One decoding pass: the dates as raw JSON, checked and converted here,
-	// the rest as RegisteredClaims would read them (encoding/json matches
-	// member names case-insensitively, the last duplicate winning).
-	var raw struct {
-		Issuer   string           `json:"iss"`
-		Subject  json.RawMessage  `json:"sub"`
-		Audience jwt.ClaimStrings `json:"aud"`
-		ID       string           `json:"jti"`
-		Exp      json.RawMessage  `json:"exp"`
-		Iat      json.RawMessage  `json:"iat"`
-		Nbf      json.RawMessage  `json:"nbf"`
+// checkClaims checks claims whose signature verified against the clock and
+// the issuer, and returns them. "exp", "iat", "iss" and "jti" are
+// required. When several checks fail, the reason is the first of:
+// ErrExpired, ErrNotYetValid ("iat", then "nbf"), ErrIssuer, ErrMalformed
+// (a required claim missing, "jti" not a UUID), the order golang-jwt's
+// validator gave them in before this decoder replaced it.
+func (v *Verifier) checkClaims(rc *tokenClaims) (Claims, error) {
+	now := v.now()
+	exp, iat := time.Unix(rc.exp, 0).UTC(), time.Unix(rc.iat, 0).UTC()
+	switch {
+	case rc.hasExp && !now.Before(exp.Add(v.leeway)):
+		return Claims{}, &detailed{ErrExpired, fmt.Errorf("expired at %s", exp.Format(time.RFC3339))}
+	case rc.hasIat && now.Before(iat.Add(-v.leeway)):
+		return Claims{}, &detailed{ErrNotYetValid, fmt.Errorf("issued at %s, in the future", iat.Format(time.RFC3339))}
+	case rc.hasNbf && now.Before(time.Unix(rc.nbf, 0).Add(-v.leeway)):
+		return Claims{}, &detailed{ErrNotYetValid, fmt.Errorf("not valid before %s", time.Unix(rc.nbf, 0).UTC().Format(time.RFC3339))}
+	case len(rc.iss) > 0 && (string(rc.iss) != v.issuer || !utf8.Valid(rc.iss)):
+		return Claims{}, &detailed{ErrIssuer, fmt.Errorf("iss %q, want %q", string(rc.iss), v.issuer)}
+	case len(rc.iss) == 0:
+		return Claims{}, fmt.Errorf("%w: no iss", ErrMalformed)
+	case !rc.hasExp:
+		return Claims{}, fmt.Errorf("%w: no exp", ErrMalformed)
 	}
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return err
+	id, ok := parseUUID(rc.jti)
+	if !ok {
+		return Claims{}, fmt.Errorf("%w: jti is not a UUID", ErrMalformed)
 	}
-	c.RegisteredClaims = jwt.RegisteredClaims{Issuer: raw.Issuer, Audience: raw.Audience, ID: raw.ID}
-	if raw.Subject != nil {
-		bad := fmt.Errorf("sub must be a string of 1 to %d bytes of valid UTF-8 without control characters", MaxSubjectSize)
-		if raw.Subject[0] != '"' || !utf8.Valid(raw.Subject) {
-			return bad
-		}
-		if err := json.Unmarshal(raw.Subject, &c.Subject); err != nil || !ValidSubject(c.Subject) {
-			return bad
-		}
+	if !rc.hasIat {
+		return Claims{}, fmt.Errorf("%w: no iat", ErrMalformed)
 	}
-	for _, d := range []struct {
-		raw json.RawMessage
-		dst **jwt.NumericDate
-	}{{raw.Exp, &c.ExpiresAt}, {raw.Iat, &c.IssuedAt}, {raw.Nbf, &c.NotBefore}} {
-		if d.raw == nil {
-			continue
-		}
-		n, err := strconv.ParseUint(string(d.raw), 10, 64)
-		if err != nil || n > maxNumericDate {
-			return fmt.Errorf("exp, iat and nbf must be whole seconds from 0 to %d", maxNumericDate)
-		}
-		*d.dst = jwt.NewNumericDate(time.Unix(int64(n), 0))
+	c := Claims{ID: id, Issuer: v.issuer, IssuedAt: iat, Expires: exp}
+	if rc.hasSub {
+		c.Subject = string(rc.sub)
 	}
-	return nil
+	return c, nil
 }
 
 // classify turns a golang-jwt error into one of this package's reasons,
