@@ -105,9 +105,9 @@ func BenchmarkFilterMiss(b *testing.B) {
 // at open would reach 90% and more here; the growing one must stay under
 // 1% at every sample (0.24% at its growth threshold).
 func TestFilterGrows(t *testing.T) {
-	n := 200_000
+	n := 60_000 // eight growths of the filter from 2^12 bits
 	if testing.Short() {
-		n = 40_000
+		n = 20_000
 	}
 	b, err := OpenBadger(t.TempDir(), Options{})
 	if err != nil {
