@@ -5,6 +5,7 @@ package valkey
 // Changes and Head (one atomic script), and the package's errors.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,7 +13,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"bytes"
 	"strconv"
 	"strings"
 	"time"
