@@ -401,3 +401,58 @@ func TestBadURLs(t *testing.T) {
 		})
 	}
 }
+
+// TestHungServerFailsClosed: a server that stops answering without
+// closing its connections (SIGSTOP) is given up after the background
+// PING goes unanswered; reads of cached ids then fail instead of
+// answering from a cache no invalidation can reach. Once it answers again
+// the store recovers by itself.
+func TestHungServerFailsClosed(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{})
+	s := open(t, srv.URL(), valkey.Options{})
+	id, never := uuid.New(), uuid.New()
+	revoke(t, s, id, time.Now().Add(time.Hour))
+	wantRevoked(t, s, never, false) // cached
+	srv.Pause()
+	resumed := false
+	defer func() {
+		if !resumed {
+			srv.Resume()
+		}
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		got, err := s.IsRevoked(ctx, never)
+		cancel()
+		if err != nil {
+			if !got {
+				t.Fatalf("IsRevoked error %v with false, want true", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("IsRevoked of a cached id answered from the cache 15 s into a hung server, want an error")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	srv.Resume()
+	resumed = true
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		got, err := s.IsRevoked(ctx, id)
+		cancel()
+		if err == nil {
+			if !got {
+				t.Fatal("IsRevoked(revoked) after resume = false")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not recovered 20 s after resume: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wantRevoked(t, s, never, false)
+}

@@ -299,6 +299,17 @@ func (s *Store) setUp(ctx context.Context, retention time.Duration) error {
 			s.waitAOF = false
 		}
 	}
+	if !s.waitAOF {
+		// Without WAITAOF an acknowledged close is as durable as the
+		// server's appendfsync makes it (docs/valkey.md). CONFIG may be
+		// refused (managed services); then we cannot tell.
+		for addr, n := range nodes {
+			v, err := n.Do(ctx, n.B().ConfigGet().Parameter("appendfsync").Build()).AsStrMap()
+			if err == nil && v["appendfsync"] != "always" {
+				s.log.Warn("revocation store server has no WAITAOF and appendfsync is not always: a close it acknowledged may be lost if the server's machine crashes", "server", addr, "appendfsync", v["appendfsync"])
+			}
+		}
+	}
 	fresh := make([]byte, 16)
 	_, _ = rand.Read(fresh)
 	epoch, err := s.write(ctx, initScript, []string{s.keys.epoch}, []string{base64.RawURLEncoding.EncodeToString(fresh)}).ToString()
