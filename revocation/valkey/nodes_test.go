@@ -322,6 +322,14 @@ func TestOpenRefusals(t *testing.T) {
 			t.Fatalf("Open without AOF = %v, want a refusal naming appendonly yes", err)
 		}
 	})
+	t.Run("appendfsync no", func(t *testing.T) {
+		// WAITAOF never sees an fsync: every write would fail, so Open does.
+		srv := valkeytest.Start(t, valkeytest.Options{AppendFsync: "no"})
+		_, err := valkey.Open(ctx, srv.URL(), valkey.Options{WriteTimeout: 200 * time.Millisecond})
+		if !errors.Is(err, valkey.ErrNotDurable) || !strings.Contains(err.Error(), "appendfsync always") {
+			t.Fatalf("Open with appendfsync no = %v, want ErrNotDurable naming appendfsync always", err)
+		}
+	})
 	t.Run("wrong password", func(t *testing.T) {
 		srv := valkeytest.Start(t, valkeytest.Options{Password: "right-one"})
 		start := time.Now()

@@ -463,8 +463,14 @@ func (s *Store) checkWait(r rueidis.RedisResult) error {
 		if err != nil {
 			return fmt.Errorf("WAITAOF: %w", err)
 		}
-		if len(got) != 2 || got[0] < 1 || got[1] < int64(s.replicas) {
-			return fmt.Errorf("%w: WAITAOF 1 %d answered %v within %s (local fsyncs, replicas): check the server's disk and replicas", errNotDurable, s.replicas, got, s.wtimeout)
+		if len(got) != 2 {
+			return fmt.Errorf("WAITAOF answered %v, want two numbers", got)
+		}
+		if got[0] < 1 {
+			return fmt.Errorf("%w: WAITAOF 1 %d answered %v within %s: the server did not fsync its AOF; appendfsync no never does: set appendfsync always (or everysec), and check the server's disk", errNotDurable, s.replicas, got, s.wtimeout)
+		}
+		if got[1] < int64(s.replicas) {
+			return fmt.Errorf("%w: WAITAOF 1 %d answered %v within %s: fewer replicas than --revocation-store-replicas fsynced it: check that the replicas run, with appendonly yes", errNotDurable, s.replicas, got, s.wtimeout)
 		}
 		return nil
 	}
