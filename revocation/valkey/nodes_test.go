@@ -315,6 +315,20 @@ func TestOpenRefusals(t *testing.T) {
 			t.Errorf("Open took %s, want about the 1 s bound", took)
 		}
 	})
+	t.Run("hung server", func(t *testing.T) {
+		// Accepts connections (the kernel does) but never answers.
+		srv := valkeytest.Start(t, valkeytest.Options{})
+		srv.Pause()
+		defer srv.Resume()
+		start := time.Now()
+		_, err := valkey.Open(ctx, srv.URL(), valkey.Options{DialTimeout: 2 * time.Second})
+		if err == nil || !strings.Contains(err.Error(), "within 2s") {
+			t.Fatalf("Open of a hung server = %v, want a refusal naming the 2 s bound", err)
+		}
+		if took := time.Since(start); took > 8*time.Second {
+			t.Errorf("Open took %s, want the 2 s bound plus at most one 3 s set-up", took)
+		}
+	})
 	t.Run("no AOF", func(t *testing.T) {
 		srv := valkeytest.Start(t, valkeytest.Options{NoAppendOnly: true})
 		_, err := valkey.Open(ctx, srv.URL(), valkey.Options{})

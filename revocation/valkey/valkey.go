@@ -240,7 +240,10 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if err := s.setUp(wctx, opts.Retention); err != nil {
+	// Not bounded by the dial timeout: raising the retention extends
+	// every record, which takes as long as there are records. Each
+	// command is bounded on its own (the connection's 2 s, WriteTimeout).
+	if err := s.setUp(ctx, opts.Retention); err != nil {
 		s.client.Close()
 		return nil, err
 	}
@@ -252,10 +255,12 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// netDialer is the dialer of every connection: a dial never waits longer
-// than Open's bound, and TCP keep-alives notice a dead peer.
+// netDialer is the dialer of every connection. rueidis bounds a whole
+// connection set-up (connect, TLS, HELLO) by its timeout, 3 s or Open's
+// bound if shorter, so Open overruns its bound by less than one set-up,
+// and a reconnect to a hung server gives up after 3 s.
 func netDialer(timeout time.Duration) net.Dialer {
-	return net.Dialer{Timeout: min(timeout, 5*time.Second), KeepAlive: time.Second}
+	return net.Dialer{Timeout: min(timeout, 3*time.Second), KeepAlive: time.Second}
 }
 
 func cmp[T int | time.Duration](v, def T) T {
