@@ -127,7 +127,10 @@ type Store struct {
 	now      func() time.Time
 	keys     keys
 	url      string // redacted
-	password string // to redact from errors
+	// password is the URL's, kept to redact it from the server's error
+	// texts. Behind a pointer, so that printing a Store value (%+v, %#v)
+	// shows an address, never the password.
+	password *secret
 
 	epoch     string // published form, as stored
 	retention atomic.Int64
@@ -170,7 +173,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		now:      opts.Now,
 		keys:     newKeys(opts.Prefix),
 		url:      t.redacted,
-		password: t.password,
+		password: &secret{t.password},
 		replicas: opts.Replicas,
 		wtimeout: cmp(opts.WriteTimeout, DefaultWriteTimeout),
 	}
@@ -349,14 +352,26 @@ func (s *Store) Epoch() string { return s.epoch }
 // errClosed is what every method returns after Close.
 func errClosed(op string) error { return fmt.Errorf("%s: %w", op, revocation.ErrClosed) }
 
+// secret holds a password; its String and GoString never show it.
+type secret struct{ s string }
+
+func (secret) String() string   { return "xxxxx" }
+func (secret) GoString() string { return "xxxxx" }
+
+// String names the store by its URL, without the password.
+func (s *Store) String() string { return "valkey.Store(" + s.url + ")" }
+
+// LogValue is the store as a log attribute: its URL, without the password.
+func (s *Store) LogValue() slog.Value { return slog.StringValue(s.url) }
+
 // redact removes the password from an error's text.
 func (s *Store) redact(err error) string {
 	if err == nil {
 		return ""
 	}
 	msg := err.Error()
-	if s.password != "" {
-		msg = strings.ReplaceAll(msg, s.password, "xxxxx")
+	if s.password != nil && s.password.s != "" {
+		msg = strings.ReplaceAll(msg, s.password.s, "xxxxx")
 	}
 	return msg
 }
