@@ -122,11 +122,11 @@ var prefixRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // concurrent use. Open it with [Open]; it owns one goroutine (the periodic
 // trim), which [Store.Close] stops.
 type Store struct {
-	client   rueidis.Client
-	log      *slog.Logger
-	now      func() time.Time
-	keys     keys
-	url      string // redacted
+	client rueidis.Client
+	log    *slog.Logger
+	now    func() time.Time
+	keys   keys
+	url    string // redacted
 	// password is the URL's, kept to redact it from the server's error
 	// texts. Behind a pointer, so that printing a Store value (%+v, %#v)
 	// shows an address, never the password.
