@@ -2,6 +2,7 @@ package valkey_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"strconv"
 	"strings"
@@ -477,4 +478,30 @@ func TestHungServerFailsClosed(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	wantRevoked(t, s, never, false)
+}
+
+// TestTLS: rediss:// with the server's CA works; with the system roots
+// (which do not hold the test's CA) Open refuses within its bound; a TLS
+// configuration for a redis:// URL is refused rather than ignored.
+func TestTLS(t *testing.T) {
+	for _, bin := range binaries {
+		t.Run(bin, func(t *testing.T) {
+			ctx := context.Background()
+			srv := valkeytest.Start(t, valkeytest.Options{Binary: bin, TLS: true})
+			s := open(t, srv.URL(), valkey.Options{TLSConfig: &tls.Config{RootCAs: srv.CAs()}})
+			id := uuid.New()
+			wantRevoked(t, s, id, false)
+			revoke(t, s, id, time.Now().Add(time.Hour))
+			wantRevoked(t, s, id, true)
+
+			_, err := valkey.Open(ctx, srv.URL(), valkey.Options{DialTimeout: time.Second})
+			if err == nil || !strings.Contains(err.Error(), "certificate is not trusted") {
+				t.Fatalf("Open over TLS with the system roots = %v, want a certificate error", err)
+			}
+			plain := "redis://" + strings.TrimPrefix(srv.URL(), "rediss://")
+			if _, err := valkey.Open(ctx, plain, valkey.Options{TLSConfig: &tls.Config{RootCAs: srv.CAs()}}); err == nil || !strings.Contains(err.Error(), "rediss://") {
+				t.Fatalf("Open(redis://, TLSConfig) = %v, want a refusal naming rediss://", err)
+			}
+		})
+	}
 }

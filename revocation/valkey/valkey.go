@@ -206,12 +206,14 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		ConnWriteTimeout: 2 * time.Second,
 		Dialer:           netDialer(dialTimeout),
 	}
-	if t.tls {
+	switch {
+	case t.tls && opts.TLSConfig != nil:
 		co.TLSConfig = opts.TLSConfig
-		if co.TLSConfig == nil {
-			host := t.addrs[0][:strings.LastIndex(t.addrs[0], ":")]
-			co.TLSConfig = &tls.Config{ServerName: strings.Trim(host, "[]"), MinVersion: tls.VersionTLS12}
-		}
+	case t.tls:
+		// The system roots; the server name is each address's host.
+		co.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	case opts.TLSConfig != nil:
+		return nil, fmt.Errorf("open revocation store %s: a TLS configuration for a redis:// URL, which does not use TLS: write rediss://", t.redacted)
 	}
 	if t.cluster {
 		co.ShuffleInit = true
@@ -231,6 +233,10 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		}
 		if isAuthError(err) {
 			return nil, fmt.Errorf("open revocation store %s: the server refused the credentials: %s: give the user and password in the URL (redis://user:password@host:port)", t.redacted, s.redact(err))
+		}
+		var cverr *tls.CertificateVerificationError
+		if errors.As(err, &cverr) {
+			return nil, fmt.Errorf("open revocation store %s: the store's TLS certificate is not trusted: %s: have it signed by a CA in the system roots (or give the CA in Options.TLSConfig)", t.redacted, s.redact(err))
 		}
 		if wctx.Err() != nil || time.Since(start)+200*time.Millisecond >= dialTimeout {
 			if ctx.Err() != nil {
