@@ -44,9 +44,9 @@ func TestSameAsBadger(t *testing.T) {
 			func(s feedStore) error { return s.Revoke(ctx, ids[0], base) },
 			func(s feedStore) error { return s.Revoke(ctx, ids[1], base.Add(1500*time.Millisecond)) },
 			func(s feedStore) error { return s.CutOff(ctx, "alice", now, base) },
-			func(s feedStore) error { return s.Revoke(ctx, ids[0], base.Add(time.Hour)) },         // extends
-			func(s feedStore) error { return s.Revoke(ctx, ids[1], base.Add(-time.Minute)) },      // never shortens
-			func(s feedStore) error { return s.Revoke(ctx, ids[2], now.Add(-time.Minute)) },       // past: nothing
+			func(s feedStore) error { return s.Revoke(ctx, ids[0], base.Add(time.Hour)) },        // extends
+			func(s feedStore) error { return s.Revoke(ctx, ids[1], base.Add(-time.Minute)) },     // never shortens
+			func(s feedStore) error { return s.Revoke(ctx, ids[2], now.Add(-time.Minute)) },      // past: nothing
 			func(s feedStore) error { return s.CutOff(ctx, "alice", now.Add(-time.Hour), base) }, // never moves back
 			func(s feedStore) error { return s.CutOff(ctx, "bob", now, base.Add(300*time.Millisecond)) },
 			func(s feedStore) error { return s.Revoke(ctx, ids[3], base) },
