@@ -330,6 +330,17 @@ func TestOpenRefusals(t *testing.T) {
 			t.Errorf("Open took %s, want the 2 s bound plus at most one 3 s set-up", took)
 		}
 	})
+	t.Run("cluster URL for one server", func(t *testing.T) {
+		srv := valkeytest.Start(t, valkeytest.Options{})
+		start := time.Now()
+		_, err := valkey.Open(ctx, srv.URL()+"?addr="+srv.Addr(), valkey.Options{})
+		if err == nil || !strings.Contains(err.Error(), "drop the addr=") {
+			t.Fatalf("Open with addr= of a server without cluster = %v, want a refusal naming the fix", err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("Open took %s, want a refusal at once", took)
+		}
+	})
 	t.Run("no AOF", func(t *testing.T) {
 		srv := valkeytest.Start(t, valkeytest.Options{NoAppendOnly: true})
 		_, err := valkey.Open(ctx, srv.URL(), valkey.Options{})

@@ -234,6 +234,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		if isAuthError(err) {
 			return nil, fmt.Errorf("open revocation store %s: the server refused the credentials: %s: give the user and password in the URL (redis://user:password@host:port)", t.redacted, s.redact(err))
 		}
+		if t.cluster && err != nil && strings.Contains(err.Error(), "cluster support disabled") {
+			return nil, fmt.Errorf("open revocation store %s: the server is not a cluster node (cluster support disabled): for one server drop the addr= parameters (redis://host:port)", t.redacted)
+		}
 		var cverr *tls.CertificateVerificationError
 		if errors.As(err, &cverr) {
 			return nil, fmt.Errorf("open revocation store %s: the store's TLS certificate is not trusted: %s: have it signed by a CA in the system roots (or give the CA in Options.TLSConfig)", t.redacted, s.redact(err))
