@@ -54,6 +54,11 @@ type Config struct {
 	// (revocations/, revocations.seal). Required. Open creates it with mode
 	// 0700 and refuses one that others can enter.
 	DataDir string
+	// KeysFile is the key file (default DataDir/keys.json). Several
+	// servers may share one: each re-reads it every KeyReloadInterval, and
+	// a first start creates it under its lock, so servers starting at once
+	// on a missing one end with one key.
+	KeysFile string
 	// Listen is the API's address, host:port (default DefaultListen; port 0
 	// picks a free one, see Server.Addr).
 	Listen string
@@ -231,7 +236,11 @@ func (s *Server) openData() error {
 	}
 	s.store = store
 	policy := keys.Policy{MaxTokenLifetime: s.cfg.MaxExpiresIn, Leeway: s.cfg.Leeway, PropagationDelay: s.cfg.JWKSMaxAge}
-	ring, err := keys.OpenKeyring(filepath.Join(s.cfg.DataDir, "keys.json"), policy, keys.KeyringOptions{Logger: s.log})
+	keysFile := s.cfg.KeysFile
+	if keysFile == "" {
+		keysFile = filepath.Join(s.cfg.DataDir, "keys.json")
+	}
+	ring, err := keys.OpenKeyring(keysFile, policy, keys.KeyringOptions{Logger: s.log})
 	if err != nil {
 		return fmt.Errorf("open signing keys: %w", err)
 	}
