@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -73,4 +75,174 @@ func TestSharedKeyFileFirstStart(t *testing.T) {
 			t.Errorf("node %d: its data dir holds a keys.json (%v), want only the shared key file", i, err)
 		}
 	}
+}
+
+// A key file replaced by rename, as a mounted secret or a deployment tool
+// replaces it, is reloaded even when the new file has the old one's
+// modification time: the keyring notices the new inode.
+func TestKeyFileReplacedByRename(t *testing.T) {
+	keyFile := filepath.Join(sharedKeyDir(t), "keys.json")
+	p := startInProcess(t, dataDir(t), "--keys-file", keyFile)
+	old := jwksKids(t, p)
+	other := filepath.Join(sharedKeyDir(t), "keys.json")
+	if r := sessiond(t, commandEnv(), "keys", "init", "--keys-file", other); r.code != 0 {
+		t.Fatalf("keys init --keys-file: exit %d\n%s", r.code, r.stderr)
+	}
+	info, err := os.Stat(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(other, info.ModTime(), info.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, keyFile); err != nil {
+		t.Fatal(err)
+	}
+	p.srv.ReloadKeys()
+	var kids []string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if kids = jwksKids(t, p); len(kids) == 1 && kids[0] != old[0] {
+			return
+		}
+	}
+	t.Errorf("after the key file was replaced by rename: JWKS %v, want only the new key (the old one was %v)", kids, old)
+}
+
+// serve and the key commands refuse a --keys-file whose directory is
+// missing or writable by others, saying what to do, and serve then creates
+// nothing.
+func TestKeysFileRefusals(t *testing.T) {
+	open := sharedKeyDir(t)
+	os.Chmod(open, 0o777)
+	tests := []struct {
+		name, keyFile, want string
+	}{
+		{"missing directory", filepath.Join(t.TempDir(), "nope", "keys.json"), "mkdir -m 700"},
+		{"writable by others", filepath.Join(open, "keys.json"), "chmod go-w"},
+	}
+	for _, tt := range tests {
+		for _, args := range [][]string{{"serve", "--listen", "127.0.0.1:0"}, {"keys", "list"}, {"keys", "rotate"}} {
+			t.Run(tt.name+" "+strings.Join(args[:2], " "), func(t *testing.T) {
+				dir := dataDir(t)
+				r := sessiond(t, commandEnv("SESSIOND_KEYS_FILE="+tt.keyFile), append(args, "--data-dir", dir)...)
+				if r.code != 1 || !strings.Contains(r.stderr, tt.want) {
+					t.Errorf("exit %d, stderr %q; want exit 1 saying %q", r.code, r.stderr, tt.want)
+				}
+				if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+					t.Errorf("a refused command created the data dir: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// A rotation of a key file three nodes share, under load: sessions opened
+// on each node and verified on the other two, all the time. No
+// verification fails anywhere, and every node publishes the new key before
+// any node signs with it (the activation delay, the reload interval plus
+// --jwks-max-age, covers the nodes' reloads).
+func TestRotationAcrossNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a rotation across three nodes takes about 10 s")
+	}
+	keyFile := filepath.Join(sharedKeyDir(t), "keys.json")
+	nodes := startNodes(t, 3, "--keys-file", keyFile, "--jwks-max-age", "1s")
+	oldKid := jwksKids(t, nodes[0])[0]
+	var (
+		mu        sync.Mutex
+		published = make([]time.Time, len(nodes)) // when each node was first seen publishing a new key (response received)
+		signed    time.Time                       // request start of the first token seen signed by a new key
+		signedOn  = make([]bool, len(nodes))
+		verified  int
+		fail      failures
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for i, p := range nodes {
+		wg.Go(func() { // JWKS poller
+			for ctx.Err() == nil {
+				_, kids, err := getJWKS(p.jwksURL())
+				received := time.Now()
+				if err != nil {
+					fail.add("node %d: JWKS: %v", i, err)
+					return
+				}
+				mu.Lock()
+				if len(kids) > 1 && published[i].IsZero() {
+					published[i] = received
+				}
+				mu.Unlock()
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+		wg.Go(func() { // opens on node i, verifies on the others
+			for ctx.Err() == nil {
+				requested := time.Now()
+				res, err := p.client.OpenSession(context.Background(), time.Hour)
+				if err != nil {
+					fail.add("node %d: open_session: %v", i, err)
+					return
+				}
+				kid, _, err := inspect(res.AccessToken)
+				if err != nil {
+					fail.add("node %d: %v", i, err)
+					return
+				}
+				if kid != oldKid {
+					mu.Lock()
+					if signed.IsZero() || requested.Before(signed) {
+						signed = requested
+					}
+					signedOn[i] = true
+					mu.Unlock()
+				}
+				for j, q := range nodes {
+					if j == i {
+						continue
+					}
+					if active, err := q.client.VerifySessionToken(context.Background(), res.AccessToken); !active || err != nil {
+						fail.add("node %d: verify of a token of %s opened on node %d at %s = %v, %v, want true", j, kid, i, stamp(requested), active, err)
+					}
+					mu.Lock()
+					verified++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond) // load before the rotation
+	rotated := time.Now()
+	if r := sessiond(t, commandEnv(), "keys", "rotate", "--keys-file", keyFile, "--jwks-max-age", "1s"); r.code != 0 {
+		t.Fatalf("keys rotate: exit %d\n%s", r.code, r.stderr)
+	}
+	allSigned := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !slices.Contains(signedOn, false)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !allSigned() && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // load after every node switched
+	cancel()
+	wg.Wait()
+	fail.report(t, "failures under load")
+	if !allSigned() {
+		t.Fatalf("30 s after the rotation at %s, the nodes that sign with the new key: %v, want all", stamp(rotated), signedOn)
+	}
+	for i, at := range published {
+		if at.IsZero() || !at.Before(signed) {
+			t.Errorf("node %d published the new key at %s, want before the first token it signed (requested at %s)", i, stamp(at), stamp(signed))
+		}
+	}
+	t.Logf("%d cross-node verifications; rotated %s, published %s, first signed %s", verified, stamp(rotated), fmt.Sprint(stamps(published)), stamp(signed))
+}
+
+func stamps(ts []time.Time) []string {
+	s := make([]string, len(ts))
+	for i, t := range ts {
+		s[i] = stamp(t)
+	}
+	return s
 }
