@@ -59,6 +59,16 @@ type Config struct {
 	// a first start creates it under its lock, so servers starting at once
 	// on a missing one end with one key.
 	KeysFile string
+	// RevocationStore names the revocation list: "" or StoreBadger for
+	// Badger in DataDir/revocations; redis://[user:password@]host:port[/db]
+	// for one Valkey or Redis server, rediss://... for the same over TLS,
+	// redis://host:port?addr=host2:port2 for a cluster (see CheckStoreURL).
+	// Nodes that share one see each other's closes.
+	RevocationStore string
+	// RevocationStoreReplicas is how many replicas must have a close
+	// before it is acknowledged (WAITAOF); Valkey stores only. Zero waits
+	// for the server's own AOF only.
+	RevocationStoreReplicas int
 	// Listen is the API's address, host:port (default DefaultListen; port 0
 	// picks a free one, see Server.Addr).
 	Listen string
@@ -229,8 +239,7 @@ func (s *Server) openData() error {
 	if err := MakeDataDir(s.cfg.DataDir); err != nil {
 		return err
 	}
-	store, err := revocation.OpenBadger(filepath.Join(s.cfg.DataDir, "revocations"),
-		revocation.Options{Logger: s.log.With("component", "badger"), Retention: s.cfg.Leeway})
+	store, err := OpenStore(s.cfg, s.log)
 	if err != nil {
 		return fmt.Errorf("open revocation list: %w", err)
 	}

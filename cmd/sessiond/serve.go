@@ -59,6 +59,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.issuer, "issuer", token.DefaultIssuer, `"iss" claim of new tokens, required of verified ones (changing it makes outstanding tokens inactive)`)
 	c.lifecycleFlags(fs)
 	c.keyFileFlag(fs)
+	c.storeFlags(fs)
 	fs.DurationVar(&c.RevocationsFreshFor, "revocations-fresh-for", publish.DefaultFreshFor, "how long an offline verifier may trust a GET /revocations document: one that cannot reach the server fails closed after this")
 	fs.StringVar(&c.AdminListen, "admin-listen", defaultAdminListen, "address to serve the operator's endpoints on (/healthz, /debug/stats), or off")
 	maxConns := fs.Int("max-connections", server.DefaultMaxConnections, "most client connections open at once; at the cap the longest idle one is closed")
@@ -71,6 +72,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, errUsage
 	}
 	if err := c.checkServe(); err != nil {
+		return nil, err
+	}
+	if err := c.checkStore(); err != nil {
 		return nil, err
 	}
 	if c.RevocationsFreshFor < time.Second {
