@@ -246,3 +246,39 @@ func stamps(ts []time.Time) []string {
 	}
 	return s
 }
+
+// A bad --revocation-store or --revocation-store-replicas is refused in
+// the configuration check, naming the setting and the forms it takes,
+// before anything is written; a password in the URL never shows.
+func TestServeRefusesBadStore(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown scheme", []string{"--revocation-store", "mysql://127.0.0.1:3306"}, "redis://[user:password@]host:port[/db]"},
+		{"a word", []string{"--revocation-store", "valkey"}, "redis://[user:password@]host:port[/db]"},
+		{"no host", []string{"--revocation-store", "redis://"}, "--revocation-store"},
+		{"bad port", []string{"--revocation-store", "redis://u:hunter2@127.0.0.1:notaport"}, "--revocation-store"},
+		{"bad seed", []string{"--revocation-store", "redis://127.0.0.1:6379?addr=nohostport"}, "--revocation-store"},
+		{"unknown parameter", []string{"--revocation-store", "redis://127.0.0.1:6379?pool=9"}, "--revocation-store"},
+		{"bad db", []string{"--revocation-store", "redis://127.0.0.1:6379/x"}, "--revocation-store"},
+		{"negative replicas", []string{"--revocation-store", "redis://127.0.0.1:6379", "--revocation-store-replicas", "-1"}, "must not be negative"},
+		{"replicas with Badger", []string{"--revocation-store-replicas", "1"}, "needs a Valkey or Redis --revocation-store"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := dataDir(t)
+			r := sessiond(t, commandEnv(), append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir}, tt.args...)...)
+			if r.code != 1 || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want exit 1 saying %q", r.code, r.stderr, tt.want)
+			}
+			if strings.Contains(r.stderr, "hunter2") {
+				t.Errorf("stderr %q shows the password", r.stderr)
+			}
+			if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+				t.Errorf("a refused serve created the data dir: %v", err)
+			}
+		})
+	}
+}
