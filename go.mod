@@ -8,8 +8,8 @@ require (
 	github.com/dgraph-io/ristretto/v2 v2.2.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/uuid v1.6.0
-	github.com/redis/rueidis v1.0.80
-	golang.org/x/sys v0.50.0
+	github.com/redis/rueidis v1.0.79
+	golang.org/x/sys v0.47.0
 )
 
 require (

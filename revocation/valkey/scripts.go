@@ -268,3 +268,6 @@ return {e, seq, snap,
   redis.call('ZRANGEBYSCORE', KEYS[3], from, '+inf', 'WITHSCORES'),
   redis.call('ZRANGEBYSCORE', KEYS[4], from, '+inf', 'WITHSCORES')}
 `)
+
+// allScripts are loaded (SCRIPT LOAD) on every node at Open.
+var allScripts = []script{revokeScript, cutScript, initScript, retainScript, extendScript, finishScript, trimScript, feedScript}

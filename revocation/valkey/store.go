@@ -130,8 +130,8 @@ func (s *Store) wrap(err error) error {
 	if errors.As(err, &re) && strings.Contains(re.Error(), "SESSIOND_EPOCH") {
 		return fmt.Errorf("%w: the store at %s has not the epoch %s this node opened: restore its data, or restart every node to begin a new list", ErrReplaced, s.url, s.epoch)
 	}
-	if errors.Is(err, errNotDurable) {
-		return fmt.Errorf("%w: %s", ErrNotDurable, s.redact(err))
+	if errors.Is(err, ErrNotDurable) {
+		return err // made by checkWait: no server text in it
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err

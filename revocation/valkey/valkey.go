@@ -193,6 +193,10 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		// each write (see fence) must share a connection, whose
 		// invalidations arrive in order with its replies.
 		PipelineMultiplex: -1,
+		// No retries inside rueidis: it would retry a read on a dead
+		// server until the context ends, and a verify must fail closed at
+		// once instead. Callers retry (a close may be repeated).
+		DisableRetry: true,
 		// A server that stops answering (no FIN, no RST) is given up after
 		// 2 s without a reply to the background PING sent every second;
 		// the connection's cache goes with it (fail closed).
@@ -282,6 +286,11 @@ func (s *Store) setUp(ctx context.Context, retention time.Duration) error {
 		if !strings.Contains(info, "aof_enabled:1") {
 			return fmt.Errorf("open revocation store %s: %s has no append-only file (appendonly no): a close it acknowledged would not survive its restart: set appendonly yes (and appendfsync always, see docs/valkey.md)", s.url, addr)
 		}
+		for _, sc := range allScripts {
+			if err := n.Do(ctx, n.B().ScriptLoad().Script(sc.body).Build()).Error(); err != nil {
+				return fmt.Errorf("open revocation store %s: SCRIPT LOAD on %s: %s", s.url, addr, s.redact(err))
+			}
+		}
 		arr, err := n.Do(ctx, n.B().CommandInfo().CommandName("WAITAOF").Build()).ToArray()
 		if err != nil {
 			return fmt.Errorf("open revocation store %s: COMMAND INFO on %s: %s", s.url, addr, s.redact(err))
@@ -294,7 +303,7 @@ func (s *Store) setUp(ctx context.Context, retention time.Duration) error {
 	_, _ = rand.Read(fresh)
 	epoch, err := s.write(ctx, initScript, []string{s.keys.epoch}, []string{base64.RawURLEncoding.EncodeToString(fresh)}).ToString()
 	if err != nil {
-		return fmt.Errorf("open revocation store %s: make the epoch: %s", s.url, s.redactErr(err))
+		return fmt.Errorf("open revocation store %s: make the epoch: %w", s.url, s.wrap(err))
 	}
 	s.epoch = epoch
 	return s.applyRetention(ctx, retention)
@@ -336,15 +345,6 @@ func (s *Store) redact(err error) string {
 	return msg
 }
 
-// redactErr is redact keeping the error: the password is never in the
-// text rueidis makes of its errors, but a server's could quote it.
-func (s *Store) redactErr(err error) error {
-	if err == nil || s.password == "" || !strings.Contains(err.Error(), s.password) {
-		return err
-	}
-	return errors.New(s.redact(err))
-}
-
 // evalCmds returns EVALSHA and EVAL of sc.
 func (s *Store) evalCmds(sc script, keys, args []string) (evalsha, eval rueidis.Completed) {
 	b := s.client.B()
@@ -374,7 +374,9 @@ func (s *Store) run(ctx context.Context, sc script, keys, args []string) rueidis
 // they run on), and returns the script's result, or an error if the
 // write is not known to be durable.
 func (s *Store) write(ctx context.Context, sc script, keys, args []string) rueidis.RedisResult {
-	ctx, cancel := context.WithTimeout(ctx, s.wtimeout+2*time.Second)
+	// Room for two WAITAOFs: after a NOSCRIPT (a restarted server forgot
+	// the scripts Open loaded) the script is sent again with its own.
+	ctx, cancel := context.WithTimeout(ctx, 2*s.wtimeout+2*time.Second)
 	defer cancel()
 	var res rueidis.RedisResult
 	err := s.client.Dedicated(func(dc rueidis.DedicatedClient) error {
@@ -441,7 +443,7 @@ func (s *Store) fence(ctx context.Context) error {
 }
 
 // errNotDurable marks a write the server did, without the durability asked.
-var errNotDurable = errors.New("the write is not known to be durable")
+var errNotDurable = ErrNotDurable
 
 // checkWait checks the reply of WAITAOF or WAIT.
 func (s *Store) checkWait(r rueidis.RedisResult) error {
@@ -474,7 +476,7 @@ func (s *Store) applyRetention(ctx context.Context, r time.Duration) error {
 			[]string{s.keys.retain, s.keys.extend, s.keys.seq, s.keys.epoch},
 			[]string{s.epoch, strconv.FormatInt(int64(r), 10)}).ToArray()
 		if err != nil {
-			return fmt.Errorf("open revocation store %s: raise the retention to %s: %s", s.url, r, s.redactErr(err))
+			return fmt.Errorf("open revocation store %s: raise the retention to %s: %w", s.url, r, s.wrap(err))
 		}
 		if len(res) != 2 {
 			return fmt.Errorf("open revocation store %s: raise the retention: unexpected answer", s.url)
@@ -535,14 +537,14 @@ func (s *Store) extend(ctx context.Context, ext string) error {
 				args = append(args, m)
 			}
 			if err := s.write(ctx, extendScript, keys, args).Error(); err != nil {
-				return fmt.Errorf("open revocation store %s: extend records: %s", s.url, s.redactErr(err))
+				return fmt.Errorf("open revocation store %s: extend records: %w", s.url, s.wrap(err))
 			}
 			total += len(members)
 		}
 	}
 	done, err := s.write(ctx, finishScript, []string{s.keys.extend, s.keys.rseq, s.keys.cseq}, []string{ext}).AsInt64()
 	if err != nil {
-		return fmt.Errorf("open revocation store %s: finish the extension: %s", s.url, s.redactErr(err))
+		return fmt.Errorf("open revocation store %s: finish the extension: %w", s.url, s.wrap(err))
 	}
 	if done != 1 {
 		return fmt.Errorf("open revocation store %s: records left after extending: open again", s.url)
