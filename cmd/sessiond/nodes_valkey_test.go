@@ -298,7 +298,9 @@ func TestNodesSurviveStoreAndNodeKill(t *testing.T) {
 // each: the same cross-node close; then the master that holds the list
 // is killed, its replica takes over, and a session closed before (with
 // --revocation-store-replicas 1, so the replica had it) stays closed on
-// every node, which recover by themselves.
+// every node, which recover by themselves. While the new master has no
+// replica, closes are refused (-32603); once the old master is back as
+// its replica, they are acknowledged and seen across nodes again.
 func TestNodesCluster(t *testing.T) {
 	c := valkeytest.StartCluster(t, 3, 1)
 	nodes := storeNodes(t, 3, c.URL(), "--revocation-store-replicas", "1")
@@ -317,6 +319,28 @@ func TestNodesCluster(t *testing.T) {
 		if v, err := verifyOn(p, closed); v != vInactive {
 			t.Errorf("node %d: after the failover a closed session verifies %s, %v, want inactive", i, v, err)
 		}
+	}
+	// The new master has no replica now: a close cannot be acknowledged
+	// with --revocation-store-replicas 1, and is refused, never true.
+	tok := openOn(t, nodes[0], "")
+	var rpcErr *client.Error
+	if err := nodes[1].client.CloseSession(context.Background(), tok); !errors.As(err, &rpcErr) || rpcErr.Code != rpc.CodeInternalError {
+		t.Errorf("close_session with no replica left = %v, want -32603", err)
+	}
+	// The old master comes back as the new one's replica: closes are
+	// acknowledged again, and seen across nodes as before.
+	c.Node(old).Restart()
+	c.WaitOK()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := nodes[1].client.CloseSession(context.Background(), openOn(t, nodes[0], ""))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after the old master came back as a replica, close_session = %v, want true", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	crossNodeClose(t, nodes)
 }
