@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/valkeytest"
 )
 
 // migration is a Badger data dir with sessions closed and open, and a
@@ -188,5 +190,53 @@ func TestImportRefusesBadLines(t *testing.T) {
 				t.Errorf("a refused import created the data dir: %v", err)
 			}
 		})
+	}
+}
+
+// Moving a Badger data dir's list into Valkey: import with
+// --revocation-store keeps each revocation's expiry (the key's
+// PEXPIRETIME is the exported until), and nodes on the Valkey store refuse
+// the closed sessions and accept the open ones. Input with a cutoff is
+// refused unless --skip-cutoffs (the Valkey store takes cutoffs by subject
+// only), and writes nothing.
+func TestExportImportValkey(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{})
+	m := newMigration(t)
+	lines := exportLines(t, m.dir)
+	input := strings.Join(lines, "\n") + "\n"
+	r := runWithInput(t, input, "revocations", "import", "--revocation-store", srv.URL())
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot import cutoffs") {
+		t.Errorf("import with a cutoff into Valkey: exit %d, stderr %q; want exit 1 saying cutoffs cannot be imported", r.code, r.stderr)
+	}
+	if n := srv.MustDo("EVAL", `return #redis.call('KEYS', '{sessiond}:r:*')`, "0"); n != "0" {
+		t.Errorf("a refused import wrote %s revocations, want none", n)
+	}
+	r = runWithInput(t, input, "revocations", "import", "--revocation-store", srv.URL(), "--skip-cutoffs")
+	if r.code != 0 || !strings.Contains(r.stdout, "imported 3 revocations") {
+		t.Fatalf("import into Valkey: exit %d, %s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, l := range lines {
+		jti, rest, ok := strings.Cut(strings.TrimPrefix(l, `{"jti":"`), `","until":`)
+		if !ok {
+			continue
+		}
+		until := strings.TrimSuffix(rest, "}")
+		if got := srv.MustDo("PEXPIRETIME", "{sessiond}:r:"+jti); got != until+"000" {
+			t.Errorf("revocation %s expires at %s ms in Valkey, want %s000 (the exported until)", jti, got, until)
+		}
+	}
+	nodes := startNodes(t, 2, "--keys-file", m.keyFile, "--revocation-store", srv.URL())
+	ctx := context.Background()
+	for i, p := range nodes {
+		for _, tok := range m.closed {
+			if active, err := p.client.VerifySessionToken(ctx, tok); active || err != nil {
+				t.Errorf("node %d: a session closed on Badger: active = %v, %v, want false", i, active, err)
+			}
+		}
+		for _, tok := range m.opened {
+			if active, err := p.client.VerifySessionToken(ctx, tok); !active || err != nil {
+				t.Errorf("node %d: a session open on Badger: active = %v, %v, want true", i, active, err)
+			}
+		}
 	}
 }
