@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -280,5 +281,32 @@ func TestServeRefusesBadStore(t *testing.T) {
 				t.Errorf("a refused serve created the data dir: %v", err)
 			}
 		})
+	}
+}
+
+// A store that does not answer at start stops serve after a bounded wait,
+// with a message that says how long it waited and what to do, and nothing
+// written: the data dir is not created.
+func TestServeRefusesUnreachableStore(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nobody listens there now
+	dir := dataDir(t)
+	start := time.Now()
+	r := sessiond(t, commandEnv(), "serve", "--listen", "127.0.0.1:0", "--data-dir", dir, "--revocation-store", "redis://"+addr)
+	took := time.Since(start)
+	for _, want := range []string{"could not reach the revocation store at redis://" + addr + " within 10s", "--revocation-store"} {
+		if r.code != 1 || !strings.Contains(r.stderr, want) {
+			t.Errorf("exit %d after %s, stderr %q; want exit 1 saying %q", r.code, took, r.stderr, want)
+		}
+	}
+	if took > 40*time.Second {
+		t.Errorf("serve gave up after %s, want about 10 s", took)
+	}
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Errorf("a refused serve created the data dir: %v", err)
 	}
 }
