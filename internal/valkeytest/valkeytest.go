@@ -241,6 +241,26 @@ func (s *Server) Kill() {
 	}
 }
 
+// Pause stops the server's process (SIGSTOP) without closing its
+// sockets: a hung server, which still accepts connections in the kernel
+// but answers nothing. Resume continues it; the test's end does too.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		s.t.Fatalf("signal %v: %s is not running", sig, s.opts.Binary)
+	}
+	if err := syscall.Kill(-cmd.Process.Pid, sig); err != nil {
+		s.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
 // Restart starts the server again (after [Server.Kill]) on the same port
 // with the same directory, so it replays its AOF, and waits until it
 // answers PING, which it does only once the AOF is loaded.

@@ -315,11 +315,33 @@ func TestOpenRefusals(t *testing.T) {
 			t.Errorf("Open took %s, want about the 1 s bound", took)
 		}
 	})
+	t.Run("hung server", func(t *testing.T) {
+		// Accepts connections (the kernel does) but never answers.
+		srv := valkeytest.Start(t, valkeytest.Options{})
+		srv.Pause()
+		defer srv.Resume()
+		start := time.Now()
+		_, err := valkey.Open(ctx, srv.URL(), valkey.Options{DialTimeout: 2 * time.Second})
+		if err == nil || !strings.Contains(err.Error(), "within 2s") {
+			t.Fatalf("Open of a hung server = %v, want a refusal naming the 2 s bound", err)
+		}
+		if took := time.Since(start); took > 8*time.Second {
+			t.Errorf("Open took %s, want the 2 s bound plus at most one 3 s set-up", took)
+		}
+	})
 	t.Run("no AOF", func(t *testing.T) {
 		srv := valkeytest.Start(t, valkeytest.Options{NoAppendOnly: true})
 		_, err := valkey.Open(ctx, srv.URL(), valkey.Options{})
 		if err == nil || !strings.Contains(err.Error(), "appendonly yes") {
 			t.Fatalf("Open without AOF = %v, want a refusal naming appendonly yes", err)
+		}
+	})
+	t.Run("appendfsync no", func(t *testing.T) {
+		// WAITAOF never sees an fsync: every write would fail, so Open does.
+		srv := valkeytest.Start(t, valkeytest.Options{AppendFsync: "no"})
+		_, err := valkey.Open(ctx, srv.URL(), valkey.Options{WriteTimeout: 200 * time.Millisecond})
+		if !errors.Is(err, valkey.ErrNotDurable) || !strings.Contains(err.Error(), "appendfsync always") {
+			t.Fatalf("Open with appendfsync no = %v, want ErrNotDurable naming appendfsync always", err)
 		}
 	})
 	t.Run("wrong password", func(t *testing.T) {
@@ -400,4 +422,59 @@ func TestBadURLs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHungServerFailsClosed: a server that stops answering without
+// closing its connections (SIGSTOP) is given up after the background
+// PING goes unanswered; reads of cached ids then fail instead of
+// answering from a cache no invalidation can reach. Once it answers again
+// the store recovers by itself.
+func TestHungServerFailsClosed(t *testing.T) {
+	srv := valkeytest.Start(t, valkeytest.Options{})
+	s := open(t, srv.URL(), valkey.Options{})
+	id, never := uuid.New(), uuid.New()
+	revoke(t, s, id, time.Now().Add(time.Hour))
+	wantRevoked(t, s, never, false) // cached
+	srv.Pause()
+	resumed := false
+	defer func() {
+		if !resumed {
+			srv.Resume()
+		}
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		got, err := s.IsRevoked(ctx, never)
+		cancel()
+		if err != nil {
+			if !got {
+				t.Fatalf("IsRevoked error %v with false, want true", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("IsRevoked of a cached id answered from the cache 15 s into a hung server, want an error")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	srv.Resume()
+	resumed = true
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		got, err := s.IsRevoked(ctx, id)
+		cancel()
+		if err == nil {
+			if !got {
+				t.Fatal("IsRevoked(revoked) after resume = false")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not recovered 20 s after resume: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wantRevoked(t, s, never, false)
 }

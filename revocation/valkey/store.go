@@ -79,7 +79,7 @@ func (s *Store) Revoke(ctx context.Context, id uuid.UUID, expires time.Time) err
 			return nil // before 1970-01-01T00:00:01Z: PXAT 0 is no expiry
 		}
 		retry, err := s.store(ctx, revokeScript,
-			[]string{s.keys.record + id.String(), s.keys.seq, s.keys.rseq, s.keys.rexp, s.keys.epoch, s.keys.retain},
+			[]string{s.recordKey(id), s.keys.seq, s.keys.rseq, s.keys.rexp, s.keys.epoch, s.keys.retain},
 			[]string{s.epoch, strconv.FormatInt(r, 10), strconv.FormatUint(exp, 10), strconv.FormatUint(exp, 10) + "000", id.String(), trimPerWrite})
 		if err != nil {
 			return fmt.Errorf("revoke %s: %w", id, err)
@@ -205,10 +205,9 @@ func (s *Store) IsRevoked(ctx context.Context, id uuid.UUID) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return true, fmt.Errorf("is revoked %s: %w", id, err)
 	}
-	var buf [36]byte
 	// The record first, then the epoch: a flush between the two is caught
 	// by the second.
-	err := s.client.DoCache(ctx, s.client.B().Get().Key(s.keys.record+string(encodeUUID(&buf, id))).Cache(), cacheTTL).Error()
+	err := s.client.DoCache(ctx, s.client.B().Get().Key(s.recordKey(id)).Cache(), cacheTTL).Error()
 	revoked := err == nil
 	if err != nil && !rueidis.IsRedisNil(err) {
 		return true, fmt.Errorf("is revoked %s: %w", id, s.wrap(err))
@@ -219,19 +218,19 @@ func (s *Store) IsRevoked(ctx context.Context, id uuid.UUID) (bool, error) {
 	return revoked, nil
 }
 
-// encodeUUID writes id's text form into buf.
-func encodeUUID(buf *[36]byte, id uuid.UUID) []byte {
+// recordKey is the key of id's record, made with one allocation (the
+// string, which rueidis keeps as the cache's key).
+func (s *Store) recordKey(id uuid.UUID) string {
 	const hexd = "0123456789abcdef"
-	j := 0
+	var buf [128]byte
+	k := append(buf[:0], s.keys.record...)
 	for i, b := range id {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
-			buf[j] = '-'
-			j++
+			k = append(k, '-')
 		}
-		buf[j], buf[j+1] = hexd[b>>4], hexd[b&0xf]
-		j += 2
+		k = append(k, hexd[b>>4], hexd[b&0xf])
 	}
-	return buf[:]
+	return string(k)
 }
 
 // checkEpoch reads the epoch through the cache and compares it with the

@@ -240,7 +240,10 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if err := s.setUp(wctx, opts.Retention); err != nil {
+	// Not bounded by the dial timeout: raising the retention extends
+	// every record, which takes as long as there are records. Each
+	// command is bounded on its own (the connection's 2 s, WriteTimeout).
+	if err := s.setUp(ctx, opts.Retention); err != nil {
 		s.client.Close()
 		return nil, err
 	}
@@ -252,10 +255,12 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// netDialer is the dialer of every connection: a dial never waits longer
-// than Open's bound, and TCP keep-alives notice a dead peer.
+// netDialer is the dialer of every connection. rueidis bounds a whole
+// connection set-up (connect, TLS, HELLO) by its timeout, 3 s or Open's
+// bound if shorter, so Open overruns its bound by less than one set-up,
+// and a reconnect to a hung server gives up after 3 s.
 func netDialer(timeout time.Duration) net.Dialer {
-	return net.Dialer{Timeout: min(timeout, 5*time.Second), KeepAlive: time.Second}
+	return net.Dialer{Timeout: min(timeout, 3*time.Second), KeepAlive: time.Second}
 }
 
 func cmp[T int | time.Duration](v, def T) T {
@@ -297,6 +302,17 @@ func (s *Store) setUp(ctx context.Context, retention time.Duration) error {
 		}
 		if len(arr) == 0 || arr[0].IsNil() {
 			s.waitAOF = false
+		}
+	}
+	if !s.waitAOF {
+		// Without WAITAOF an acknowledged close is as durable as the
+		// server's appendfsync makes it (docs/valkey.md). CONFIG may be
+		// refused (managed services); then we cannot tell.
+		for addr, n := range nodes {
+			v, err := n.Do(ctx, n.B().ConfigGet().Parameter("appendfsync").Build()).AsStrMap()
+			if err == nil && v["appendfsync"] != "always" {
+				s.log.Warn("revocation store server has no WAITAOF and appendfsync is not always: a close it acknowledged may be lost if the server's machine crashes", "server", addr, "appendfsync", v["appendfsync"])
+			}
 		}
 	}
 	fresh := make([]byte, 16)
@@ -452,8 +468,14 @@ func (s *Store) checkWait(r rueidis.RedisResult) error {
 		if err != nil {
 			return fmt.Errorf("WAITAOF: %w", err)
 		}
-		if len(got) != 2 || got[0] < 1 || got[1] < int64(s.replicas) {
-			return fmt.Errorf("%w: WAITAOF 1 %d answered %v within %s (local fsyncs, replicas): check the server's disk and replicas", errNotDurable, s.replicas, got, s.wtimeout)
+		if len(got) != 2 {
+			return fmt.Errorf("WAITAOF answered %v, want two numbers", got)
+		}
+		if got[0] < 1 {
+			return fmt.Errorf("%w: WAITAOF 1 %d answered %v within %s: the server did not fsync its AOF; appendfsync no never does: set appendfsync always (or everysec), and check the server's disk", errNotDurable, s.replicas, got, s.wtimeout)
+		}
+		if got[1] < int64(s.replicas) {
+			return fmt.Errorf("%w: WAITAOF 1 %d answered %v within %s: fewer replicas than --revocation-store-replicas fsynced it: check that the replicas run, with appendonly yes", errNotDurable, s.replicas, got, s.wtimeout)
 		}
 		return nil
 	}
