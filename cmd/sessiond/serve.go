@@ -28,7 +28,8 @@ listener (--admin-listen, loopback by default) serves GET /healthz and
 goroutine and memory figures on GET /debug/stats. On first start it creates
 the data directory, an Ed25519 signing key (keys.json, mode 0600, or the
 file --keys-file names, which several servers may share) and the revocation
-list (revocations/, Badger). With --addr-file it writes, once
+list (revocations/, Badger; or, with --revocation-store, a Valkey or Redis
+store several servers share). With --addr-file it writes, once
 listening, the API's address on the first line of that file and the admin
 listener's (or "off") on the second. SIGINT or SIGTERM stops it gracefully;
 SIGHUP reloads the signing keys at once (they are also re-read every few
