@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/valkeytest"
 )
 
 // sharedKeyDir returns a new directory, private to its owner, for a key
@@ -141,13 +143,23 @@ func TestKeysFileRefusals(t *testing.T) {
 // on each node and verified on the other two, all the time. No
 // verification fails anywhere, and every node publishes the new key before
 // any node signs with it (the activation delay, the reload interval plus
-// --jwks-max-age, covers the nodes' reloads).
+// --jwks-max-age, covers the nodes' reloads). Once with a Badger list per
+// node, once with the nodes on one Valkey store.
 func TestRotationAcrossNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a rotation across three nodes takes about 10 s")
 	}
+	t.Run("badger", func(t *testing.T) { rotationAcrossNodes(t) })
+	t.Run("valkey", func(t *testing.T) {
+		rotationAcrossNodes(t, "--revocation-store", valkeytest.Start(t, valkeytest.Options{}).URL())
+	})
+}
+
+// rotationAcrossNodes is TestRotationAcrossNodes with three nodes started
+// with extra flags.
+func rotationAcrossNodes(t *testing.T, extra ...string) {
 	keyFile := filepath.Join(sharedKeyDir(t), "keys.json")
-	nodes := startNodes(t, 3, "--keys-file", keyFile, "--jwks-max-age", "1s")
+	nodes := startNodes(t, 3, append([]string{"--keys-file", keyFile, "--jwks-max-age", "1s"}, extra...)...)
 	oldKid := jwksKids(t, nodes[0])[0]
 	var (
 		mu        sync.Mutex
