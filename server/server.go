@@ -183,9 +183,10 @@ func New(cfg Config) *Server {
 }
 
 // Open raises the file limit for the connection cap, creates the data
-// directory if need be, opens the revocation list (whose directory lock
-// keeps a second server off the data directory before either can create a
-// key) and the key ring (creating a first key on a first start), listens on
+// directory if need be, opens the revocation list (Badger's directory lock
+// keeps a second server off the data directory; a shared store is opened
+// before the directory is created) and the key ring (creating a first key
+// on a first start, under the key file's lock), listens on
 // the API and admin addresses, and serves in goroutines of its own. When it
 // returns nil, Addr and AdminAddr answer and the server is serving.
 //
