@@ -14,9 +14,17 @@ package valkeytest
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -52,6 +60,10 @@ type Options struct {
 	Password string
 	// Config holds more configuration lines ("cluster-node-timeout 1000").
 	Config []string
+	// TLS makes the server speak TLS only, with a certificate for
+	// 127.0.0.1 from a CA made for the test ([Server.CAs]); clients are
+	// not asked for certificates. [Server.URL] is then rediss://.
+	TLS bool
 }
 
 // Server is one running server. Its methods may be called from any
@@ -62,6 +74,8 @@ type Server struct {
 	dir    string
 	port   int
 	opts   Options
+
+	cas *x509.CertPool // with Options.TLS
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -97,6 +111,13 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	s := &Server{t: t, binary: lookBinary(t, opts.Binary), dir: t.TempDir(), opts: opts}
 	t.Cleanup(s.stop)
+	if opts.TLS {
+		cas, err := writeTLSFiles(s.dir)
+		if err != nil {
+			t.Fatalf("make TLS files: %v", err)
+		}
+		s.cas = cas
+	}
 	// A port found free may be taken before the server binds it: retry.
 	var err error
 	for range 5 {
@@ -128,9 +149,17 @@ func (s *Server) config() string {
 	if s.opts.NoAppendOnly {
 		appendonly = "no"
 	}
+	port := "port " + strconv.Itoa(s.port)
+	if s.opts.TLS {
+		port = "port 0\ntls-port " + strconv.Itoa(s.port) +
+			"\ntls-cert-file " + filepath.Join(s.dir, "server.crt") +
+			"\ntls-key-file " + filepath.Join(s.dir, "server.key") +
+			"\ntls-ca-cert-file " + filepath.Join(s.dir, "ca.crt") +
+			"\ntls-auth-clients no"
+	}
 	lines := []string{
 		"bind 127.0.0.1",
-		"port " + strconv.Itoa(s.port),
+		port,
 		"dir " + s.dir,
 		"logfile " + filepath.Join(s.dir, "server.log"),
 		"daemonize no",
@@ -215,12 +244,74 @@ func (s *Server) Port() int { return s.port }
 func (s *Server) Dir() string { return s.dir }
 
 // URL returns "redis://127.0.0.1:PORT" (with the password when there is
-// one).
+// one; rediss:// with Options.TLS).
 func (s *Server) URL() string {
-	if s.opts.Password != "" {
-		return "redis://:" + s.opts.Password + "@" + s.Addr()
+	scheme := "redis://"
+	if s.opts.TLS {
+		scheme = "rediss://"
 	}
-	return "redis://" + s.Addr()
+	if s.opts.Password != "" {
+		return scheme + ":" + s.opts.Password + "@" + s.Addr()
+	}
+	return scheme + s.Addr()
+}
+
+// CAs returns the pool with the CA that signed the server's certificate
+// (Options.TLS), for a client's tls.Config.RootCAs; nil without TLS.
+func (s *Server) CAs() *x509.CertPool { return s.cas }
+
+// writeTLSFiles makes a CA and a server certificate for 127.0.0.1 signed
+// by it, writes ca.crt, server.crt and server.key into dir, and returns a
+// pool with the CA.
+func writeTLSFiles(dir string) (*x509.CertPool, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "valkeytest CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(crand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	for name, block := range map[string]*pem.Block{
+		"ca.crt":     {Type: "CERTIFICATE", Bytes: caDER},
+		"server.crt": {Type: "CERTIFICATE", Bytes: der},
+		"server.key": {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return pool, nil
 }
 
 // Kill sends SIGKILL to the server's process group and waits until the
@@ -285,7 +376,13 @@ func (s *Server) stop() { s.Kill() }
 // (nested arrays flattened), a nil as "". An error reply is an error. It
 // authenticates first when the server has a password.
 func (s *Server) Do(args ...string) (string, error) {
-	conn, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	var conn net.Conn
+	var err error
+	if s.opts.TLS {
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", s.Addr(), &tls.Config{RootCAs: s.cas})
+	} else {
+		conn, err = net.DialTimeout("tcp", s.Addr(), time.Second)
+	}
 	if err != nil {
 		return "", err
 	}

@@ -61,3 +61,17 @@ func TestCluster(t *testing.T) {
 		t.Errorf("WaitFailover = %d, the killed node", n)
 	}
 }
+
+func TestTLS(t *testing.T) {
+	for _, bin := range binaries {
+		t.Run(bin, func(t *testing.T) {
+			s := valkeytest.Start(t, valkeytest.Options{Binary: bin, TLS: true})
+			if !strings.HasPrefix(s.URL(), "rediss://127.0.0.1:") {
+				t.Errorf("URL() = %q, want rediss://", s.URL())
+			}
+			if got := s.MustDo("PING"); got != "PONG" {
+				t.Errorf("PING over TLS = %q, want PONG", got)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package valkey_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"strconv"
 	"strings"
@@ -329,6 +330,17 @@ func TestOpenRefusals(t *testing.T) {
 			t.Errorf("Open took %s, want the 2 s bound plus at most one 3 s set-up", took)
 		}
 	})
+	t.Run("cluster URL for one server", func(t *testing.T) {
+		srv := valkeytest.Start(t, valkeytest.Options{})
+		start := time.Now()
+		_, err := valkey.Open(ctx, srv.URL()+"?addr="+srv.Addr(), valkey.Options{})
+		if err == nil || !strings.Contains(err.Error(), "drop the addr=") {
+			t.Fatalf("Open with addr= of a server without cluster = %v, want a refusal naming the fix", err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("Open took %s, want a refusal at once", took)
+		}
+	})
 	t.Run("no AOF", func(t *testing.T) {
 		srv := valkeytest.Start(t, valkeytest.Options{NoAppendOnly: true})
 		_, err := valkey.Open(ctx, srv.URL(), valkey.Options{})
@@ -477,4 +489,30 @@ func TestHungServerFailsClosed(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	wantRevoked(t, s, never, false)
+}
+
+// TestTLS: rediss:// with the server's CA works; with the system roots
+// (which do not hold the test's CA) Open refuses within its bound; a TLS
+// configuration for a redis:// URL is refused rather than ignored.
+func TestTLS(t *testing.T) {
+	for _, bin := range binaries {
+		t.Run(bin, func(t *testing.T) {
+			ctx := context.Background()
+			srv := valkeytest.Start(t, valkeytest.Options{Binary: bin, TLS: true})
+			s := open(t, srv.URL(), valkey.Options{TLSConfig: &tls.Config{RootCAs: srv.CAs()}})
+			id := uuid.New()
+			wantRevoked(t, s, id, false)
+			revoke(t, s, id, time.Now().Add(time.Hour))
+			wantRevoked(t, s, id, true)
+
+			_, err := valkey.Open(ctx, srv.URL(), valkey.Options{DialTimeout: time.Second})
+			if err == nil || !strings.Contains(err.Error(), "certificate is not trusted") {
+				t.Fatalf("Open over TLS with the system roots = %v, want a certificate error", err)
+			}
+			plain := "redis://" + strings.TrimPrefix(srv.URL(), "rediss://")
+			if _, err := valkey.Open(ctx, plain, valkey.Options{TLSConfig: &tls.Config{RootCAs: srv.CAs()}}); err == nil || !strings.Contains(err.Error(), "rediss://") {
+				t.Fatalf("Open(redis://, TLSConfig) = %v, want a refusal naming rediss://", err)
+			}
+		})
+	}
 }

@@ -344,6 +344,7 @@ func (s *Store) Changes(ctx context.Context, since uint64) (revocation.Changes, 
 		out.Entries = append(out.Entries, revocation.Entry{ID: id, Until: time.Unix(exp, 0), Seq: seq})
 	}
 	cuts, _ := res[4].AsStrSlice()
+	out.Cutoffs = make([]revocation.Cutoff, 0, len(cuts)/2) // never nil, as Badger's
 	for i := 0; i+1 < len(cuts); i += 2 {
 		f := strings.Fields(cuts[i])
 		var c revocation.Cutoff

@@ -1,6 +1,9 @@
 package valkey
 
 import (
+	"fmt"
+	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -52,4 +55,29 @@ func FuzzParseURL(f *testing.F) {
 			t.Fatalf("error %q holds the password", err)
 		}
 	})
+}
+
+// TestPasswordNeverPrints: no fmt verb or logger shows the password of
+// the parsed URL or of a Store.
+func TestPasswordNeverPrints(t *testing.T) {
+	tg, err := parseURL("redis://u:s3cretpw@h:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Store{url: tg.redacted, password: &secret{tg.password}}
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	log.Info("x", "store", s)
+	v := reflect.ValueOf(s).Elem() // the Store value, as %v of *s prints it
+	log.Info("x", "secret", *s.password)
+	for _, out := range []string{
+		fmt.Sprintf("%v %+v %#v %s", s, s, s, s),
+		fmt.Sprintf("%v %+v %#v", v, v, v),
+		fmt.Sprintf("%v %+v %#v %s", *s.password, *s.password, *s.password, *s.password),
+		logged.String(),
+	} {
+		if strings.Contains(out, "s3cretpw") {
+			t.Fatalf("printed the password: %s", out)
+		}
+	}
 }

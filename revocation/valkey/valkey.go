@@ -122,12 +122,15 @@ var prefixRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // concurrent use. Open it with [Open]; it owns one goroutine (the periodic
 // trim), which [Store.Close] stops.
 type Store struct {
-	client   rueidis.Client
-	log      *slog.Logger
-	now      func() time.Time
-	keys     keys
-	url      string // redacted
-	password string // to redact from errors
+	client rueidis.Client
+	log    *slog.Logger
+	now    func() time.Time
+	keys   keys
+	url    string // redacted
+	// password is the URL's, kept to redact it from the server's error
+	// texts. Behind a pointer, so that printing a Store value (%+v, %#v)
+	// shows an address, never the password.
+	password *secret
 
 	epoch     string // published form, as stored
 	retention atomic.Int64
@@ -170,7 +173,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		now:      opts.Now,
 		keys:     newKeys(opts.Prefix),
 		url:      t.redacted,
-		password: t.password,
+		password: &secret{t.password},
 		replicas: opts.Replicas,
 		wtimeout: cmp(opts.WriteTimeout, DefaultWriteTimeout),
 	}
@@ -203,12 +206,14 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		ConnWriteTimeout: 2 * time.Second,
 		Dialer:           netDialer(dialTimeout),
 	}
-	if t.tls {
+	switch {
+	case t.tls && opts.TLSConfig != nil:
 		co.TLSConfig = opts.TLSConfig
-		if co.TLSConfig == nil {
-			host := t.addrs[0][:strings.LastIndex(t.addrs[0], ":")]
-			co.TLSConfig = &tls.Config{ServerName: strings.Trim(host, "[]"), MinVersion: tls.VersionTLS12}
-		}
+	case t.tls:
+		// The system roots; the server name is each address's host.
+		co.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	case opts.TLSConfig != nil:
+		return nil, fmt.Errorf("open revocation store %s: a TLS configuration for a redis:// URL, which does not use TLS: write rediss://", t.redacted)
 	}
 	if t.cluster {
 		co.ShuffleInit = true
@@ -228,6 +233,13 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		}
 		if isAuthError(err) {
 			return nil, fmt.Errorf("open revocation store %s: the server refused the credentials: %s: give the user and password in the URL (redis://user:password@host:port)", t.redacted, s.redact(err))
+		}
+		if t.cluster && err != nil && strings.Contains(err.Error(), "cluster support disabled") {
+			return nil, fmt.Errorf("open revocation store %s: the server is not a cluster node (cluster support disabled): for one server drop the addr= parameters (redis://host:port)", t.redacted)
+		}
+		var cverr *tls.CertificateVerificationError
+		if errors.As(err, &cverr) {
+			return nil, fmt.Errorf("open revocation store %s: the store's TLS certificate is not trusted: %s: have it signed by a CA in the system roots (or give the CA in Options.TLSConfig)", t.redacted, s.redact(err))
 		}
 		if wctx.Err() != nil || time.Since(start)+200*time.Millisecond >= dialTimeout {
 			if ctx.Err() != nil {
@@ -349,14 +361,26 @@ func (s *Store) Epoch() string { return s.epoch }
 // errClosed is what every method returns after Close.
 func errClosed(op string) error { return fmt.Errorf("%s: %w", op, revocation.ErrClosed) }
 
+// secret holds a password; its String and GoString never show it.
+type secret struct{ s string }
+
+func (secret) String() string   { return "xxxxx" }
+func (secret) GoString() string { return "xxxxx" }
+
+// String names the store by its URL, without the password.
+func (s *Store) String() string { return "valkey.Store(" + s.url + ")" }
+
+// LogValue is the store as a log attribute: its URL, without the password.
+func (s *Store) LogValue() slog.Value { return slog.StringValue(s.url) }
+
 // redact removes the password from an error's text.
 func (s *Store) redact(err error) string {
 	if err == nil {
 		return ""
 	}
 	msg := err.Error()
-	if s.password != "" {
-		msg = strings.ReplaceAll(msg, s.password, "xxxxx")
+	if s.password != nil && s.password.s != "" {
+		msg = strings.ReplaceAll(msg, s.password.s, "xxxxx")
 	}
 	return msg
 }
