@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -287,6 +290,56 @@ func TestNodesSurviveStoreAndNodeKill(t *testing.T) {
 	}
 }
 
+// replicaDurable waits (at most 30 s) until the master at addr can
+// acknowledge a write with WAITAOF 1 1: a new cluster's replicas rewrite
+// their AOF after the first sync, and WAITAOF does not count them until
+// then, so a node started before would be refused (rightly) at its first
+// write. The probe key is in the store's slot but outside its keys.
+func replicaDurable(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		reply, err := waitAOFProbe(addr)
+		if err == nil && reply == "*2\r\n:1\r\n:1\r\n" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the master at %s has no replica that acknowledges WAITAOF after 30 s: %q, %v", addr, reply, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitAOFProbe writes a probe key and sends WAITAOF 1 1 100 on the same
+// connection, and returns WAITAOF's raw reply.
+func waitAOFProbe(addr string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Write([]byte("SET {sessiond}probe 1\r\nWAITAOF 1 1 100\r\n")); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(conn)
+	if line, err := r.ReadString('\n'); err != nil || line != "+OK\r\n" {
+		return line, fmt.Errorf("SET: %q, %v", line, err)
+	}
+	var reply strings.Builder
+	for range 3 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return reply.String(), err
+		}
+		reply.WriteString(line)
+		if strings.HasPrefix(line, "-") {
+			break
+		}
+	}
+	return reply.String(), nil
+}
+
 // Three nodes against a Valkey Cluster of three masters with one replica
 // each: the same cross-node close; then the master that holds the list
 // is killed, its replica takes over, and a session closed before (with
@@ -296,6 +349,8 @@ func TestNodesSurviveStoreAndNodeKill(t *testing.T) {
 // its replica, they are acknowledged and seen across nodes again.
 func TestNodesCluster(t *testing.T) {
 	c := valkeytest.StartCluster(t, 3, 1)
+	const key = "{sessiond}"
+	replicaDurable(t, c.Node(c.MasterOf(key)).Addr())
 	nodes := storeNodes(t, 3, c.URL(), "--revocation-store-replicas", "1")
 	crossNodeClose(t, nodes)
 
@@ -303,7 +358,6 @@ func TestNodesCluster(t *testing.T) {
 	if err := nodes[1].client.CloseSession(context.Background(), closed); err != nil {
 		t.Fatal(err)
 	}
-	const key = "{sessiond}"
 	old := c.MasterOf(key)
 	c.Node(old).Kill()
 	c.WaitFailover(key, old)
