@@ -81,9 +81,11 @@ type Options struct {
 	// (WAITAOF or WAIT); zero means [DefaultWriteTimeout].
 	WriteTimeout time.Duration
 
-	// Replicas is how many replicas must have a write (in their AOF, with
-	// WAITAOF) before Revoke and CutOff return nil. Zero: the server's own
-	// AOF only.
+	// Replicas is how many replicas must have a write before Revoke and
+	// CutOff return nil: fsynced in their AOF (WAITAOF, Valkey 8 and
+	// Redis >= 7.2), or received in memory (WAIT, older servers). Zero:
+	// the server's own AOF only. Open refuses when its own writes cannot
+	// get that many.
 	Replicas int
 
 	// TLSConfig is used for rediss:// URLs; nil means the system roots
