@@ -76,6 +76,21 @@ type Config struct {
 	// (revocations/, revocations.seal). Required. Open creates it with mode
 	// 0700 and refuses one that others can enter.
 	DataDir string
+	// KeysFile is the key file (default DataDir/keys.json). Several
+	// servers may share one: each re-reads it every KeyReloadInterval, and
+	// a first start creates it under its lock, so servers starting at once
+	// on a missing one end with one key.
+	KeysFile string
+	// RevocationStore names the revocation list: "" or StoreBadger for
+	// Badger in DataDir/revocations; redis://[user:password@]host:port[/db]
+	// for one Valkey or Redis server, rediss://... for the same over TLS,
+	// redis://host:port?addr=host2:port2 for a cluster (see CheckStoreURL).
+	// Nodes that share one see each other's closes.
+	RevocationStore string
+	// RevocationStoreReplicas is how many replicas must have a close
+	// before it is acknowledged (WAITAOF); Valkey stores only. Zero waits
+	// for the server's own AOF only.
+	RevocationStoreReplicas int
 	// Listen is the API's address, host:port (default DefaultListen; port 0
 	// picks a free one, see Server.Addr).
 	Listen string
@@ -236,9 +251,10 @@ func New(cfg Config) *Server {
 }
 
 // Open raises the file limit for the connection cap, creates the data
-// directory if need be, opens the revocation list (whose directory lock
-// keeps a second server off the data directory before either can create a
-// key) and the key ring (creating a first key on a first start), listens on
+// directory if need be, opens the revocation list (Badger's directory lock
+// keeps a second server off the data directory; a shared store is opened
+// before the directory is created) and the key ring (creating a first key
+// on a first start, under the key file's lock), listens on
 // the API and admin addresses, and serves in goroutines of its own. When it
 // returns nil, Addr and AdminAddr answer and the server is serving.
 //
@@ -305,24 +321,44 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	return nil
 }
 
-// openData creates the data directory and opens the store and the keys.
+// openData creates the data directory and opens the store and the keys:
+// Badger after the directory it lives in, a shared store before it, so
+// that a store refused (a bad URL, unreachable) leaves nothing behind.
 func (s *Server) openData() error {
+	if sharedStore(s.cfg) {
+		if err := s.openStore(); err != nil {
+			return err
+		}
+	}
 	if err := MakeDataDir(s.cfg.DataDir); err != nil {
 		return err
 	}
-	store, err := revocation.OpenBadger(filepath.Join(s.cfg.DataDir, "revocations"),
-		revocation.Options{Logger: s.log.With("component", "badger"), Retention: s.cfg.Leeway, Committed: s.metrics.committed})
-	if err != nil {
-		return fmt.Errorf("open revocation list: %w", err)
+	if !sharedStore(s.cfg) {
+		if err := s.openStore(); err != nil {
+			return err
+		}
 	}
-	s.store = store
 	policy := keys.Policy{MaxTokenLifetime: s.cfg.MaxExpiresIn, Leeway: s.cfg.Leeway, PropagationDelay: s.cfg.JWKSMaxAge}
-	ring, err := keys.OpenKeyring(filepath.Join(s.cfg.DataDir, "keys.json"), policy, keys.KeyringOptions{Logger: s.log})
+	keysFile := s.cfg.KeysFile
+	if keysFile == "" {
+		keysFile = filepath.Join(s.cfg.DataDir, "keys.json")
+	}
+	ring, err := keys.OpenKeyring(keysFile, policy, keys.KeyringOptions{Logger: s.log})
 	if err != nil {
 		return fmt.Errorf("open signing keys: %w", err)
 	}
 	s.ring = ring
-	s.metrics.reg.MustRegister(newOpenedCollector(store, ring, s.log))
+	s.metrics.reg.MustRegister(newOpenedCollector(s.store, ring, s.log))
+	return nil
+}
+
+// openStore opens the revocation list (OpenStore).
+func (s *Server) openStore() error {
+	store, err := openStore(s.cfg, s.log, s.metrics.committed)
+	if err != nil {
+		return fmt.Errorf("open revocation list: %w", err)
+	}
+	s.store = store
 	return nil
 }
 

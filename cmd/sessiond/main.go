@@ -61,6 +61,8 @@ Usage:
                                   (sessiond session --help)
   sessiond revocations reset --yes
                                   start over with an empty revocation list
+  sessiond revocations export|import
+                                  move the revocation list to another store
                                   (sessiond revocations --help)
   sessiond version                the version, VCS revision and Go version
                                   (also sessiond --version)
