@@ -40,10 +40,7 @@ func serveFloor(ctx context.Context, args []string) error {
 	// Read the body as sessiond does, and answer with the headers its
 	// JSON-RPC layer sets.
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := io.Copy(io.Discard, r.Body); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
+		io.Copy(io.Discard, r.Body)
 		w.Header()["Content-Type"] = []string{"application/json"}
 		w.Header()["Content-Length"] = []string{strconv.Itoa(len(floorReply))}
 		w.Write(floorReply)
@@ -59,24 +56,22 @@ func serveFloor(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer ln.Close()
 	// In one rename, so that a reader sees all or nothing.
 	if err = os.WriteFile(args[2]+".tmp", []byte(ln.Addr().String()+"\n"), 0o644); err == nil {
 		err = os.Rename(args[2]+".tmp", args[2])
 	}
-	if err != nil {
-		ln.Close()
-		return err
-	}
 	srv := sessiond.NewHTTPServer(mux, slog.Default())
 	shut := make(chan error, 1)
-	stop := context.AfterFunc(ctx, func() {
+	context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		shut <- srv.Shutdown(sctx)
 	})
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		stop()
-		return err
+	if err == nil {
+		if err = srv.Serve(ln); errors.Is(err, http.ErrServerClosed) {
+			err = <-shut
+		}
 	}
-	return <-shut
+	return err
 }

@@ -19,20 +19,15 @@ package main
 
 import (
 	"context"
-	_ "embed"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"maps"
-	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -54,17 +49,11 @@ var (
 	errFailed = errors.New("failed")      // a gating target missed; the report is printed first
 )
 
-// The benchmark's workloads, in the order they run.
-var workloadNames = []string{
-	"http_floor", "rpc_floor", "verify_hot", "verify_hot_sub", "verify_cold", "open", "close", "mixed", "verify_hot_1m",
-	"feed_abuse", "announce_flood",
-}
-
 type config struct {
 	schedule                         string // "bench" or "soak"
 	conns, floodConns, pool, preload int
 	duration, warmup, benchTime      time.Duration
-	quick, json, closes, verbose     bool
+	quick, json, closes              bool
 	benchFile, sessiond              string
 	only                             map[string]bool
 }
@@ -94,13 +83,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.json, "json", false, "print the report as one JSON object instead of a summary")
 	fs.StringVar(&c.benchFile, "bench-file", "", "write the limits' go test -bench output (benchstat's input) to this file")
 	fs.IntVar(&c.pool, "pool", 1000, "live tokens verify_hot and its variants verify in turn")
-	fs.IntVar(&c.preload, "preload", 1_000_000, "revocations written before verify_hot_1m, a fifth of it before feed_abuse; a tenth of it is the subjects cut off before verify_hot_sub (--quick: 100000)")
+	fs.IntVar(&c.preload, "preload", 1_000_000, "revocations verify_hot_1m writes through close_session while its server runs, a fifth of it before feed_abuse's starts; a tenth of it is the subjects cut off before verify_hot_sub (--quick: 100000)")
 	fs.DurationVar(&c.benchTime, "bench-time", 2*time.Second, "-test.benchtime of the in-process limits (--quick: 250ms)")
 	fs.IntVar(&c.floodConns, "flood-conns", 32, "soak: connections sending forged and garbage tokens during the flood")
 	fs.BoolVar(&c.closes, "closes", true, "soak: close sessions; false: a control run whose revocation list stays empty")
 	fs.StringVar(&c.sessiond, "sessiond", "", "sessiond binary to measure (default: go build ./cmd/sessiond); data goes under $TMPDIR, which must not be a tmpfs")
-	fs.BoolVar(&c.verbose, "v", false, "echo the servers' logs to stderr")
-	known := append([]string{"limits", "idle"}, workloadNames...)
+	known := []string{"limits", "idle"}
+	for _, w := range workloads {
+		known = append(known, w.name)
+	}
 	only := fs.String("only", "", "comma-separated subset of: "+strings.Join(known, ", "))
 	if err := fs.Parse(args); err != nil {
 		return c, map[bool]error{true: err, false: errUsage}[errors.Is(err, flag.ErrHelp)]
@@ -229,9 +220,10 @@ func (b *bench) loadCPUs() []int {
 	return append(slices.Clone(b.serverCPUs), b.clientCPUs...)
 }
 
-// startSessiond starts sessiond on dataDir (building it first, on all
-// CPUs, when this is the first) and waits for it to settle.
-func (b *bench) startSessiond(ctx context.Context, name, dataDir string) (*server, error) {
+// startSessiond starts sessiond serve on dataDir with the extra flags
+// (building it first, on all CPUs, when this is the first) and waits for it
+// to settle.
+func (b *bench) startSessiond(ctx context.Context, name, dataDir string, flags ...string) (*server, error) {
 	if b.sessiond == "" {
 		b.progress("building sessiond")
 		b.sessiond = b.tmp + "/sessiond"
@@ -242,7 +234,8 @@ func (b *bench) startSessiond(ctx context.Context, name, dataDir string) (*serve
 			return nil, err
 		}
 	}
-	srv, err := b.start(ctx, name, b.sessiond, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dataDir)
+	argv := append([]string{b.sessiond, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dataDir}, flags...)
+	srv, err := b.start(ctx, name, argv...)
 	if err != nil {
 		return nil, err
 	}
@@ -253,8 +246,7 @@ func (b *bench) startSessiond(ctx context.Context, name, dataDir string) (*serve
 }
 
 func (b *bench) start(ctx context.Context, name string, argv ...string) (*server, error) {
-	echo := map[bool]io.Writer{true: b.stderr}[b.cfg.verbose]
-	srv, err := startServer(ctx, name, filepath.Join(b.tmp, name+".addr"), argv, b.serverCPUs, echo)
+	srv, err := startServer(ctx, name, filepath.Join(b.tmp, name+".addr"), argv, b.serverCPUs)
 	if err == nil && b.rep.serverCPUsSeen == "" {
 		b.rep.serverCPUsSeen = procField(srv.pid, "Cpus_allowed_list")
 	}
@@ -264,271 +256,4 @@ func (b *bench) start(ctx context.Context, name string, argv ...string) (*server
 // load runs sources against srv for --warmup and --duration.
 func (b *bench) load(srv *server, sources []source) result {
 	return runLoad(srv.addr, sources, b.cfg.warmup, b.cfg.duration, srv.pid, b.loadCPUs())
-}
-
-// The report, one shape for both schedules: the workloads (or the soak's
-// phases), the in-process limits, the checks against targets.json, and the
-// soak's samples; written as a summary or as JSON.
-
-//go:embed targets.json
-var targetsJSON []byte
-
-// target is one entry of targets.json.
-type target struct {
-	Op    string  `json:"op"` // ">=" or "<="
-	Want  float64 `json:"want"`
-	Gate  bool    `json:"gate"` // a miss fails the run
-	Unit  string  `json:"unit"`
-	About string  `json:"about"`
-	// rss_growth_mib only: the growth allowed in percent of RSS after the
-	// warm-up when that is more than Want, and per revocation stored.
-	Pct                float64 `json:"pct"`
-	BytesPerRevocation float64 `json:"bytes_per_revocation"`
-}
-
-// result is what a run of the runner measured, and once finished one
-// workload's (or soak phase's) line of the report.
-type result struct {
-	RPS      float64 `json:"rps"`
-	P50      float64 `json:"p50_ms"`
-	P99      float64 `json:"p99_ms"`
-	RSS      float64 `json:"rss_mib"`  // peak (VmHWM); the soak's phases: VmRSS at their end
-	Errors   uint64  `json:"errors"`   // failed requests, warm-up included
-	Requests uint64  `json:"requests"` // replies in the measured window
-	Seconds  float64 `json:"seconds"`  // the measured window
-	// Cores busy in the window: the server, this process, and the rest of
-	// the machine on the CPUs the two run on (noise).
-	ServerCPU float64            `json:"server_cpu"`
-	ClientCPU float64            `json:"client_cpu"`
-	OtherCPU  float64            `json:"other_cpu"`
-	RPSPerCPU float64            `json:"rps_per_server_cpu"`
-	AttackRPS float64            `json:"attack_rps,omitempty"` // the soak's flood
-	ByKind    map[string]latency `json:"by_kind,omitempty"`
-	Note      string             `json:"note,omitempty"`
-	elapsed   time.Duration      // the measured window
-	lat       lats               // latency of the replies counted in Requests
-	exhausted bool               // a source ran out; the window ended there
-	firstErr  error
-	baseline  float64 // under attack: verify_hot alone on the same server
-}
-
-// idle is the peak and current RSS of a server that only started.
-type idle struct {
-	RSS    float64 `json:"rss_mib"`
-	CurRSS float64 `json:"current_rss_mib"`
-}
-
-type latency struct {
-	N   uint64  `json:"n"`
-	P50 float64 `json:"p50_ms"`
-	P99 float64 `json:"p99_ms"`
-}
-
-// check is a figure against its target.
-type check struct {
-	Value  float64 `json:"value"`
-	Op     string  `json:"op"`
-	Target float64 `json:"target"`
-	Pass   bool    `json:"pass"`
-	Gate   bool    `json:"gate,omitempty"`
-	PerCPU float64 `json:"value_per_cpu,omitempty"` // the same ratio of rps_per_server_cpu
-	Unit   string  `json:"unit,omitempty"`
-	About  string  `json:"about,omitempty"`
-}
-
-type report struct {
-	Schedule  string             `json:"schedule"`
-	Pass      bool               `json:"pass"` // no gating check failed
-	Workloads map[string]*result `json:"workloads"`
-	Limits    map[string]float64 `json:"limits"`
-	Ratios    map[string]check   `json:"ratios"`
-	Idle      *idle              `json:"idle,omitempty"`
-	Samples   []sample           `json:"samples,omitempty"`
-	Config    map[string]any     `json:"config"`
-	Notes     []string           `json:"notes"`
-
-	targets           map[string]target
-	order, checkOrder []string
-	serverCPUsSeen    string
-}
-
-func newReport(schedule string) *report {
-	var file struct{ Targets map[string]target }
-	if err := json.Unmarshal(targetsJSON, &file); err != nil {
-		panic("targets.json: " + err.Error()) // built in; TestRSSAllowed reads it
-	}
-	return &report{Schedule: schedule, Workloads: map[string]*result{}, Limits: map[string]float64{}, Ratios: map[string]check{},
-		Notes: []string{}, targets: file.Targets}
-}
-
-func (r *report) add(name string, w *result) { r.order = append(r.order, name); r.Workloads[name] = w }
-
-// check records value against the target of that name.
-func (r *report) check(name string, value, perCPU float64, about string) {
-	t := r.targets[name]
-	if t.Op == "" {
-		r.Notes = append(r.Notes, fmt.Sprintf("no target for %s in targets.json", name))
-	}
-	about = strings.TrimSuffix(strings.TrimPrefix(t.About+"; "+about, "; "), "; ")
-	pass := t.Op == "" || t.Op == ">=" && value >= t.Want || t.Op == "<=" && value <= t.Want
-	r.checkOrder = append(r.checkOrder, name)
-	r.Ratios[name] = check{Value: value, Op: t.Op, Target: t.Want, Pass: pass, Gate: t.Gate, PerCPU: perCPU, Unit: t.Unit, About: about}
-}
-
-// checkErrors checks that no request of any workload failed.
-func (r *report) checkErrors(about string) {
-	var errs uint64
-	var first error
-	for _, name := range r.order {
-		errs += r.Workloads[name].Errors
-		first = pickErr(first, r.Workloads[name].firstErr)
-	}
-	if first != nil {
-		about = strings.TrimPrefix(about+"; the first: "+first.Error(), "; ")
-	}
-	r.check("errors", float64(errs), 0, about)
-}
-
-// harmonic returns 1/(1/a + 1/b): the rate of doing both one after the other.
-func harmonic(a, b float64) float64 { return ratio(1, 1/a+1/b) }
-
-// benchChecks adds the benchmark's derived limits and its checks, those
-// whose inputs this run measured.
-func (r *report) benchChecks(cfg config) {
-	w, l := r.Workloads, r.Limits
-	r.checkErrors("")
-	ratioCheck := func(name, num, den string) {
-		if w[num] != nil && w[den] != nil {
-			r.check(name, ratio(w[num].RPS, w[den].RPS), ratio(w[num].RPSPerCPU, w[den].RPSPerCPU), "")
-		}
-	}
-	ratioCheck("verify_hot/http_floor", "verify_hot", "http_floor")
-	if floor := w["http_floor"]; floor != nil && l["ed25519_signs_per_s"] > 0 {
-		for _, x := range [][4]string{{"verify_cold", "cold_limit", "ed25519_verifies_per_s"}, {"open", "open_limit", "ed25519_signs_per_s"}} {
-			l[x[1]] = harmonic(floor.RPS, l[x[2]])
-			if w[x[0]] != nil {
-				r.check(x[0]+"/"+x[1], ratio(w[x[0]].RPS, l[x[1]]), ratio(w[x[0]].RPSPerCPU, harmonic(floor.RPSPerCPU, l[x[2]])), "")
-			}
-		}
-	}
-	ratioCheck("close/http_floor", "close", "http_floor")
-	ratioCheck("verify_hot_1m/verify_hot", "verify_hot_1m", "verify_hot")
-	ratioCheck("verify_hot_sub/verify_hot", "verify_hot_sub", "verify_hot")
-	if l["token_verify_ns"] > 0 {
-		r.check("token_verify/ed25519_verify", ratio(l["ed25519_verify_ns"], l["token_verify_ns"]), 0, "")
-		r.check("verify_repeated_ns", l["token_verify_repeated_ns"], 0, "")
-		r.check("verify_repeated_allocs", l["token_verify_repeated_allocs"], 0, "")
-	}
-	if w["verify_hot"] != nil {
-		r.check("verify_hot_p99_ms", w["verify_hot"].P99, 0, fmt.Sprintf("at %d connections", cfg.conns))
-	}
-	if w["verify_hot_1m"] != nil {
-		r.check("verify_hot_1m_rss_mib", w["verify_hot_1m"].RSS, 0, map[bool]string{true: fmt.Sprintf("only %d entries preloaded", cfg.preload)}[cfg.preload != 1_000_000])
-	}
-	for _, name := range []string{"feed_abuse", "announce_flood"} {
-		if x := w[name]; x != nil {
-			r.check(name+"/alone", ratio(x.RPS, x.baseline), 0, "")
-			r.check(name+"_rss_mib", x.RSS, 0, "")
-		}
-	}
-	if r.Idle != nil {
-		r.check("idle_rss_mib", r.Idle.RSS, 0, fmt.Sprintf("current %.1f MiB", r.Idle.CurRSS))
-	}
-}
-
-func (r *report) write(b *bench, stdout io.Writer) error {
-	var failed []string
-	for _, name := range r.checkOrder {
-		if x := r.Ratios[name]; x.Gate && !x.Pass {
-			failed = append(failed, name)
-		}
-	}
-	r.Pass = len(failed) == 0
-	pinning := "not pinned"
-	if b.clientCPUs != nil {
-		pinning = fmt.Sprintf("servers on CPU %d (Cpus_allowed_list %s), load generator on CPU %d", b.serverCPUs[0], r.serverCPUsSeen, b.clientCPUs[0])
-	}
-	c := b.cfg
-	cpu, kernel := machine()
-	r.Config = map[string]any{"conns": c.conns, "duration_s": c.duration.Seconds(), "warmup_s": c.warmup.Seconds(), "quick": c.quick,
-		"pool": c.pool, "preload": c.preload, "pinning": pinning, "cpu": cpu, "cpus": len(b.allCPUs), "kernel": kernel,
-		"go": runtime.Version(), "total_s": math.Round(time.Since(b.started).Seconds())}
-	if c.schedule == "soak" {
-		r.Config["flood_conns"], r.Config["sessions"], r.Config["closes"], r.Config["sample_s"] = c.floodConns, soakSessions, c.closes, soakSample(c).Seconds()
-	}
-	var err error
-	if c.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(r)
-	} else {
-		err = r.writeText(stdout)
-	}
-	if err == nil && !r.Pass {
-		err = fmt.Errorf("%w: %s", errFailed, strings.Join(failed, ", "))
-	}
-	return err
-}
-
-// writeText writes the summary: a line per workload, the limits, a line per
-// check; the JSON report has every figure.
-func (r *report) writeText(w io.Writer) error {
-	c := r.Config
-	fmt.Fprintf(w, "sessiond-bench %s: %d connections, %gs %s, warm-up %gs; %s; %s, %d CPUs, %s, %s\n", r.Schedule, c["conns"], c["duration_s"],
-		map[string]string{"bench": "per workload", "soak": "in all"}[r.Schedule], c["warmup_s"], c["pinning"], c["cpu"], c["cpus"], c["kernel"], c["go"])
-	if r.Idle != nil {
-		fmt.Fprintf(w, "  %-14s rss %.1f MiB\n", "idle", r.Idle.RSS)
-	}
-	for _, name := range r.order {
-		x := r.Workloads[name]
-		fmt.Fprintf(w, "  %-14s %7.0f req/s  p50 %6.3f  p99 %6.3f ms  rss %5.1f MiB  errors %d  cpu server %.2f client %.2f other %.2f\n",
-			name, x.RPS, x.P50, x.P99, x.RSS, x.Errors, x.ServerCPU, x.ClientCPU, x.OtherCPU)
-		if x.Note != "" {
-			fmt.Fprintf(w, "  %-14s %s\n", "", x.Note)
-		}
-	}
-	if len(r.Limits) > 0 {
-		fmt.Fprintln(w, "limits:")
-	}
-	for _, name := range slices.Sorted(maps.Keys(r.Limits)) {
-		fmt.Fprintf(w, "  %-32s %s\n", name, formatNum(r.Limits[name]))
-	}
-	fmt.Fprintln(w, "checks (targets.json; per cpu: the same ratio of rps per server CPU-second):")
-	for _, name := range r.checkOrder {
-		x := r.Ratios[name]
-		fmt.Fprintf(w, "  %s%-5s %-28s %s %s %s %s%s  %s\n", map[bool]string{true: "pass", false: "FAIL"}[x.Pass], map[bool]string{true: " gate"}[x.Gate],
-			name, formatNum(x.Value), x.Unit, x.Op, formatNum(x.Target), map[bool]string{true: " (per cpu " + formatNum(x.PerCPU) + ")"}[x.PerCPU > 0], x.About)
-	}
-	for _, n := range r.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
-	}
-	_, err := fmt.Fprintf(w, "%s in %.0fs\n", map[bool]string{true: "PASS", false: "FAIL"}[r.Pass], c["total_s"])
-	return err
-}
-
-// formatNum prints rates without decimals and ratios with three.
-func formatNum(v float64) string {
-	prec := 3
-	if a := math.Abs(v); a >= 100 {
-		prec = 0
-	} else if a >= 10 {
-		prec = 1
-	}
-	return strconv.FormatFloat(v, 'f', prec, 64)
-}
-
-// machine describes the CPU and the kernel.
-func machine() (cpu, kernel string) {
-	cpu, kernel = "unknown CPU", "linux"
-	data, _ := os.ReadFile("/proc/cpuinfo")
-	for line := range strings.Lines(string(data)) {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			cpu = strings.TrimSpace(v)
-			break
-		}
-	}
-	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel += " " + strings.TrimSpace(string(data))
-	}
-	return cpu, kernel
 }
