@@ -52,10 +52,9 @@ type verificationKey struct {
 // (else ErrNoActiveKey). When the file does not exist it creates it with one
 // Ed25519 key, active at once (nobody can know an older key, so there is
 // nothing to propagate); a dangling symbolic link is not "does not exist"
-// but ErrNotRegular (see [Load]). Callers must hold whatever lock
-// keeps a second server away from the same data directory, so that two
-// first starts cannot race; the file lock of [Update] keeps the commands
-// safe on their own.
+// but ErrNotRegular (see [Load]). The creation takes the lock of
+// [Create], so servers that share one key file and start at once on a
+// missing one end with one key: one creates it, the others load it.
 func OpenKeyring(path string, policy Policy, opts KeyringOptions) (*Keyring, error) {
 	r := &Keyring{path: path, policy: policy, log: opts.Logger, now: opts.Now}
 	if r.log == nil {

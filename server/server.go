@@ -54,6 +54,21 @@ type Config struct {
 	// (revocations/, revocations.seal). Required. Open creates it with mode
 	// 0700 and refuses one that others can enter.
 	DataDir string
+	// KeysFile is the key file (default DataDir/keys.json). Several
+	// servers may share one: each re-reads it every KeyReloadInterval, and
+	// a first start creates it under its lock, so servers starting at once
+	// on a missing one end with one key.
+	KeysFile string
+	// RevocationStore names the revocation list: "" or StoreBadger for
+	// Badger in DataDir/revocations; redis://[user:password@]host:port[/db]
+	// for one Valkey or Redis server, rediss://... for the same over TLS,
+	// redis://host:port?addr=host2:port2 for a cluster (see CheckStoreURL).
+	// Nodes that share one see each other's closes.
+	RevocationStore string
+	// RevocationStoreReplicas is how many replicas must have a close
+	// before it is acknowledged (WAITAOF); Valkey stores only. Zero waits
+	// for the server's own AOF only.
+	RevocationStoreReplicas int
 	// Listen is the API's address, host:port (default DefaultListen; port 0
 	// picks a free one, see Server.Addr).
 	Listen string
@@ -224,14 +239,17 @@ func (s *Server) openData() error {
 	if err := MakeDataDir(s.cfg.DataDir); err != nil {
 		return err
 	}
-	store, err := revocation.OpenBadger(filepath.Join(s.cfg.DataDir, "revocations"),
-		revocation.Options{Logger: s.log.With("component", "badger"), Retention: s.cfg.Leeway})
+	store, err := OpenStore(s.cfg, s.log)
 	if err != nil {
 		return fmt.Errorf("open revocation list: %w", err)
 	}
 	s.store = store
 	policy := keys.Policy{MaxTokenLifetime: s.cfg.MaxExpiresIn, Leeway: s.cfg.Leeway, PropagationDelay: s.cfg.JWKSMaxAge}
-	ring, err := keys.OpenKeyring(filepath.Join(s.cfg.DataDir, "keys.json"), policy, keys.KeyringOptions{Logger: s.log})
+	keysFile := s.cfg.KeysFile
+	if keysFile == "" {
+		keysFile = filepath.Join(s.cfg.DataDir, "keys.json")
+	}
+	ring, err := keys.OpenKeyring(keysFile, policy, keys.KeyringOptions{Logger: s.log})
 	if err != nil {
 		return fmt.Errorf("open signing keys: %w", err)
 	}

@@ -27,6 +27,7 @@ type config struct {
 	maxExpiresIn time.Duration
 	leeway       time.Duration
 	jwksMaxAge   time.Duration
+	keysFile     string // --keys-file; "" is <data-dir>/keys.json (see keyFile)
 }
 
 // defaultDataDir follows the XDG base-directory convention for state:
@@ -76,7 +77,13 @@ func given(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-func (c *config) keyFile() string { return filepath.Join(c.dataDir, "keys.json") }
+// keyFile is the key file: --keys-file, else keys.json in the data dir.
+func (c *config) keyFile() string {
+	if c.keysFile != "" {
+		return c.keysFile
+	}
+	return filepath.Join(c.dataDir, "keys.json")
+}
 
 func (c *config) storeDir() string { return filepath.Join(c.dataDir, "revocations") }
 
@@ -124,6 +131,9 @@ func (c *config) checkServe() error {
 		return err
 	}
 	if err := checkListen(c.listen); err != nil {
+		return err
+	}
+	if err := c.checkKeyDir(); err != nil {
 		return err
 	}
 	if _, err := os.Lstat(c.keyFile()); !errors.Is(err, fs.ErrNotExist) {

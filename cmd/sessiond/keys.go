@@ -16,8 +16,10 @@ import (
 
 const keysUsage = `Usage: sessiond keys COMMAND [flags] [args]
 
-Manages the signing keys in DATA_DIR/keys.json. The commands work while the
-server runs: it picks up changes within a few seconds, or at once on SIGHUP.
+Manages the signing keys in DATA_DIR/keys.json, or in the file --keys-file
+names (which several servers may share). The commands work while the server
+runs: it picks up changes within a few seconds, or at once on SIGHUP. They
+take the key file's lock, so two of them never change it at once.
 
 Commands:
   init [--alg EdDSA|ES256|RS256]
@@ -34,7 +36,7 @@ Commands:
   remove KID      emergency removal of a compromised key: every token it
                   signed stops verifying at once
 
-Each takes --data-dir, --max-expires-in, --leeway and --jwks-max-age, from
+Each takes --data-dir, --keys-file, --max-expires-in, --leeway and --jwks-max-age, from
 flags or the same SESSIOND_* environment variables as "sessiond serve".
 Flags come before arguments; -- ends the flags. Only init creates anything:
 the other commands refuse a data directory that holds no key file.
@@ -70,6 +72,7 @@ func keysFlags(name, summary string, nargs int, args []string, stderr io.Writer,
 	var c config
 	fs := newFlagSet("sessiond keys "+name, summary, stderr)
 	c.lifecycleFlags(fs)
+	c.keyFileFlag(fs)
 	if register != nil {
 		register(&c, fs)
 	}
@@ -95,6 +98,15 @@ func keysFlags(name, summary string, nargs int, args []string, stderr io.Writer,
 // directory exists, is private, and holds a key file: those commands never
 // create one, so that a mistyped --data-dir cannot pass for a new service.
 func requireKeyFile(c *config) error {
+	if c.keysFile != "" {
+		if err := c.checkKeyDir(); err != nil {
+			return err
+		}
+		if _, err := os.Lstat(c.keysFile); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("key file %s does not exist: check --keys-file (or SESSIOND_KEYS_FILE), or create it with a first key: sessiond keys init --keys-file %s", c.keysFile, c.keysFile)
+		}
+		return nil // anything else about the file is for keys.Load to judge
+	}
 	info, err := os.Stat(c.dataDir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -127,10 +139,7 @@ func keysInit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if info, err := os.Lstat(c.keyFile()); err == nil && info.Mode().IsRegular() {
-		return fmt.Errorf("data dir %s already holds a key file (keys.json): add a key with sessiond keys rotate --data-dir %s", c.dataDir, c.dataDir)
-	}
-	if err := makeDataDir(c.dataDir); err != nil {
+	if err := makeKeyDir(c); err != nil {
 		return err
 	}
 	first, err := keys.Generate(alg, bits, time.Now(), time.Now())

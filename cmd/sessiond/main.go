@@ -54,6 +54,8 @@ Usage:
                                   verify a token offline (sessiond verify --help)
   sessiond revocations reset --yes
                                   start over with an empty revocation list
+  sessiond revocations export|import
+                                  move the revocation list to another store
                                   (sessiond revocations --help)
 
 Every flag can also be set by an environment variable (SESSIOND_<FLAG>, e.g.

@@ -51,19 +51,30 @@ func TestMain(m *testing.M) {
 // process is a running sessiond: a child process (start), or a server in
 // this process built from the same flags (startInProcess).
 type process struct {
-	cmd    *exec.Cmd      // nil in-process
-	srv    *server.Server // nil for a child process
-	url    string
-	admin  string // the admin listener's base URL, "" when off
-	addrs  string // the --addr-file of a child process
-	client *client.Client
-	stderr *syncBuffer
-	done   chan error
+	cmd   *exec.Cmd      // nil in-process
+	srv   *server.Server // nil for a child process
+	url   string
+	admin string // the admin listener's base URL, "" when off
+	addrs string // the --addr-file of a child process
+	// dataDir is the --data-dir of a process started by startNodes.
+	dataDir string
+	client  *client.Client
+	stderr  *syncBuffer
+	done    chan error
 }
 
 // start runs `sessiond serve` on dataDir and waits until it serves, which it
 // learns from the file --addr-file names.
 func start(t *testing.T, dataDir string, extra ...string) *process {
+	t.Helper()
+	p := launch(t, dataDir, extra...)
+	p.await(t)
+	return p
+}
+
+// launch runs `sessiond serve` on dataDir without waiting for it: await
+// does, so that several can start at once.
+func launch(t *testing.T, dataDir string, extra ...string) *process {
 	t.Helper()
 	bin, err := binary()
 	if err != nil {
@@ -90,11 +101,17 @@ func start(t *testing.T, dataDir string, extra ...string) *process {
 			<-p.done
 		}
 	})
+	return p
+}
+
+// await waits until a launched process serves.
+func (p *process) await(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if data, err := os.ReadFile(addrFile); err == nil {
+		if data, err := os.ReadFile(p.addrs); err == nil {
 			p.serving(t, string(data))
-			return p
+			return
 		}
 		select {
 		case err := <-p.done:

@@ -12,6 +12,8 @@ import (
 const revocationsUsage = `Usage:
   sessiond revocations reset [--data-dir DIR] --yes
   sessiond revocations new-epoch [--data-dir DIR]
+  sessiond revocations export [--data-dir DIR] > FILE
+  sessiond revocations import [--revocation-store URL | --data-dir DIR] < FILE
 
 reset:
 
@@ -31,6 +33,25 @@ restoring a data dir from a backup: offline verifiers that hold a newer copy
 of the list would otherwise refuse the restored, older one as a replay and
 fail closed; with a new epoch they take a fresh snapshot at their next sync.
 The server must be stopped.
+
+export:
+Writes the live revocations and subject cutoffs of the Badger list in
+DATA_DIR/revocations to stdout, one JSON object a line:
+  {"jti":"UUID","until":UNIX}                 a closed session, until its record expires
+  {"cutoff":"HEX","at":UNIX,"until":UNIX}     close_all_sessions of the subject whose
+                                              SHA-256 is HEX, at the second at
+It opens the list with the server's checks (a damaged one is refused) and
+changes no record. The server must be stopped.
+
+import:
+Reads what export wrote from stdin into the store --revocation-store names
+(as for serve: "badger", the default, is the Badger list under --data-dir;
+redis://... a Valkey or Redis store, which may be in use), keeping every
+expiry. Every line is checked before anything is written: a bad one is
+refused with its line number. A store that cannot take subject cutoffs
+refuses input that holds any, unless --skip-cutoffs. Importing twice is
+harmless. To move from Badger to Valkey: stop the server, export, import
+with --revocation-store redis://..., start the nodes on Valkey.
 `
 
 func revocationsCommand(args []string, stdout, stderr io.Writer) error {
@@ -43,6 +64,10 @@ func revocationsCommand(args []string, stdout, stderr io.Writer) error {
 		return revocationsReset(args[1:], stdout, stderr)
 	case "new-epoch":
 		return revocationsNewEpoch(args[1:], stdout, stderr)
+	case "export":
+		return revocationsExport(args[1:], stdout, stderr)
+	case "import":
+		return revocationsImport(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, revocationsUsage)
 		return nil

@@ -26,8 +26,9 @@ the public signing keys on GET /.well-known/jwks.json, the signed revocation
 list for offline verifiers on GET /revocations, and GET /healthz. The admin
 listener (--admin-listen, loopback by default) serves GET /healthz and
 goroutine and memory figures on GET /debug/stats. On first start it creates
-the data directory, an Ed25519 signing key (keys.json, mode 0600) and the
-revocation list (revocations/, Badger). With --addr-file it writes, once
+the data directory, an Ed25519 signing key (keys.json, mode 0600, or the
+file --keys-file names, which several servers may share) and the revocation
+list (revocations/, Badger). With --addr-file it writes, once
 listening, the API's address on the first line of that file and the admin
 listener's (or "off") on the second. SIGINT or SIGTERM stops it gracefully;
 SIGHUP reloads the signing keys at once (they are also re-read every few
@@ -57,6 +58,8 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.listen, "listen", server.DefaultListen, "address to serve HTTP on")
 	fs.StringVar(&c.issuer, "issuer", token.DefaultIssuer, `"iss" claim of new tokens, required of verified ones (changing it makes outstanding tokens inactive)`)
 	c.lifecycleFlags(fs)
+	c.keyFileFlag(fs)
+	c.storeFlags(fs)
 	fs.DurationVar(&c.RevocationsFreshFor, "revocations-fresh-for", publish.DefaultFreshFor, "how long an offline verifier may trust a GET /revocations document: one that cannot reach the server fails closed after this")
 	fs.StringVar(&c.AdminListen, "admin-listen", defaultAdminListen, "address to serve the operator's endpoints on (/healthz, /debug/stats), or off")
 	maxConns := fs.Int("max-connections", server.DefaultMaxConnections, "most client connections open at once; at the cap the longest idle one is closed")
@@ -69,6 +72,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, errUsage
 	}
 	if err := c.checkServe(); err != nil {
+		return nil, err
+	}
+	if err := c.checkStore(); err != nil {
 		return nil, err
 	}
 	if c.RevocationsFreshFor < time.Second {
@@ -85,6 +91,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	}
 	c.Listen, c.DataDir, c.Issuer = c.listen, c.dataDir, c.issuer
 	c.MaxExpiresIn, c.Leeway, c.JWKSMaxAge = c.maxExpiresIn, c.leeway, c.jwksMaxAge
+	c.KeysFile = c.keyFile()
 	return &c, nil
 }
 
