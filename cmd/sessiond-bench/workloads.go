@@ -45,7 +45,9 @@ type workload struct {
 	floor    string             // "http" or "rpc": this binary's floor server (serve-floor) instead of sessiond
 	tokens   func(b *bench) int // how many tokens to issue beforehand; nil: --pool
 	preload  int                // when > 0, 1/preload of --preload written into the store before the server starts
+	fill     int                // when > 0, 1/fill of --preload closed through close_session while the server runs, before the load
 	subjects bool               // tokens with subjects (user<i>@example.com); the preload cuts other subjects off
+	valkey   bool               // the revocation list on a Valkey (or Redis) the benchmark starts, not Badger
 	run      func(b *bench, j *job) (result, string, error)
 }
 
@@ -61,8 +63,10 @@ type job struct {
 // workloads are the benchmark's workloads, in the order they run.
 // verify_hot_sub is verify_hot of tokens with a subject, none of them cut
 // off, after a tenth of --preload other subjects were; mixed is 90% verify,
-// 5% open, 5% close; feed_abuse and announce_flood run verify_hot alone,
-// then under their attack.
+// 5% open, 5% close; verify_hot_1m is verify_hot after a million sessions
+// were closed while the server ran; feed_abuse and announce_flood run
+// verify_hot alone, then under their attack; the _valkey ones are their
+// namesakes with the revocation list on Valkey.
 var workloads = []workload{
 	{name: "http_floor", floor: "http", run: cycle},
 	{name: "rpc_floor", floor: "rpc", run: cycle},
@@ -71,11 +75,17 @@ var workloads = []workload{
 	{name: "verify_cold", tokens: coldTokens, run: verifyCold},
 	{name: "open", tokens: none, run: open},
 	{name: "close", tokens: none, run: closeRounds},
-	{name: "mixed", tokens: func(b *bench) int { return max(b.cfg.pool, 2*b.cfg.conns) }, run: mixed},
-	{name: "verify_hot_1m", preload: 1, run: cycle},
+	{name: "mixed", tokens: mixedTokens, run: mixed},
+	{name: "verify_hot_1m", fill: 1, run: cycle},
 	{name: "feed_abuse", preload: 5, run: underAttack(feedAbuse)},
 	{name: "announce_flood", run: underAttack(announceFlood)},
+	{name: "verify_hot_valkey", valkey: true, run: cycle},
+	{name: "verify_cold_valkey", valkey: true, tokens: coldTokens, run: verifyCold},
+	{name: "close_valkey", valkey: true, tokens: none, run: closeRounds},
+	{name: "mixed_valkey", valkey: true, tokens: mixedTokens, run: mixed},
 }
+
+func mixedTokens(b *bench) int { return max(b.cfg.pool, 2*b.cfg.conns) }
 
 func none(*bench) int { return 0 }
 
@@ -105,7 +115,7 @@ func mixed(b *bench, j *job) (result, string, error) {
 func verifyCold(b *bench, j *job) (result, string, error) {
 	r := b.load(j.srv, newListSources(len(j.toks), b.cfg.conns, listed(j.toks), verifyBody, expectActive))
 	if r.exhausted {
-		b.note("verify_cold: the %d tokens ran out after %.1fs of the %s window; measured over that", len(j.toks), r.elapsed.Seconds(), b.cfg.duration)
+		b.note("%s: the %d tokens ran out after %.1fs of the %s window; measured over that", j.name, len(j.toks), r.elapsed.Seconds(), b.cfg.duration)
 	}
 	return r, fmt.Sprintf("%d tokens issued, %d used", len(j.toks), min(len(j.toks), int(r.Requests))), nil
 }
@@ -130,6 +140,8 @@ func (b *bench) benchmark(ctx context.Context) error {
 		r, err := b.runWorkload(ctx, w)
 		if err != nil {
 			return fmt.Errorf("%s: %w", w.name, err)
+		} else if r == nil {
+			continue
 		}
 		b.rep.add(w.name, r)
 		b.progress("%-13s %7.0f req/s (%.0f per server CPU-second)  p50 %.3f ms  p99 %.3f ms  peak RSS %.1f MiB  errors %d  CPU: server %.2f, client %.2f, other %.2f",
@@ -168,28 +180,37 @@ func (b *bench) idle(ctx context.Context) error {
 }
 
 // runWorkload prepares w's data directory (key file, tokens, preload),
-// starts its server, loads it and returns its figures once the server
-// stopped cleanly.
+// starts its server (and Valkey), fills its store, loads it and returns its
+// figures once the server stopped cleanly; nil when it cannot run here.
 func (b *bench) runWorkload(ctx context.Context, w workload) (*result, error) {
 	cfg, dir, j := b.cfg, filepath.Join(b.tmp, w.name), &job{name: w.name, ctx: ctx}
-	n, preload := cfg.pool, 0
+	n, entries, full := cfg.pool, 0, 1_000_000/max(w.preload, w.fill, 1)
 	if w.tokens != nil {
 		n = w.tokens(b)
 	}
-	if w.preload > 0 {
-		preload = cfg.preload / w.preload
+	if w.preload > 0 || w.fill > 0 {
+		entries = cfg.preload / max(w.preload, w.fill)
 	}
 	what := map[bool]string{false: "revocations", true: "subject cutoffs"}[w.subjects]
-	if n+preload > cfg.pool {
-		b.progress("%s: issuing %d tokens and writing %d %s into a fresh store (all CPUs)", w.name, n, preload, what)
+	if n+entries > cfg.pool {
+		b.progress("%s: issuing %d tokens, then %d %s (all CPUs)", w.name, n, entries, what)
+	}
+	var flags []string
+	if w.valkey {
+		vk, err := b.startValkey(ctx, w.name)
+		if vk == nil || err != nil {
+			return nil, err
+		}
+		defer vk.kill()
+		flags = []string{"--revocation-store", "redis://" + vk.addr}
 	}
 	var took time.Duration
 	err := b.onAllCPUs(func() (err error) {
 		if j.iss, _, err = newIssuer(dir); err == nil {
 			j.toks, err = issueTokens(j.iss, n, w.subjects)
 		}
-		if start := time.Now(); err == nil && preload > 0 {
-			err = preloadRevocations(ctx, filepath.Join(dir, "revocations"), preload, w.subjects)
+		if start := time.Now(); err == nil && w.preload > 0 {
+			err = preloadRevocations(ctx, filepath.Join(dir, "revocations"), entries, w.subjects)
 			took = time.Since(start)
 		}
 		return err
@@ -200,22 +221,34 @@ func (b *bench) runWorkload(ctx context.Context, w workload) (*result, error) {
 			j.srv, err = b.start(ctx, w.name, self, "serve-floor", w.floor)
 		}
 	} else if err == nil {
-		j.srv, err = b.startSessiond(ctx, w.name, dir)
+		j.srv, err = b.startSessiond(ctx, w.name, dir, flags...)
+	}
+	if w.valkey && err != nil && strings.Contains(err.Error(), "exited before serving") { // a sessiond without the Valkey store, say
+		b.note("%s: skipped: sessiond did not start with %s: %s", w.name, strings.Join(flags, " "), strings.Join(strings.Fields(err.Error()), " "))
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer j.srv.kill()
 	note := ""
-	if full := 1_000_000 / max(w.preload, 1); preload > 0 {
-		note = fmt.Sprintf("after %d %s written with revocation.Badger.%s from 2048 goroutines on all CPUs in %.1fs (%.0f/s); the server took %.1fs to start and settle, and its peak RSS was %.1f MiB before the load began",
-			preload, what, map[bool]string{false: "Revoke", true: "CutOff"}[w.subjects], took.Seconds(), float64(preload)/took.Seconds(), time.Since(start).Seconds(), procMiB(j.srv.pid, "VmHWM"))
-		if preload != full {
-			note = fmt.Sprintf("NOT %d: %s", full, note)
-			b.note("%s: %d %s, not %d (1/%d of --preload; --quick: 100000)", w.name, preload, what, full, w.preload)
-		}
+	if w.preload > 0 {
+		note = fmt.Sprintf("after %d %s written with revocation.Badger.%s from 2048 goroutines on all CPUs in %.1fs (%.0f/s) before the server started",
+			entries, what, map[bool]string{false: "Revoke", true: "CutOff"}[w.subjects], took.Seconds(), float64(entries)/took.Seconds())
+	} else if w.fill > 0 {
+		note, err = b.fill(j, entries)
 	}
-	r, more, err := w.run(b, j)
+	if entries > 0 {
+		note += fmt.Sprintf("; the server took %.1fs to start (and fill) and settle, and its peak RSS was %.1f MiB before the load began", time.Since(start).Seconds(), procMiB(j.srv.pid, "VmHWM"))
+	}
+	if entries > 0 && entries != full {
+		note = fmt.Sprintf("NOT %d: %s", full, note)
+		b.note("%s: %d %s, not %d (1/%d of --preload; --quick: 100000)", w.name, entries, what, full, max(w.preload, w.fill))
+	}
+	r, more := result{}, ""
+	if err == nil {
+		r, more, err = w.run(b, j)
+	}
 	if err == nil {
 		err = j.srv.alive()
 	}
@@ -226,6 +259,76 @@ func (b *bench) runWorkload(ctx context.Context, w workload) (*result, error) {
 		return nil, err
 	}
 	return r.finish(procMiB(j.srv.pid, "VmHWM"), strings.Trim(note+"; "+more, "; ")), j.srv.stop()
+}
+
+// fillConns is how many connections fill a store through the API.
+const fillConns = 256
+
+// fill closes n sessions through close_session on j's running server from
+// fillConns connections, issuing each token as it goes (a million kept
+// would take 300 MB here), then fetches the revocation feed's snapshot
+// once, so that the server's peak RSS counts the feed served, and waits
+// for the server to settle.
+func (b *bench) fill(j *job, n int) (string, error) {
+	b.progress("%s: closing %d sessions through close_session on %d connections", j.name, n, fillConns)
+	issue := func(int) (string, error) { tok, _, err := j.iss.Issue(tokenLifetime); return tok, err }
+	start := time.Now()
+	r := runLoad(j.srv.addr, newListSources(n, fillConns, issue, closeBody, expectTrue), 0, 24*time.Hour, 0, nil)
+	took := time.Since(start)
+	if r.Errors > 0 {
+		return "", fmt.Errorf("fill the store: %d of %d closes failed, the first: %w", r.Errors, n, r.firstErr)
+	}
+	size, status, err := fetch(j.ctx, http.DefaultClient, "http://"+j.srv.addr+"/revocations")
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("GET /revocations: HTTP %d", status)
+	}
+	if settled, ok := j.srv.settle(j.ctx, time.Minute); !ok {
+		b.note("%s: the server was still busy %.0fs after the fill; measuring anyway", j.name, settled.Seconds())
+	}
+	return fmt.Sprintf("after %d sessions closed through close_session while the server ran, from %d connections in %.1fs (%.0f/s; tokens issued as they went), and the feed's snapshot served once (%.1f MB)",
+		n, fillConns, took.Seconds(), float64(n)/took.Seconds(), float64(size)/1e6), err
+}
+
+// startValkey starts valkey-server (or redis-server) on a free loopback
+// port in its own directory, with its AOF fsynced before every reply
+// (appendonly yes, appendfsync always), pinned with the server; nil (and a
+// note) when neither is installed.
+func (b *bench) startValkey(ctx context.Context, name string) (*server, error) {
+	bin, err := exec.LookPath("valkey-server")
+	if err != nil {
+		if bin, err = exec.LookPath("redis-server"); err != nil {
+			b.note("%s: skipped: neither valkey-server nor redis-server is installed (Debian: apt-get install valkey-server)", name)
+			return nil, nil
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr, dir := ln.Addr().String(), filepath.Join(b.tmp, name+"-valkey")
+	ln.Close()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	s, err := spawn(name+" "+filepath.Base(bin), dir+".log", []string{bin, "--bind", "127.0.0.1", "--port", port, "--dir", dir,
+		"--appendonly", "yes", "--appendfsync", "always", "--save", ""}, b.serverCPUs)
+	if err != nil {
+		return nil, err
+	}
+	s.addr = addr
+	return s, s.waitReady(ctx, func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		reply := make([]byte, 7)
+		if err == nil {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(time.Second))
+			if _, err = io.WriteString(c, "PING\r\n"); err == nil {
+				_, err = io.ReadFull(c, reply)
+			}
+		}
+		return err == nil && string(reply) == "+PONG\r\n"
+	})
 }
 
 // closeChunk is a quarter of the verifier's cache.
