@@ -234,16 +234,23 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	return nil
 }
 
-// openData creates the data directory and opens the store and the keys.
+// openData creates the data directory and opens the store and the keys:
+// Badger after the directory it lives in, a shared store before it, so
+// that a store refused (a bad URL, unreachable) leaves nothing behind.
 func (s *Server) openData() error {
+	if sharedStore(s.cfg) {
+		if err := s.openStore(); err != nil {
+			return err
+		}
+	}
 	if err := MakeDataDir(s.cfg.DataDir); err != nil {
 		return err
 	}
-	store, err := OpenStore(s.cfg, s.log)
-	if err != nil {
-		return fmt.Errorf("open revocation list: %w", err)
+	if !sharedStore(s.cfg) {
+		if err := s.openStore(); err != nil {
+			return err
+		}
 	}
-	s.store = store
 	policy := keys.Policy{MaxTokenLifetime: s.cfg.MaxExpiresIn, Leeway: s.cfg.Leeway, PropagationDelay: s.cfg.JWKSMaxAge}
 	keysFile := s.cfg.KeysFile
 	if keysFile == "" {
@@ -254,6 +261,16 @@ func (s *Server) openData() error {
 		return fmt.Errorf("open signing keys: %w", err)
 	}
 	s.ring = ring
+	return nil
+}
+
+// openStore opens the revocation list (OpenStore).
+func (s *Server) openStore() error {
+	store, err := OpenStore(s.cfg, s.log)
+	if err != nil {
+		return fmt.Errorf("open revocation list: %w", err)
+	}
+	s.store = store
 	return nil
 }
 

@@ -1,16 +1,30 @@
 package server
 
 import (
-	"errors"
+	"context"
+	"fmt"
 	"log/slog"
+
+	"github.com/sessiond/sessiond/revocation/valkey"
 )
 
-// checkValkeyURL checks a redis:// or rediss:// store URL offline.
-func checkValkeyURL(raw string) error {
-	return errors.New("the Valkey store is not built in yet")
+var _ Store = (*valkey.Store)(nil)
+
+// openValkey opens the Valkey store cfg.RevocationStore names, waiting at
+// most valkey.DefaultDialTimeout for it to answer.
+func openValkey(cfg Config, log *slog.Logger) (Store, error) {
+	store, err := valkey.Open(context.Background(), cfg.RevocationStore, valkey.Options{
+		Logger:    log.With("component", "valkey"),
+		Retention: cfg.Leeway,
+		Replicas:  cfg.RevocationStoreReplicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--revocation-store: %w", err)
+	}
+	return store, nil
 }
 
-// openValkey opens the Valkey store cfg.RevocationStore names.
-func openValkey(cfg Config, log *slog.Logger) (Store, error) {
-	return nil, errors.New("the Valkey store is not built in yet")
+// sharedStore reports whether cfg names a store outside the data dir.
+func sharedStore(cfg Config) bool {
+	return cfg.RevocationStore != "" && cfg.RevocationStore != StoreBadger
 }

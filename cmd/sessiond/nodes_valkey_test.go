@@ -98,7 +98,9 @@ func seenClosed(t *testing.T, nodes []*process, closer int, tok string, closed t
 			}
 			time.Sleep(pollEvery)
 		}
-		if after := time.Since(closed); v != vInactive {
+		after := time.Since(closed)
+		t.Logf("node %d: inactive %s after the close on node %d", i, after.Round(100*time.Microsecond), closer)
+		if v != vInactive {
 			t.Errorf("node %d: %s after the close on node %d, verify = %s, %v; want inactive within %s", i, after.Round(time.Millisecond), closer, v, err, seenWithin)
 		}
 	}
