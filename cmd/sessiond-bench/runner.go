@@ -324,26 +324,25 @@ func newCycleSources(pool []string, conns int) []source {
 	})
 }
 
-// newListSources send body(token) once for each of the n tokens that
-// token(i) returns, across all connections, until they are used up.
-func newListSources(n, conns int, token func(i int) (string, error), body func([]byte, string) []byte, want expect) []source {
+// newListSources send the n bodies body(i) returns, each once across all
+// connections, until they are used up.
+func newListSources(n, conns int, body func(buf []byte, i int) ([]byte, error), want expect) []source {
 	cursor := new(atomic.Int64)
 	return repeat(conns, func(int) source {
 		var err error
 		return funcSource{func(buf []byte) ([]byte, bool) {
-			var tok string
 			if i := cursor.Add(1) - 1; i < int64(n) && err == nil {
-				tok, err = token(int(i))
-				return body(buf, tok), true
+				buf, err = body(buf, int(i))
+				return buf, true
 			}
 			return buf, false
 		}, func(reply []byte) error { return cmp.Or(err, want.check(reply)) }}
 	})
 }
 
-// listed returns the token function of newListSources for a list.
-func listed(list []string) func(int) (string, error) {
-	return func(i int) (string, error) { return list[i], nil }
+// listed is newListSources's body for one request per token of list.
+func listed(list []string, body func([]byte, string) []byte) func([]byte, int) ([]byte, error) {
+	return func(buf []byte, i int) ([]byte, error) { return body(buf, list[i]), nil }
 }
 
 // openSource opens sessions, forever.

@@ -21,18 +21,20 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 var (
@@ -71,7 +73,7 @@ func (b *bench) soak(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open a session for the flood's header: %w", err)
 	}
-	pool, err := floodTokens(realTok, floodPoolSize, newRand())
+	pool, err := floodTokens(realTok, floodPoolSize)
 	if err != nil {
 		return err
 	}
@@ -306,7 +308,7 @@ type floodToken struct {
 // 2^252, below the group order: with random bytes there, crypto/ed25519
 // would reject 15 in 16 at once as non-canonical, without the scalar
 // multiplication that makes a verification expensive.
-func floodTokens(real string, n int, r *rand.ChaCha8) ([]floodToken, error) {
+func floodTokens(real string, n int) ([]floodToken, error) {
 	parts := strings.Split(real, ".")
 	var rc struct {
 		Issuer   string `json:"iss"`
@@ -324,14 +326,14 @@ func floodTokens(real string, n int, r *rand.ChaCha8) ([]floodToken, error) {
 	b64 := base64.RawURLEncoding.EncodeToString
 	randB64 := func(k int) string {
 		b := make([]byte, k)
-		r.Read(b)
+		rand.Read(b)
 		if k == 64 {
 			b[63] &= 0x0f // a signature: S < 2^252 < the group order, canonical
 		}
 		return b64(b)
 	}
 	claims := func() string {
-		rc.ID = randomID(r).String()
+		rc.ID = uuid.NewString()
 		c, _ := json.Marshal(rc)
 		return b64(c)
 	}
@@ -343,8 +345,8 @@ func floodTokens(real string, n int, r *rand.ChaCha8) ([]floodToken, error) {
 			continue
 		}
 		toks[i].tok = [...]string{
-			randB64(32 + int(r.Uint64()%200)),                   // random base64url, no dots
-			randB64(30) + "." + randB64(90) + "." + randB64(64), // three random segments
+			randB64(32 + i%200), // random base64url, no dots
+			randB64(30) + "." + randB64(90) + "." + randB64(64),                                                             // three random segments
 			b64([]byte(`{"alg":"EdDSA","kid":"`+randB64(32)+`","typ":"session+jwt"}`)) + "." + claims() + "." + randB64(64), // an unknown kid
 			b64([]byte(`{"alg":"none","typ":"session+jwt"}`)) + "." + claims() + ".",                                        // alg none
 			tok[:len(tok)-46], // a signature cut short

@@ -12,12 +12,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -35,7 +33,6 @@ import (
 
 	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
-	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/session"
 )
 
@@ -44,9 +41,8 @@ type workload struct {
 	name     string
 	floor    string             // "http" or "rpc": this binary's floor server (serve-floor) instead of sessiond
 	tokens   func(b *bench) int // how many tokens to issue beforehand; nil: --pool
-	preload  int                // when > 0, 1/preload of --preload written into the store before the server starts
-	fill     int                // when > 0, 1/fill of --preload closed through close_session while the server runs, before the load
-	subjects bool               // tokens with subjects (user<i>@example.com); the preload cuts other subjects off
+	fill     int                // when > 0, 1/fill of --preload revocations written through the API before the load
+	subjects bool               // tokens with subjects (user<i>@example.com); the fill cuts other subjects off instead
 	valkey   bool               // the revocation list on a Valkey (or Redis) the benchmark starts, not Badger
 	run      func(b *bench, j *job) (result, string, error)
 }
@@ -64,20 +60,20 @@ type job struct {
 // verify_hot_sub is verify_hot of tokens with a subject, none of them cut
 // off, after a tenth of --preload other subjects were; mixed is 90% verify,
 // 5% open, 5% close; verify_hot_1m is verify_hot after a million sessions
-// were closed while the server ran; feed_abuse and announce_flood run
-// verify_hot alone, then under their attack; the _valkey ones are their
-// namesakes with the revocation list on Valkey.
+// were closed; feed_abuse and announce_flood run verify_hot alone, then
+// under their attack; the _valkey ones are their namesakes with the
+// revocation list on Valkey.
 var workloads = []workload{
 	{name: "http_floor", floor: "http", run: cycle},
 	{name: "rpc_floor", floor: "rpc", run: cycle},
 	{name: "verify_hot", run: cycle},
-	{name: "verify_hot_sub", preload: 10, subjects: true, run: cycle},
+	{name: "verify_hot_sub", fill: 10, subjects: true, run: cycle},
 	{name: "verify_cold", tokens: coldTokens, run: verifyCold},
 	{name: "open", tokens: none, run: open},
 	{name: "close", tokens: none, run: closeRounds},
 	{name: "mixed", tokens: mixedTokens, run: mixed},
 	{name: "verify_hot_1m", fill: 1, run: cycle},
-	{name: "feed_abuse", preload: 5, run: underAttack(feedAbuse)},
+	{name: "feed_abuse", fill: 5, run: underAttack(feedAbuse)},
 	{name: "announce_flood", run: underAttack(announceFlood)},
 	{name: "verify_hot_valkey", valkey: true, run: cycle},
 	{name: "verify_cold_valkey", valkey: true, tokens: coldTokens, run: verifyCold},
@@ -113,7 +109,7 @@ func mixed(b *bench, j *job) (result, string, error) {
 }
 
 func verifyCold(b *bench, j *job) (result, string, error) {
-	r := b.load(j.srv, newListSources(len(j.toks), b.cfg.conns, listed(j.toks), verifyBody, expectActive))
+	r := b.load(j.srv, newListSources(len(j.toks), b.cfg.conns, listed(j.toks, verifyBody), expectActive))
 	if r.exhausted {
 		b.note("%s: the %d tokens ran out after %.1fs of the %s window; measured over that", j.name, len(j.toks), r.elapsed.Seconds(), b.cfg.duration)
 	}
@@ -179,43 +175,34 @@ func (b *bench) idle(ctx context.Context) error {
 	return srv.stop()
 }
 
-// runWorkload prepares w's data directory (key file, tokens, preload),
-// starts its server (and Valkey), fills its store, loads it and returns its
-// figures once the server stopped cleanly; nil when it cannot run here.
+// runWorkload prepares w's data directory (key file, tokens), starts its
+// server (and Valkey), fills its store, loads it and returns its figures
+// once the server stopped cleanly; nil when it cannot run here.
 func (b *bench) runWorkload(ctx context.Context, w workload) (*result, error) {
 	cfg, dir, j := b.cfg, filepath.Join(b.tmp, w.name), &job{name: w.name, ctx: ctx}
-	n, entries, full := cfg.pool, 0, 1_000_000/max(w.preload, w.fill, 1)
+	n := cfg.pool
 	if w.tokens != nil {
 		n = w.tokens(b)
 	}
-	if w.preload > 0 || w.fill > 0 {
-		entries = cfg.preload / max(w.preload, w.fill)
-	}
-	what := map[bool]string{false: "revocations", true: "subject cutoffs"}[w.subjects]
-	if n+entries > cfg.pool {
-		b.progress("%s: issuing %d tokens, then %d %s (all CPUs)", w.name, n, entries, what)
+	if n > cfg.pool {
+		b.progress("%s: issuing %d tokens (all CPUs)", w.name, n)
 	}
 	var flags []string
+	var vk *server
 	if w.valkey {
-		vk, err := b.startValkey(ctx, w.name)
-		if vk == nil || err != nil {
+		var err error
+		if vk, err = b.startValkey(ctx, w.name); vk == nil || err != nil {
 			return nil, err
 		}
 		defer vk.kill()
 		flags = []string{"--revocation-store", "redis://" + vk.addr}
 	}
-	var took time.Duration
 	err := b.onAllCPUs(func() (err error) {
 		if j.iss, _, err = newIssuer(dir); err == nil {
 			j.toks, err = issueTokens(j.iss, n, w.subjects)
 		}
-		if start := time.Now(); err == nil && w.preload > 0 {
-			err = preloadRevocations(ctx, filepath.Join(dir, "revocations"), entries, w.subjects)
-			took = time.Since(start)
-		}
 		return err
 	})
-	start := time.Now()
 	if self := ""; err == nil && w.floor != "" {
 		if self, err = os.Executable(); err == nil {
 			j.srv, err = b.start(ctx, w.name, self, "serve-floor", w.floor)
@@ -226,28 +213,19 @@ func (b *bench) runWorkload(ctx context.Context, w workload) (*result, error) {
 	if w.valkey && err != nil && strings.Contains(err.Error(), "exited before serving") { // a sessiond without the Valkey store, say
 		b.note("%s: skipped: sessiond did not start with %s: %s", w.name, strings.Join(flags, " "), strings.Join(strings.Fields(err.Error()), " "))
 		return nil, nil
-	}
-	if err != nil {
+	} else if err != nil {
 		return nil, err
 	}
 	defer j.srv.kill()
-	note := ""
-	if w.preload > 0 {
-		note = fmt.Sprintf("after %d %s written with revocation.Badger.%s from 2048 goroutines on all CPUs in %.1fs (%.0f/s) before the server started",
-			entries, what, map[bool]string{false: "Revoke", true: "CutOff"}[w.subjects], took.Seconds(), float64(entries)/took.Seconds())
-	} else if w.fill > 0 {
-		note, err = b.fill(j, entries)
+	r, note, more := result{}, "", ""
+	if w.fill > 0 {
+		note, err = b.fill(j, cfg.preload/w.fill, 1_000_000/w.fill, w.subjects)
 	}
-	if entries > 0 {
-		note += fmt.Sprintf("; the server took %.1fs to start (and fill) and settle, and its peak RSS was %.1f MiB before the load began", time.Since(start).Seconds(), procMiB(j.srv.pid, "VmHWM"))
-	}
-	if entries > 0 && entries != full {
-		note = fmt.Sprintf("NOT %d: %s", full, note)
-		b.note("%s: %d %s, not %d (1/%d of --preload; --quick: 100000)", w.name, entries, what, full, max(w.preload, w.fill))
-	}
-	r, more := result{}, ""
-	if err == nil {
+	if start := time.Now(); err == nil {
 		r, more, err = w.run(b, j)
+		if vk != nil {
+			more += fmt.Sprintf("; %s, pinned with the server, used %.2f of a CPU over the workload, warm-up included (other_cpu counts it)", vk.name, procCPU(vk.pid)/time.Since(start).Seconds())
+		}
 	}
 	if err == nil {
 		err = j.srv.alive()
@@ -264,29 +242,40 @@ func (b *bench) runWorkload(ctx context.Context, w workload) (*result, error) {
 // fillConns is how many connections fill a store through the API.
 const fillConns = 256
 
-// fill closes n sessions through close_session on j's running server from
-// fillConns connections, issuing each token as it goes (a million kept
-// would take 300 MB here), then fetches the revocation feed's snapshot
-// once, so that the server's peak RSS counts the feed served, and waits
-// for the server to settle.
-func (b *bench) fill(j *job, n int) (string, error) {
-	b.progress("%s: closing %d sessions through close_session on %d connections", j.name, n, fillConns)
-	issue := func(int) (string, error) { tok, _, err := j.iss.Issue(tokenLifetime); return tok, err }
+// fill writes n revocations into j's store through the API while the
+// server runs, from fillConns connections: close_session of tokens issued
+// as it goes (a million kept would take 300 MB), or with subjects
+// close_all_sessions of random subjects (<uuid>@example.com). Then it
+// fetches the revocation feed's snapshot once, so that the server's peak
+// RSS counts the feed served, and waits for the server to settle.
+func (b *bench) fill(j *job, n, full int, subjects bool) (string, error) {
+	what := map[bool]string{false: "sessions closed with close_session", true: "subjects cut off with close_all_sessions"}[subjects]
+	b.progress("%s: %d %s on %d connections", j.name, n, what, fillConns)
+	body := func(buf []byte, _ int) ([]byte, error) {
+		if subjects {
+			return fmt.Appendf(buf, `{"jsonrpc":"2.0","method":"session.close_all_sessions","params":{"subject":"%s@example.com"},"id":1}`, uuid.New()), nil
+		}
+		tok, _, err := j.iss.Issue(tokenLifetime)
+		return closeBody(buf, tok), err
+	}
 	start := time.Now()
-	r := runLoad(j.srv.addr, newListSources(n, fillConns, issue, closeBody, expectTrue), 0, 24*time.Hour, 0, nil)
+	r := runLoad(j.srv.addr, newListSources(n, fillConns, body, expectTrue), 0, 24*time.Hour, 0, nil)
 	took := time.Since(start)
 	if r.Errors > 0 {
-		return "", fmt.Errorf("fill the store: %d of %d closes failed, the first: %w", r.Errors, n, r.firstErr)
+		return "", fmt.Errorf("fill the store: %d of %d requests failed, the first: %w", r.Errors, n, r.firstErr)
 	}
 	size, status, err := fetch(j.ctx, http.DefaultClient, "http://"+j.srv.addr+"/revocations")
 	if err == nil && status != http.StatusOK {
 		err = fmt.Errorf("GET /revocations: HTTP %d", status)
 	}
-	if settled, ok := j.srv.settle(j.ctx, time.Minute); !ok {
-		b.note("%s: the server was still busy %.0fs after the fill; measuring anyway", j.name, settled.Seconds())
+	settled, ok := j.srv.settle(j.ctx, time.Minute)
+	note := fmt.Sprintf("after %d %s while the server ran, from %d connections in %.1fs (%.0f/s), and the feed's snapshot served once (%.1f MB); the server then settled for %.1fs%s, its peak RSS %.1f MiB before the load began",
+		n, what, fillConns, took.Seconds(), float64(n)/took.Seconds(), float64(size)/1e6, settled.Seconds(), map[bool]string{false: " (still busy)"}[ok], procMiB(j.srv.pid, "VmHWM"))
+	if n != full {
+		b.note("%s: %d %s, not %d (a %s of --preload; --quick: 100000)", j.name, n, what, full, map[int]string{1: "whole", 5: "fifth", 10: "tenth"}[1_000_000/full])
+		note = fmt.Sprintf("NOT %d: %s", full, note)
 	}
-	return fmt.Sprintf("after %d sessions closed through close_session while the server ran, from %d connections in %.1fs (%.0f/s; tokens issued as they went), and the feed's snapshot served once (%.1f MB)",
-		n, fillConns, took.Seconds(), float64(n)/took.Seconds(), float64(size)/1e6), err
+	return note, err
 }
 
 // startValkey starts valkey-server (or redis-server) on a free loopback
@@ -350,10 +339,10 @@ func closeRounds(b *bench, j *job) (total result, note string, err error) {
 		}
 		primeStart := time.Now()
 		for range closePrimePasses {
-			total.addErrors(runLoad(j.srv.addr, newListSources(len(toks), b.cfg.conns, listed(toks), verifyBody, expectActive), 0, time.Hour, 0, nil))
+			total.addErrors(runLoad(j.srv.addr, newListSources(len(toks), b.cfg.conns, listed(toks, verifyBody), expectActive), 0, time.Hour, 0, nil))
 		}
 		primeTime += time.Since(primeStart)
-		r := runLoad(j.srv.addr, newListSources(len(toks), b.cfg.conns, listed(toks), closeBody, expectTrue), 0, time.Hour, j.srv.pid, b.loadCPUs())
+		r := runLoad(j.srv.addr, newListSources(len(toks), b.cfg.conns, listed(toks, closeBody), expectTrue), 0, time.Hour, j.srv.pid, b.loadCPUs())
 		if warmed < b.cfg.warmup {
 			warmed += r.elapsed
 			total.addErrors(r)
@@ -483,49 +472,6 @@ func issueTokens(iss *issue.Issuer, n int, subjects bool) ([]string, error) {
 	}
 	wg.Wait()
 	return toks, errors.Join(errs...)
-}
-
-// randomID returns a random version 4 UUID from r (cheaper than uuid.New's
-// crypto/rand, which would dominate a write benchmark).
-func randomID(r *rand.ChaCha8) (id uuid.UUID) {
-	r.Read(id[:])
-	id[6], id[8] = id[6]&0x0f|0x40, id[8]&0x3f|0x80
-	return id
-}
-
-func newRand() *rand.ChaCha8 {
-	var seed [32]byte
-	crand.Read(seed[:])
-	return rand.NewChaCha8(seed)
-}
-
-// preloadRevocations revokes n random ids into the store in dir, or with
-// cut cuts off n random subjects (<uuid>@example.com) as of now, from
-// enough goroutines to fill every group commit.
-func preloadRevocations(ctx context.Context, dir string, n int, cut bool) error {
-	store, err := revocation.OpenBadger(dir, revocation.Options{})
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	until := now.Add(tokenLifetime)
-	var left atomic.Int64
-	left.Store(int64(n))
-	errs := make([]error, 2048)
-	var wg sync.WaitGroup
-	for w := range errs {
-		wg.Go(func() {
-			for r := newRand(); left.Add(-1) >= 0 && errs[w] == nil; {
-				if id := randomID(r); cut {
-					errs[w] = store.CutOff(ctx, id.String()+"@example.com", now, until)
-				} else {
-					errs[w] = store.Revoke(ctx, id, until)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errors.Join(errs...), store.Close())
 }
 
 // benchLine is a line of go test -bench: name, count, values and units.
