@@ -224,7 +224,7 @@ func (b *bench) runWorkload(ctx context.Context, w workload) (*result, error) {
 	if start := time.Now(); err == nil {
 		r, more, err = w.run(b, j)
 		if vk != nil {
-			more += fmt.Sprintf("; %s, pinned with the server, used %.2f of a CPU over the workload, warm-up included (other_cpu counts it)", vk.name, procCPU(vk.pid)/time.Since(start).Seconds())
+			more += fmt.Sprintf("; %s, pinned with the server, used %.2f of a CPU over the workload, warm-up included (other_cpu counts it)", filepath.Base(vk.cmd.Path), procCPU(vk.pid)/time.Since(start).Seconds())
 		}
 	}
 	if err == nil {
@@ -272,7 +272,7 @@ func (b *bench) fill(j *job, n, full int, subjects bool) (string, error) {
 	note := fmt.Sprintf("after %d %s while the server ran, from %d connections in %.1fs (%.0f/s), and the feed's snapshot served once (%.1f MB); the server then settled for %.1fs%s, its peak RSS %.1f MiB before the load began",
 		n, what, fillConns, took.Seconds(), float64(n)/took.Seconds(), float64(size)/1e6, settled.Seconds(), map[bool]string{false: " (still busy)"}[ok], procMiB(j.srv.pid, "VmHWM"))
 	if n != full {
-		b.note("%s: %d %s, not %d (a %s of --preload; --quick: 100000)", j.name, n, what, full, map[int]string{1: "whole", 5: "fifth", 10: "tenth"}[1_000_000/full])
+		b.note("%s: %d %s, not %d (%s of --preload; --quick: 100000)", j.name, n, what, full, map[int]string{1: "all", 5: "a fifth", 10: "a tenth"}[1_000_000/full])
 		note = fmt.Sprintf("NOT %d: %s", full, note)
 	}
 	return note, err
