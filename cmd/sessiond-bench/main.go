@@ -91,7 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.floodConns, "flood-conns", 32, "soak: connections sending forged and garbage tokens during the flood")
 	fs.BoolVar(&c.closes, "closes", true, "soak: close sessions; false: a control run whose revocation list stays empty")
 	fs.StringVar(&c.sessiond, "sessiond", "", "sessiond binary to measure (default: go build ./cmd/sessiond); data goes under $TMPDIR, which must not be a tmpfs")
-	known := []string{"limits", "idle"}
+	known := []string{"limits"}
 	for _, w := range workloads {
 		known = append(known, w.name)
 	}

@@ -56,7 +56,8 @@ type job struct {
 	iss  *issue.Issuer
 }
 
-// workloads are the benchmark's workloads, in the order they run.
+// workloads are the benchmark's workloads, in the order they run. idle
+// is a server that only started (the report's idle, not a workload).
 // verify_hot_sub is verify_hot of tokens with a subject, none of them cut
 // off, after a tenth of --preload other subjects were; mixed is 90% verify,
 // 5% open, 5% close; verify_hot_1m is verify_hot after a million sessions
@@ -64,6 +65,7 @@ type job struct {
 // under their attack; the _valkey ones are their namesakes with the
 // revocation list on Valkey.
 var workloads = []workload{
+	{name: "idle", tokens: none, run: waitIdle},
 	{name: "http_floor", floor: "http", run: cycle},
 	{name: "rpc_floor", floor: "rpc", run: cycle},
 	{name: "verify_hot", run: cycle},
@@ -79,6 +81,19 @@ var workloads = []workload{
 	{name: "verify_cold_valkey", valkey: true, tokens: coldTokens, run: verifyCold},
 	{name: "close_valkey", valkey: true, tokens: none, run: closeRounds},
 	{name: "mixed_valkey", valkey: true, tokens: mixedTokens, run: mixed},
+}
+
+// errNoLoad ends a workload that measures no load: idle.
+var errNoLoad = errors.New("no load")
+
+func waitIdle(b *bench, j *job) (result, string, error) {
+	select {
+	case <-time.After(b.cfg.warmup):
+	case <-j.ctx.Done():
+		return result{}, "", j.ctx.Err()
+	}
+	b.rep.Idle = &idle{RSS: procMiB(j.srv.pid, "VmHWM"), CurRSS: procMiB(j.srv.pid, "VmRSS")}
+	return result{}, "", errNoLoad
 }
 
 func mixedTokens(b *bench) int { return max(b.cfg.pool, 2*b.cfg.conns) }
@@ -122,11 +137,6 @@ func (b *bench) benchmark(ctx context.Context) error {
 			return fmt.Errorf("limits: %w", err)
 		}
 	}
-	if b.cfg.want("idle") {
-		if err := b.idle(ctx); err != nil {
-			return fmt.Errorf("idle: %w", err)
-		}
-	}
 	for _, w := range workloads {
 		if !b.cfg.want(w.name) {
 			continue
@@ -153,26 +163,6 @@ func (b *bench) benchmark(ctx context.Context) error {
 	b.rep.deriveLimits()
 	b.rep.checkTargets()
 	return nil
-}
-
-// idle starts a server, waits --warmup and records its RSS.
-func (b *bench) idle(ctx context.Context) error {
-	dir := filepath.Join(b.tmp, "idle")
-	if _, _, err := newIssuer(dir); err != nil {
-		return err
-	}
-	srv, err := b.startSessiond(ctx, "idle", dir)
-	if err != nil {
-		return err
-	}
-	defer srv.kill()
-	select {
-	case <-time.After(b.cfg.warmup):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	b.rep.Idle = &idle{RSS: procMiB(srv.pid, "VmHWM"), CurRSS: procMiB(srv.pid, "VmRSS")}
-	return srv.stop()
 }
 
 // runWorkload prepares w's data directory (key file, tokens), starts its
@@ -227,7 +217,9 @@ func (b *bench) runWorkload(ctx context.Context, w workload) (*result, error) {
 			more += fmt.Sprintf("; %s, pinned with the server, used %.2f of a CPU over the workload, warm-up included (other_cpu counts it)", filepath.Base(vk.cmd.Path), procCPU(vk.pid)/time.Since(start).Seconds())
 		}
 	}
-	if err == nil {
+	if errors.Is(err, errNoLoad) {
+		return nil, j.srv.stop()
+	} else if err == nil {
 		err = j.srv.alive()
 	}
 	if err == nil && errors.Is(r.firstErr, errServerGone) {
