@@ -9,11 +9,15 @@ import (
 	"context"
 	"crypto"
 	"crypto/ed25519"
+	crand "crypto/rand"
 	"encoding/base64"
 	"flag"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
@@ -140,6 +144,20 @@ func BenchmarkBadgerRevoke(b *testing.B) {
 			}
 		}
 	})
+}
+
+// randomID returns a random version 4 UUID from r (cheaper than uuid.New's
+// crypto/rand, which would dominate a write benchmark).
+func randomID(r *rand.ChaCha8) (id uuid.UUID) {
+	r.Read(id[:])
+	id[6], id[8] = id[6]&0x0f|0x40, id[8]&0x3f|0x80
+	return id
+}
+
+func newRand() *rand.ChaCha8 {
+	var seed [32]byte
+	crand.Read(seed[:])
+	return rand.NewChaCha8(seed)
 }
 
 func TestParseBench(t *testing.T) {

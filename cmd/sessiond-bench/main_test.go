@@ -10,6 +10,8 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -93,5 +95,35 @@ func TestQuantile(t *testing.T) {
 	}
 	if got := lats(nil).quantile(0.5); got != 0 {
 		t.Errorf("quantile of none = %v, want 0", got)
+	}
+}
+
+// TestTargets checks targets.json: every target has an op, a unique name,
+// and an "of" that names figures the tool measures (a typo there would
+// silently drop the check from every report).
+func TestTargets(t *testing.T) {
+	known := map[string]bool{}
+	for _, w := range workloads {
+		known[w.name] = true
+	}
+	for _, p := range soakSchedule(4, 1) {
+		known[p.name] = true
+	}
+	for _, l := range limits {
+		known[l[0]] = true
+	}
+	known["cold_limit"], known["open_limit"] = true, true
+	r, seen := newReport("bench"), map[string]bool{}
+	for _, tg := range r.targetList {
+		if seen[tg.Name] || tg.Op != ">=" && tg.Op != "<=" {
+			t.Errorf("target %q: repeated, or op %q; want a unique name and >= or <=", tg.Name, tg.Op)
+		}
+		seen[tg.Name] = true
+		for ref := range strings.SplitSeq(tg.Of, "/") {
+			name, field, _ := strings.Cut(ref, ".")
+			if tg.Of != "" && (!known[name] || !slices.Contains([]string{"", "p99_ms", "rss_mib", "baseline", "verify.p99_ms"}, field)) {
+				t.Errorf("target %q: of %q names %q, which the tool does not measure", tg.Name, tg.Of, ref)
+			}
+		}
 	}
 }

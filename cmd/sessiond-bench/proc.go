@@ -2,16 +2,20 @@
 
 package main
 
-// This file starts and stops the servers under test (sessiond, and this
-// binary's floor servers) as processes pinned to the server's CPU, learns
-// their addresses from --addr-file, knows they are ready when GET /healthz
-// answers 200, pins this process, and reads memory and CPU use from /proc.
+// This file starts and stops the servers under test (sessiond, this binary's
+// floor servers, Valkey) as processes pinned to the server's CPU, knows that
+// sessiond and the floors are ready when their --addr-file names them and
+// GET /healthz answers 200, pins this process, and reads memory and CPU use
+// from /proc.
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +27,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sessiond/sessiond/rpc"
+	sessiond "github.com/sessiond/sessiond/server"
+	"github.com/sessiond/sessiond/session"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,7 +45,7 @@ func goBuild(ctx context.Context, stderr io.Writer, args ...string) error {
 
 // server is a running server process.
 type server struct {
-	name, addr, admin string // admin: sessiond's admin listener, "" for floor servers
+	name, addr, admin string // admin: sessiond's admin listener, "" for the others
 	cmd               *exec.Cmd
 	pid               int
 	logFile           string
@@ -52,14 +59,11 @@ func (s *server) log() string {
 	return string(data[max(0, len(data)-8<<10):])
 }
 
-// startServer starts argv --addr-file addrFile pinned to cpus (nil: not
-// pinned), its output in addrFile.log (and echo, when not nil), with this
-// process's environment minus SESSIOND_* (only the flags configure it). It
-// waits, for a minute at most (a store with a million entries takes a
-// moment), until the address file names the server's addresses and
-// GET /healthz answers 200.
-func startServer(ctx context.Context, name, addrFile string, argv []string, cpus []int, echo io.Writer) (*server, error) {
-	s := &server{name: name, cmd: exec.Command(argv[0], append(argv[1:], "--addr-file", addrFile)...), logFile: addrFile + ".log", exited: make(chan struct{})}
+// spawn starts argv pinned to cpus (nil: not pinned), its output in logFile
+// (the end of which every error about it quotes), with this process's
+// environment minus SESSIOND_* (only the flags configure it).
+func spawn(name, logFile string, argv []string, cpus []int) (*server, error) {
+	s := &server{name: name, cmd: exec.Command(argv[0], argv[1:]...), logFile: logFile, exited: make(chan struct{})}
 	logf, err := os.Create(s.logFile)
 	if err != nil {
 		return nil, err
@@ -70,53 +74,71 @@ func startServer(ctx context.Context, name, addrFile string, argv []string, cpus
 			s.cmd.Env = append(s.cmd.Env, kv)
 		}
 	}
-	s.cmd.Stdout = io.Writer(logf)
-	if echo != nil {
-		s.cmd.Stdout = io.MultiWriter(logf, echo)
-	}
-	s.cmd.Stderr = s.cmd.Stdout
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := startPinned(s.cmd, cpus, func() { s.waitErr = s.cmd.Wait(); close(s.exited) }); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	s.pid = s.cmd.Process.Pid
+	return s, nil
+}
+
+// startServer spawns argv --addr-file addrFile, its log in addrFile.log,
+// and waits, for a minute at most (a store with a million entries takes a
+// moment), until the address file names the server's addresses and
+// GET /healthz answers 200.
+func startServer(ctx context.Context, name, addrFile string, argv []string, cpus []int) (*server, error) {
+	s, err := spawn(name, addrFile+".log", append(argv, "--addr-file", addrFile), cpus)
+	if err != nil {
+		return nil, err
+	}
 	hc := &http.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
-		if data, err := os.ReadFile(addrFile); err == nil {
-			addrs := strings.Fields(string(data))
+	err = s.waitReady(ctx, func() bool {
+		data, err := os.ReadFile(addrFile)
+		if addrs := strings.Fields(string(data)); err == nil && len(addrs) > 0 {
 			s.addr, s.admin = addrs[0], append(addrs, "")[1]
 			if resp, err := hc.Get("http://" + s.addr + "/healthz"); err == nil {
-				if resp.Body.Close(); resp.StatusCode == http.StatusOK {
-					return s, nil
-				}
+				return resp.Body.Close() == nil && resp.StatusCode == http.StatusOK
 			}
+		}
+		return false
+	})
+	return s, err
+}
+
+// waitReady polls ready every 50ms for a minute at most; it kills the
+// server when it fails.
+func (s *server) waitReady(ctx context.Context, ready func() bool) error {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		if ready() {
+			return nil
 		}
 		select {
 		case <-s.exited:
-			return nil, fmt.Errorf("%s exited before serving: %v\n%s", name, s.waitErr, s.log())
+			return fmt.Errorf("%s exited before serving: %v\n%s", s.name, s.waitErr, s.log())
 		case <-ctx.Done():
 			s.kill()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	s.kill()
-	return nil, fmt.Errorf("%s: not serving GET /healthz within a minute\n%s", name, s.log())
+	return fmt.Errorf("%s: not serving within a minute\n%s", s.name, s.log())
 }
 
 // settle waits until the server used under 2% of a CPU over a quarter of a
 // second, for at most limit: Badger compacts a store that was just filled
-// in the background after opening it, work that must not land in the
-// measurement. It returns how long it waited and whether the server settled.
+// in the background, work that must not land in the measurement. It
+// returns how long it waited and whether the server settled.
 func (s *server) settle(ctx context.Context, limit time.Duration) (time.Duration, bool) {
 	const span = 250 * time.Millisecond
 	start, prev := time.Now(), procRuntime(s.pid)
 	for time.Since(start) < limit && ctx.Err() == nil {
 		time.Sleep(span)
-		cur := procRuntime(s.pid)
-		if cur-prev < span/50 {
+		if cur := procRuntime(s.pid); cur-prev < span/50 {
 			return time.Since(start), true
+		} else {
+			prev = cur
 		}
-		prev = cur
 	}
 	return time.Since(start), false
 }
@@ -172,9 +194,9 @@ func procMiB(pid int, name string) float64 {
 
 const clockTicks = 100 // USER_HZ, the unit of /proc times on every Linux Go supports
 
-// procCPU returns the CPU seconds process pid has used, 0 when pid is 0 or
-// unknown. The command name (field 2) may hold spaces; utime and stime are
-// the 12th and 13th fields after its closing parenthesis.
+// procCPU returns the CPU seconds process pid has used, exited threads
+// included, 0 when pid is 0 or unknown. The command name (field 2) may hold
+// spaces; utime and stime are the 12th and 13th fields after its ')'.
 func procCPU(pid int) float64 {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	i := bytes.LastIndexByte(data, ')')
@@ -186,8 +208,8 @@ func procCPU(pid int) float64 {
 	return 0
 }
 
-// procRuntime returns the CPU time of every thread of process pid to the
-// nanosecond (from /proc/PID/task/*/schedstat).
+// procRuntime returns the CPU time of every live thread of process pid to
+// the nanosecond (from /proc/PID/task/*/schedstat).
 func procRuntime(pid int) (sum time.Duration) {
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	ents, _ := os.ReadDir(dir)
@@ -223,9 +245,7 @@ func cpuBusy(cpus []int) (busy float64) {
 // selfCPU returns the CPU seconds this process has used.
 func selfCPU() float64 {
 	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
@@ -246,7 +266,7 @@ func allowedCPUs() (cpus []int, err error) {
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
 		return nil, fmt.Errorf("sched_getaffinity: %w", err)
 	}
-	for c := 0; c < len(set)*64; c++ {
+	for c := range len(set) * 64 {
 		if set.IsSet(c) {
 			cpus = append(cpus, c)
 		}
@@ -288,13 +308,13 @@ func startPinned(cmd *exec.Cmd, cpus []int, wait func()) error {
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked, see above
+		err := error(nil)
 		if cpus != nil {
-			if err := setAffinity(0, cpus); err != nil {
-				started <- err
-				return
-			}
+			err = setAffinity(0, cpus)
 		}
-		err := cmd.Start()
+		if err == nil {
+			err = cmd.Start()
+		}
 		if started <- err; err == nil {
 			wait()
 		}
@@ -306,4 +326,61 @@ func startPinned(cmd *exec.Cmd, cpus []int, wait func()) error {
 func isTmpfs(dir string) bool {
 	var st unix.Statfs_t
 	return unix.Statfs(dir, &st) == nil && st.Type == unix.TMPFS_MAGIC
+}
+
+// This file is the hidden "serve-floor" command: the floor servers that
+// http_floor and rpc_floor measure, on sessiond's own http.Server settings
+// (server.NewHTTPServer), so that they differ from sessiond only in what
+// they do per request.
+
+// floorReply is the reply of a successful session.verify_session_token, so
+// that the load generator checks the floors like sessiond.
+var floorReply = []byte(`{"jsonrpc":"2.0","result":{"active":true},"id":1}`)
+
+// serveFloor (serve-floor KIND --addr-file FILE) answers every POST / with
+// floorReply, either straight from an http.Handler (KIND http, the HTTP
+// limit) or through the project's JSON-RPC layer with a method that does
+// nothing (rpc: verify_hot's requests byte for byte), and GET /healthz with
+// 200, until ctx ends. It writes its address to FILE once listening.
+func serveFloor(ctx context.Context, args []string) error {
+	if len(args) != 3 || args[1] != "--addr-file" || args[0] != "http" && args[0] != "rpc" {
+		return fmt.Errorf("usage: serve-floor http|rpc --addr-file FILE, not %q", args)
+	}
+	// Read the body as sessiond does, and answer with the headers its
+	// JSON-RPC layer sets.
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header()["Content-Type"] = []string{"application/json"}
+		w.Header()["Content-Length"] = []string{strconv.Itoa(len(floorReply))}
+		w.Write(floorReply)
+	})
+	if args[0] == "rpc" {
+		nop := rpc.Method{Params: []string{"token"}, Call: func(context.Context, rpc.Params) (any, error) { return session.VerifyResult{Active: true}, nil }}
+		h = rpc.NewHandler(map[string]rpc.Method{"session.verify_session_token": nop}, rpc.HandlerOptions{})
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/{$}", h)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	// In one rename, so that a reader sees all or nothing.
+	if err = os.WriteFile(args[2]+".tmp", []byte(ln.Addr().String()+"\n"), 0o644); err == nil {
+		err = os.Rename(args[2]+".tmp", args[2])
+	}
+	srv := sessiond.NewHTTPServer(mux, slog.Default())
+	shut := make(chan error, 1)
+	context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- srv.Shutdown(sctx)
+	})
+	if err == nil {
+		if err = srv.Serve(ln); errors.Is(err, http.ErrServerClosed) {
+			err = <-shut
+		}
+	}
+	return err
 }

@@ -3,13 +3,16 @@
 package main
 
 // This file is the workload runner, which every workload and soak phase
-// runs: a minimal HTTP/1.1 client (no net/http, no allocation per request,
-// so that the server runs out of CPU first), the loop that drives one
-// connection per source, and the sources with the checks of their replies.
+// runs: a minimal HTTP/1.1 client, the loop that drives one connection per
+// source, and the sources with the checks of their replies. The client is
+// hand-written (no net/http, no allocation per request) because the load
+// generator has one core, like the server: net/http's client costs more per
+// request than the floor server does, and would become what is measured.
 
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,10 +87,10 @@ func (c *client) do(body []byte) ([]byte, error) {
 // and the floor servers always send one) into c.body.
 func (c *client) readResponse() (status int, keep bool, err error) {
 	line, err := c.br.ReadSlice('\n')
-	if err == nil {
-		if status, err = strconv.Atoi(string(line[min(9, len(line)):min(12, len(line))])); err != nil || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
-			err = fmt.Errorf("bad status line %q", line)
-		}
+	if err == nil && (len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 "))) {
+		err = fmt.Errorf("bad status line %q", line)
+	} else if err == nil {
+		status, err = strconv.Atoi(string(line[9:12]))
 	}
 	length, keep := -1, true
 	for err == nil {
@@ -96,15 +99,13 @@ func (c *client) readResponse() (status int, keep bool, err error) {
 		}
 		name, value, _ := bytes.Cut(line, []byte(":"))
 		if value = bytes.TrimSpace(value); bytes.EqualFold(name, []byte("Content-Length")) {
-			if length, err = strconv.Atoi(string(value)); err != nil || length < 0 {
-				err = fmt.Errorf("bad Content-Length %q", value)
-			}
+			length, err = strconv.Atoi(string(value))
 		} else if bytes.EqualFold(name, []byte("Connection")) {
 			keep = !bytes.EqualFold(value, []byte("close"))
 		}
 	}
 	if err == nil && length < 0 {
-		err = errors.New("reply without Content-Length")
+		err = errors.New("no valid Content-Length")
 	}
 	if err != nil {
 		return 0, false, fmt.Errorf("read reply: %w", err)
@@ -152,13 +153,12 @@ func (r *result) addErrors(o result) {
 
 // runLoad drives one connection per source against addr for warmup, then
 // counts the replies of the measured window (cut short when a source runs
-// out). pid (if not 0) is the server whose CPU time it samples, cpus the
+// out: then every connection stops after its reply). pid (if not 0) is the server whose CPU time it samples, cpus the
 // CPUs the server and this process run on (nil: all).
 func runLoad(addr string, sources []source, warmup, window time.Duration, pid int, cpus []int) result {
 	start := time.Now()
 	t0, t1 := start.Add(warmup), start.Add(warmup+window)
-	var stop atomic.Bool
-	var exhaustedAt atomic.Int64 // since start; 0 while not exhausted
+	var stop, exhausted atomic.Bool
 	var wg sync.WaitGroup
 	results := make([]result, len(sources))
 	for i, src := range sources {
@@ -169,7 +169,7 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 			for sent := time.Now(); !stop.Load() && sent.Before(t1); sent = time.Now() {
 				body, ok := src.next(buf[:0])
 				if !ok {
-					exhaustedAt.CompareAndSwap(0, int64(sent.Sub(start)))
+					exhausted.Store(true)
 					stop.Store(true)
 					return
 				}
@@ -179,7 +179,7 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 				if err == nil {
 					err = src.check(reply)
 				}
-				if e := exhaustedAt.Load(); !done.Before(t0) && !done.After(t1) && (e == 0 || done.Sub(start) <= time.Duration(e)) {
+				if !done.Before(t0) && !done.After(t1) {
 					r.Requests++
 					r.lat = append(r.lat, done.Sub(sent))
 				}
@@ -187,12 +187,10 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 					r.addErrors(result{Errors: 1, firstErr: err})
 				}
 				// Re-dial a dropped connection three times at most.
-				if ioErr {
-					if redials++; redials > 3 || errors.Is(err, syscall.ECONNREFUSED) {
-						r.firstErr = fmt.Errorf("%w: %w", errServerGone, err)
-						stop.Store(true)
-						return
-					}
+				if redials += map[bool]int{true: 1}[ioErr]; ioErr && (redials > 3 || errors.Is(err, syscall.ECONNREFUSED)) {
+					r.firstErr = fmt.Errorf("%w: %w", errServerGone, err)
+					stop.Store(true)
+					return
 				}
 			}
 		})
@@ -211,9 +209,10 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 	srv1, cli1, all1, w1 := procCPU(pid), selfCPU(), cpuBusy(cpus), time.Now()
 	<-allDone
 
-	res := result{elapsed: window}
-	if e := exhaustedAt.Load(); e != 0 {
-		res.exhausted, res.elapsed = true, max(0, time.Duration(e)-warmup)
+	// A run whose sources ran out ended when its last reply came.
+	res := result{elapsed: window, exhausted: exhausted.Load()}
+	if res.exhausted {
+		res.elapsed = w1.Sub(w0)
 	}
 	if span := w1.Sub(w0).Seconds(); span > 0 {
 		res.ClientCPU = (cli1 - cli0) / span
@@ -293,12 +292,12 @@ func (e expect) check(reply []byte) error {
 // openedToken checks a reply to openBody and returns the token in it.
 func openedToken(reply []byte) (string, error) {
 	var r struct {
-		JSONRPC string `json:"jsonrpc"`
-		ID      int    `json:"id"`
+		JSONRPC string
+		ID      int
 		Result  struct {
 			AccessToken string `json:"access_token"`
 			ExpiresIn   int64  `json:"expires_in"`
-		} `json:"result"`
+		}
 	}
 	err := json.Unmarshal(reply, &r)
 	if tok := r.Result.AccessToken; err != nil || r.JSONRPC != "2.0" || r.ID != 1 || r.Result.ExpiresIn != openLifetime || bytes.Count([]byte(tok), []byte(".")) != 2 {
@@ -325,18 +324,25 @@ func newCycleSources(pool []string, conns int) []source {
 	})
 }
 
-// newListSources send one request per token of list, each token once across
-// all connections, until the list is used up: verify_cold and close.
-func newListSources(list []string, conns int, body func([]byte, string) []byte, want expect) []source {
+// newListSources send the n bodies body(i) returns, each once across all
+// connections, until they are used up.
+func newListSources(n, conns int, body func(buf []byte, i int) ([]byte, error), want expect) []source {
 	cursor := new(atomic.Int64)
 	return repeat(conns, func(int) source {
+		var err error
 		return funcSource{func(buf []byte) ([]byte, bool) {
-			if i := cursor.Add(1) - 1; i < int64(len(list)) {
-				return body(buf, list[i]), true
+			if i := cursor.Add(1) - 1; i < int64(n) && err == nil {
+				buf, err = body(buf, int(i))
+				return buf, true
 			}
 			return buf, false
-		}, want.check}
+		}, func(reply []byte) error { return cmp.Or(err, want.check(reply)) }}
 	})
+}
+
+// listed is newListSources's body for one request per token of list.
+func listed(list []string, body func([]byte, string) []byte) func([]byte, int) ([]byte, error) {
+	return func(buf []byte, i int) ([]byte, error) { return body(buf, list[i]), nil }
 }
 
 // openSource opens sessions, forever.

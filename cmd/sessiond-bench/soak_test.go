@@ -30,7 +30,7 @@ func TestFloodTokens(t *testing.T) {
 		t.Fatalf("Verify(real token) = %v, want nil", err)
 	}
 
-	toks, err := floodTokens(real, 96, newRand())
+	toks, err := floodTokens(real, 96)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,7 @@
 package main
 
 // This file is the benchmark's schedule: the in-process limits
-// (limits_test.go, run by go test -bench), an idle server, and the
+// (limits_test.go, run by go test -bench), an idle server, and the table of
 // workloads, each on a fresh server and data directory (so that its peak RSS
 // is its own), its tokens issued in-process beforehand with that directory's
 // key file: byte for byte what open_session returns, none verified yet.
@@ -12,12 +12,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -35,9 +33,103 @@ import (
 
 	"github.com/sessiond/sessiond/issue"
 	"github.com/sessiond/sessiond/keys"
-	"github.com/sessiond/sessiond/revocation"
 	"github.com/sessiond/sessiond/session"
 )
+
+// workload is one entry of the benchmark's schedule.
+type workload struct {
+	name     string
+	floor    string             // "http" or "rpc": this binary's floor server (serve-floor) instead of sessiond
+	tokens   func(b *bench) int // how many tokens to issue beforehand; nil: --pool
+	fill     int                // when > 0, 1/fill of --preload revocations written through the API before the load
+	subjects bool               // tokens with subjects (user<i>@example.com); the fill cuts other subjects off instead
+	valkey   bool               // the revocation list on a Valkey (or Redis) the benchmark starts, not Badger
+	run      func(b *bench, j *job) (result, string, error)
+}
+
+// job is a workload being run: its server, its tokens and their issuer.
+type job struct {
+	name string
+	ctx  context.Context
+	srv  *server
+	toks []string
+	iss  *issue.Issuer
+}
+
+// workloads are the benchmark's workloads, in the order they run. idle
+// is a server that only started (the report's idle, not a workload).
+// verify_hot_sub is verify_hot of tokens with a subject, none of them cut
+// off, after a tenth of --preload other subjects were; mixed is 90% verify,
+// 5% open, 5% close; verify_hot_1m is verify_hot after a million sessions
+// were closed; feed_abuse and announce_flood run verify_hot alone, then
+// under their attack; the _valkey ones are their namesakes with the
+// revocation list on Valkey.
+var workloads = []workload{
+	{name: "idle", tokens: none, run: waitIdle},
+	{name: "http_floor", floor: "http", run: cycle},
+	{name: "rpc_floor", floor: "rpc", run: cycle},
+	{name: "verify_hot", run: cycle},
+	{name: "verify_hot_sub", fill: 10, subjects: true, run: cycle},
+	{name: "verify_cold", tokens: coldTokens, run: verifyCold},
+	{name: "open", tokens: none, run: open},
+	{name: "close", tokens: none, run: closeRounds},
+	{name: "mixed", tokens: mixedTokens, run: mixed},
+	{name: "verify_hot_1m", fill: 1, run: cycle},
+	{name: "feed_abuse", fill: 5, run: underAttack(feedAbuse)},
+	{name: "announce_flood", run: underAttack(announceFlood)},
+	{name: "verify_hot_valkey", valkey: true, run: cycle},
+	{name: "verify_cold_valkey", valkey: true, tokens: coldTokens, run: verifyCold},
+	{name: "close_valkey", valkey: true, tokens: none, run: closeRounds},
+	{name: "mixed_valkey", valkey: true, tokens: mixedTokens, run: mixed},
+}
+
+// errNoLoad ends a workload that measures no load: idle.
+var errNoLoad = errors.New("no load")
+
+func waitIdle(b *bench, j *job) (result, string, error) {
+	select {
+	case <-time.After(b.cfg.warmup):
+	case <-j.ctx.Done():
+		return result{}, "", j.ctx.Err()
+	}
+	b.rep.Idle = &idle{RSS: procMiB(j.srv.pid, "VmHWM"), CurRSS: procMiB(j.srv.pid, "VmRSS")}
+	return result{}, "", errNoLoad
+}
+
+func mixedTokens(b *bench) int { return max(b.cfg.pool, 2*b.cfg.conns) }
+
+func none(*bench) int { return 0 }
+
+// coldTokens is enough tokens for the whole run of verify_cold at 1.2
+// times the cold limit, each verified once.
+func coldTokens(b *bench) int {
+	expected := b.rep.Limits["ed25519_verifies_per_s"]
+	if floor := b.rep.Workloads["http_floor"]; floor != nil && expected > 0 {
+		expected = harmonic(floor.RPS, expected)
+	}
+	return min(int(math.Ceil(max(expected, 50_000)*(b.cfg.warmup+b.cfg.duration).Seconds()*1.2))+b.cfg.conns, 2_000_000)
+}
+
+func cycle(b *bench, j *job) (result, string, error) {
+	return b.load(j.srv, newCycleSources(j.toks, b.cfg.conns)), "", nil
+}
+
+func open(b *bench, j *job) (result, string, error) {
+	return b.load(j.srv, repeat(b.cfg.conns, func(int) source { return openSource })), "", nil
+}
+
+func mixed(b *bench, j *job) (result, string, error) {
+	return b.load(j.srv, newMixedSources(j.toks, b.cfg.conns)),
+		"in every 20 requests of a connection: 18 verify, 1 open, 1 close of its oldest session, which the last open's token replaces", nil
+}
+
+func verifyCold(b *bench, j *job) (result, string, error) {
+	r := b.load(j.srv, newListSources(len(j.toks), b.cfg.conns, listed(j.toks, verifyBody), expectActive))
+	if r.exhausted {
+		b.note("%s: the %d tokens ran out after %.1fs of the %s window; measured over that", j.name, len(j.toks), r.elapsed.Seconds(), b.cfg.duration)
+	}
+	return r, fmt.Sprintf("%d tokens issued, %d used", len(j.toks), min(len(j.toks), int(r.Requests))), nil
+}
 
 func (b *bench) benchmark(ctx context.Context) error {
 	if b.cfg.want("limits") {
@@ -45,146 +137,90 @@ func (b *bench) benchmark(ctx context.Context) error {
 			return fmt.Errorf("limits: %w", err)
 		}
 	}
-	for _, name := range append([]string{"idle"}, workloadNames...) {
-		if !b.cfg.want(name) {
+	for _, w := range workloads {
+		if !b.cfg.want(w.name) {
 			continue
 		} else if err := ctx.Err(); err != nil {
 			return err
 		}
-		w, err := b.runWorkload(ctx, name)
+		r, err := b.runWorkload(ctx, w)
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		} else if w == nil {
-			continue // idle
+			return fmt.Errorf("%s: %w", w.name, err)
+		} else if r == nil {
+			continue
 		}
-		b.rep.add(name, w)
+		b.rep.add(w.name, r)
 		b.progress("%-13s %7.0f req/s (%.0f per server CPU-second)  p50 %.3f ms  p99 %.3f ms  peak RSS %.1f MiB  errors %d  CPU: server %.2f, client %.2f, other %.2f",
-			name, w.RPS, w.RPSPerCPU, w.P50, w.P99, w.RSS, w.Errors, w.ServerCPU, w.ClientCPU, w.OtherCPU)
-		if w.OtherCPU > 0.1 {
-			b.note("%s: other processes took %.2f of the two CPUs' time during the window: its figures are noisy", name, w.OtherCPU)
+			w.name, r.RPS, r.RPSPerCPU, r.P50, r.P99, r.RSS, r.Errors, r.ServerCPU, r.ClientCPU, r.OtherCPU)
+		if r.OtherCPU > 0.1 {
+			b.note("%s: other processes took %.2f of the two CPUs' time during the window: its figures are noisy", w.name, r.OtherCPU)
 		}
-		if w.ClientCPU > 0.9 && w.ServerCPU > 0 && w.ServerCPU < 0.9 {
-			b.note("%s: the load generator's CPU was %.0f%% busy and the server's only %.0f%%: the generator may be the bottleneck", name, 100*w.ClientCPU, 100*w.ServerCPU)
+		if r.ClientCPU > 0.9 && r.ServerCPU > 0 && r.ServerCPU < 0.9 {
+			b.note("%s: the load generator's CPU was %.0f%% busy and the server's only %.0f%%: the generator may be the bottleneck", w.name, 100*r.ClientCPU, 100*r.ServerCPU)
 		}
 	}
-	b.rep.benchChecks(b.cfg)
+	b.rep.checkErrors("")
+	b.rep.deriveLimits()
+	b.rep.checkTargets()
 	return nil
 }
 
-// runWorkload prepares the named workload's data directory, starts its
-// server (sessiond, or serve-floor), loads it and returns its figures once
-// the server stopped cleanly. idle only waits --warmup and sets the
-// report's idle. verify_hot_sub is verify_hot of tokens with a subject,
-// none of them cut off, after a tenth of --preload other subjects were. verify_cold gets tokens for the whole run at 1.2 times the
-// cold limit, each verified once; feed_abuse and announce_flood run
-// verify_hot alone, then under the attack.
-func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
-	cfg, dir := b.cfg, filepath.Join(b.tmp, name)
-	n, preload := cfg.pool, map[string]int{"verify_hot_1m": cfg.preload, "feed_abuse": cfg.preload / 5, "verify_hot_sub": cfg.preload / 10}[name]
-	cut := name == "verify_hot_sub"
-	what := map[bool]string{false: "revocations", true: "subject cutoffs"}[cut]
-	switch name {
-	case "mixed":
-		n = max(cfg.pool, 2*cfg.conns)
-	case "verify_cold":
-		expected := b.rep.Limits["ed25519_verifies_per_s"]
-		if floor := b.rep.Workloads["http_floor"]; floor != nil && expected > 0 {
-			expected = harmonic(floor.RPS, expected)
+// runWorkload prepares w's data directory (key file, tokens), starts its
+// server (and Valkey), fills its store, loads it and returns its figures
+// once the server stopped cleanly; nil when it cannot run here.
+func (b *bench) runWorkload(ctx context.Context, w workload) (*result, error) {
+	cfg, dir, j := b.cfg, filepath.Join(b.tmp, w.name), &job{name: w.name, ctx: ctx}
+	n := cfg.pool
+	if w.tokens != nil {
+		n = w.tokens(b)
+	}
+	if n > cfg.pool {
+		b.progress("%s: issuing %d tokens (all CPUs)", w.name, n)
+	}
+	var flags []string
+	var vk *server
+	if w.valkey {
+		var err error
+		if vk, err = b.startValkey(ctx, w.name); vk == nil || err != nil {
+			return nil, err
 		}
-		n = min(int(math.Ceil(max(expected, 50_000)*(cfg.warmup+cfg.duration).Seconds()*1.2))+cfg.conns, 2_000_000)
-	case "open", "close", "idle":
-		n = 0
+		defer vk.kill()
+		flags = []string{"--revocation-store", "redis://" + vk.addr}
 	}
-	if n+preload > cfg.pool {
-		b.progress("%s: issuing %d tokens and writing %d %s into a fresh store (all CPUs)", name, n, preload, what)
-	}
-	var iss *issue.Issuer
-	var toks []string
-	var took time.Duration
 	err := b.onAllCPUs(func() (err error) {
-		if iss, _, err = newIssuer(dir); err == nil {
-			toks, err = issueTokens(iss, n, cut)
-		}
-		if start := time.Now(); err == nil && preload > 0 {
-			err = preloadRevocations(ctx, filepath.Join(dir, "revocations"), preload, cut)
-			took = time.Since(start)
+		if j.iss, _, err = newIssuer(dir); err == nil {
+			j.toks, err = issueTokens(j.iss, n, w.subjects)
 		}
 		return err
 	})
-	start, srv := time.Now(), (*server)(nil)
-	if kind, floor := strings.CutSuffix(name, "_floor"); err == nil && floor {
-		self := ""
+	if self := ""; err == nil && w.floor != "" {
 		if self, err = os.Executable(); err == nil {
-			srv, err = b.start(ctx, name, self, "serve-floor", kind)
+			j.srv, err = b.start(ctx, w.name, self, "serve-floor", w.floor)
 		}
 	} else if err == nil {
-		srv, err = b.startSessiond(ctx, name, dir)
+		j.srv, err = b.startSessiond(ctx, w.name, dir, flags...)
 	}
-	if err != nil {
+	if w.valkey && err != nil && strings.Contains(err.Error(), "exited before serving") { // a sessiond without the Valkey store, say
+		b.note("%s: skipped: sessiond did not start with %s: %s", w.name, strings.Join(flags, " "), strings.Join(strings.Fields(err.Error()), " "))
+		return nil, nil
+	} else if err != nil {
 		return nil, err
 	}
-	defer srv.kill()
-	note := ""
-	if preload > 0 {
-		note = fmt.Sprintf("after %d %s written with revocation.Badger.%s from 2048 goroutines on all CPUs in %.1fs (%.0f/s)",
-			preload, what, map[bool]string{false: "Revoke", true: "CutOff"}[cut], took.Seconds(), float64(preload)/took.Seconds())
+	defer j.srv.kill()
+	r, note, more := result{}, "", ""
+	if w.fill > 0 {
+		note, err = b.fill(j, cfg.preload/w.fill, 1_000_000/w.fill, w.subjects)
 	}
-	if cut {
-		note = map[bool]string{true: "NOT 100,000: "}[preload != 100_000] + note + fmt.Sprintf("; %d tokens of as many other subjects, not cut off", n)
-		if preload != 100_000 {
-			b.note("verify_hot_sub: %d subjects cut off, not the issue's 100,000 (a tenth of --preload; --quick: 10,000)", preload)
+	if start := time.Now(); err == nil {
+		r, more, err = w.run(b, j)
+		if vk != nil {
+			more += fmt.Sprintf("; %s, pinned with the server, used %.2f of a CPU over the workload, warm-up included (other_cpu counts it)", filepath.Base(vk.cmd.Path), procCPU(vk.pid)/time.Since(start).Seconds())
 		}
 	}
-	if name == "verify_hot_1m" {
-		note = map[bool]string{true: "NOT one million: "}[preload != 1_000_000] + note + fmt.Sprintf("; the server took %.1fs to start and settle, and its peak RSS was %.1f MiB before the load began",
-			time.Since(start).Seconds(), procMiB(srv.pid, "VmHWM"))
-	}
-	var r result
-	var baseline float64
-	switch name {
-	case "idle":
-		select {
-		case <-time.After(cfg.warmup):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		b.rep.Idle = &idle{RSS: procMiB(srv.pid, "VmHWM"), CurRSS: procMiB(srv.pid, "VmRSS")}
-		return nil, srv.stop()
-	case "open":
-		r = b.load(srv, repeat(cfg.conns, func(int) source { return openSource }))
-	case "close":
-		r, note, err = b.closeRounds(ctx, srv, iss)
-	case "mixed":
-		r = b.load(srv, newMixedSources(toks, cfg.conns))
-		note = "in every 20 requests of a connection: 18 verify, 1 open, 1 close of its oldest session, which the last open's token replaces"
-	case "verify_cold":
-		r = b.load(srv, newListSources(toks, cfg.conns, verifyBody, expectActive))
-		note = fmt.Sprintf("%d tokens issued, %d used", n, min(n, int(r.Requests)))
-		if r.exhausted {
-			note = fmt.Sprintf("the %d tokens ran out after %.1fs of the %s window; measured over that", n, r.elapsed.Seconds(), cfg.duration)
-			b.note("verify_cold: %s", note)
-		}
-	case "feed_abuse", "announce_flood":
-		b.progress("%s: baseline, verify_hot alone", name)
-		base := b.load(srv, newCycleSources(toks, cfg.conns))
-		baseRSS := procMiB(srv.pid, "VmRSS")
-		actx, stop := context.WithCancel(ctx)
-		b.progress("%s: verify_hot under attack", name)
-		summary := make(chan string, 1)
-		go func() {
-			summary <- map[string]attack{"feed_abuse": feedAbuse, "announce_flood": announceFlood}[name](actx, srv.addr)
-		}()
-		r = b.load(srv, newCycleSources(toks, cfg.conns))
-		stop()
-		r.addErrors(base)
-		baseline = base.rps()
-		note = fmt.Sprintf("%d revocations; verify_hot alone on the same server %.0f req/s (RSS %.1f MiB), under attack %.0f req/s: %.0f%% of it; the attack: %s",
-			preload, baseline, baseRSS, r.rps(), 100*ratio(r.rps(), baseline), <-summary)
-	default:
-		r = b.load(srv, newCycleSources(toks, cfg.conns))
-	}
-	if err == nil {
-		err = srv.alive()
+	if errors.Is(err, errNoLoad) {
+		return nil, j.srv.stop()
+	} else if err == nil {
+		err = j.srv.alive()
 	}
 	if err == nil && errors.Is(r.firstErr, errServerGone) {
 		err = r.firstErr
@@ -192,8 +228,88 @@ func (b *bench) runWorkload(ctx context.Context, name string) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.baseline = baseline
-	return r.finish(procMiB(srv.pid, "VmHWM"), note), srv.stop()
+	return r.finish(procMiB(j.srv.pid, "VmHWM"), strings.Trim(note+"; "+more, "; ")), j.srv.stop()
+}
+
+// fillConns is how many connections fill a store through the API.
+const fillConns = 256
+
+// fill writes n revocations into j's store through the API while the
+// server runs, from fillConns connections: close_session of tokens issued
+// as it goes (a million kept would take 300 MB), or with subjects
+// close_all_sessions of random subjects (<uuid>@example.com). Then it
+// fetches the revocation feed's snapshot once, so that the server's peak
+// RSS counts the feed served, and waits for the server to settle.
+func (b *bench) fill(j *job, n, full int, subjects bool) (string, error) {
+	what := map[bool]string{false: "sessions closed with close_session", true: "subjects cut off with close_all_sessions"}[subjects]
+	b.progress("%s: %d %s on %d connections", j.name, n, what, fillConns)
+	body := func(buf []byte, _ int) ([]byte, error) {
+		if subjects {
+			return fmt.Appendf(buf, `{"jsonrpc":"2.0","method":"session.close_all_sessions","params":{"subject":"%s@example.com"},"id":1}`, uuid.New()), nil
+		}
+		tok, _, err := j.iss.Issue(tokenLifetime)
+		return closeBody(buf, tok), err
+	}
+	start := time.Now()
+	r := runLoad(j.srv.addr, newListSources(n, fillConns, body, expectTrue), 0, 24*time.Hour, 0, nil)
+	took := time.Since(start)
+	if r.Errors > 0 {
+		return "", fmt.Errorf("fill the store: %d of %d requests failed, the first: %w", r.Errors, n, r.firstErr)
+	}
+	size, status, err := fetch(j.ctx, http.DefaultClient, "http://"+j.srv.addr+"/revocations")
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("GET /revocations: HTTP %d", status)
+	}
+	settled, ok := j.srv.settle(j.ctx, time.Minute)
+	note := fmt.Sprintf("after %d %s while the server ran, from %d connections in %.1fs (%.0f/s), and the feed's snapshot served once (%.1f MB); the server then settled for %.1fs%s, its peak RSS %.1f MiB before the load began",
+		n, what, fillConns, took.Seconds(), float64(n)/took.Seconds(), float64(size)/1e6, settled.Seconds(), map[bool]string{false: " (still busy)"}[ok], procMiB(j.srv.pid, "VmHWM"))
+	if n != full {
+		b.note("%s: %d %s, not %d (%s of --preload; --quick: 100000)", j.name, n, what, full, map[int]string{1: "all", 5: "a fifth", 10: "a tenth"}[1_000_000/full])
+		note = fmt.Sprintf("NOT %d: %s", full, note)
+	}
+	return note, err
+}
+
+// startValkey starts valkey-server (or redis-server) on a free loopback
+// port in its own directory, with its AOF fsynced before every reply
+// (appendonly yes, appendfsync always), pinned with the server; nil (and a
+// note) when neither is installed.
+func (b *bench) startValkey(ctx context.Context, name string) (*server, error) {
+	bin, err := exec.LookPath("valkey-server")
+	if err != nil {
+		if bin, err = exec.LookPath("redis-server"); err != nil {
+			b.note("%s: skipped: neither valkey-server nor redis-server is installed (Debian: apt-get install valkey-server)", name)
+			return nil, nil
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr, dir := ln.Addr().String(), filepath.Join(b.tmp, name+"-valkey")
+	ln.Close()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	s, err := spawn(name+" "+filepath.Base(bin), dir+".log", []string{bin, "--bind", "127.0.0.1", "--port", port, "--dir", dir,
+		"--appendonly", "yes", "--appendfsync", "always", "--save", ""}, b.serverCPUs)
+	if err != nil {
+		return nil, err
+	}
+	s.addr = addr
+	return s, s.waitReady(ctx, func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		reply := make([]byte, 7)
+		if err == nil {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(time.Second))
+			if _, err = io.WriteString(c, "PING\r\n"); err == nil {
+				_, err = io.ReadFull(c, reply)
+			}
+		}
+		return err == nil && string(reply) == "+PONG\r\n"
+	})
 }
 
 // closeChunk is a quarter of the verifier's cache.
@@ -204,21 +320,21 @@ const closeChunk, closePrimePasses = 4096, 4
 // tokens, verify each closePrimePasses times unmeasured (each pass puts back
 // what random eviction took: about 0.1% of closes miss the cache), close
 // them all, until --warmup and then --duration of closing are done.
-func (b *bench) closeRounds(ctx context.Context, srv *server, iss *issue.Issuer) (total result, note string, err error) {
+func closeRounds(b *bench, j *job) (total result, note string, err error) {
 	chunk := max(closeChunk, b.cfg.conns)
 	var warmed, primeTime time.Duration
 	rounds := 0
 	for total.elapsed < b.cfg.duration && !errors.Is(total.firstErr, errServerGone) && err == nil {
 		var toks []string
-		if err = ctx.Err(); err == nil {
-			toks, err = issueTokens(iss, chunk, false)
+		if err = j.ctx.Err(); err == nil {
+			toks, err = issueTokens(j.iss, chunk, false)
 		}
 		primeStart := time.Now()
 		for range closePrimePasses {
-			total.addErrors(runLoad(srv.addr, newListSources(toks, b.cfg.conns, verifyBody, expectActive), 0, time.Hour, 0, nil))
+			total.addErrors(runLoad(j.srv.addr, newListSources(len(toks), b.cfg.conns, listed(toks, verifyBody), expectActive), 0, time.Hour, 0, nil))
 		}
 		primeTime += time.Since(primeStart)
-		r := runLoad(srv.addr, newListSources(toks, b.cfg.conns, closeBody, expectTrue), 0, time.Hour, srv.pid, b.loadCPUs())
+		r := runLoad(j.srv.addr, newListSources(len(toks), b.cfg.conns, listed(toks, closeBody), expectTrue), 0, time.Hour, j.srv.pid, b.loadCPUs())
 		if warmed < b.cfg.warmup {
 			warmed += r.elapsed
 			total.addErrors(r)
@@ -234,6 +350,25 @@ func (b *bench) closeRounds(ctx context.Context, srv *server, iss *issue.Issuer)
 // attack runs against addr until ctx ends, then says what it did.
 type attack func(ctx context.Context, addr string) (summary string)
 
+// underAttack measures verify_hot alone, then while a runs, on one server.
+func underAttack(a attack) func(b *bench, j *job) (result, string, error) {
+	return func(b *bench, j *job) (result, string, error) {
+		b.progress("%s: baseline, verify_hot alone", j.name)
+		base := b.load(j.srv, newCycleSources(j.toks, b.cfg.conns))
+		baseRSS := procMiB(j.srv.pid, "VmRSS")
+		actx, stop := context.WithCancel(j.ctx)
+		b.progress("%s: verify_hot under attack", j.name)
+		summary := make(chan string, 1)
+		go func() { summary <- a(actx, j.srv.addr) }()
+		r := b.load(j.srv, newCycleSources(j.toks, b.cfg.conns))
+		stop()
+		r.addErrors(base)
+		r.baseline = base.rps()
+		return r, fmt.Sprintf("verify_hot alone on the same server %.0f req/s (RSS %.1f MiB), under attack %.0f req/s: %.0f%% of it; the attack: %s",
+			r.baseline, baseRSS, r.rps(), 100*ratio(r.rps(), r.baseline), <-summary), nil
+	}
+}
+
 // feedAbuse is feed_abuse's attack: 4 connections fetching
 // GET /revocations?since=1 (a snapshot each time, or 429) in a loop.
 func feedAbuse(ctx context.Context, addr string) string {
@@ -245,25 +380,33 @@ func feedAbuse(ctx context.Context, addr string) string {
 			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 			defer hc.CloseIdleConnections()
 			for ctx.Err() == nil {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/revocations?since=1", nil)
-				resp, err := hc.Do(req)
-				if err != nil {
-					if ctx.Err() == nil {
-						other.Add(1)
-						time.Sleep(10 * time.Millisecond)
-					}
-					continue
-				}
-				n, _ := io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				n, status, err := fetch(ctx, hc, "http://"+addr+"/revocations?since=1")
 				bytes.Add(n)
-				cmp.Or(map[int]*atomic.Int64{http.StatusOK: &ok, http.StatusTooManyRequests: &limited}[resp.StatusCode], &other).Add(1)
+				switch {
+				case err != nil && ctx.Err() == nil:
+					other.Add(1)
+					time.Sleep(10 * time.Millisecond)
+				case err == nil:
+					cmp.Or(map[int]*atomic.Int64{http.StatusOK: &ok, http.StatusTooManyRequests: &limited}[status], &other).Add(1)
+				}
 			}
 		})
 	}
 	wg.Wait()
 	return fmt.Sprintf("%d connections fetching ?since=1: %d snapshots, %d answered 429, %d other, %.1f MB received",
 		conns, ok.Load(), limited.Load(), other.Load(), float64(bytes.Load())/1e6)
+}
+
+// fetch GETs url and returns the size of the body and the status (0 on error).
+func fetch(ctx context.Context, hc *http.Client, url string) (int64, int, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	return n, resp.StatusCode, err
 }
 
 // announceFlood is announce_flood's attack: 900 connections that each
@@ -323,51 +466,17 @@ func issueTokens(iss *issue.Issuer, n int, subjects bool) ([]string, error) {
 	return toks, errors.Join(errs...)
 }
 
-// randomID returns a random version 4 UUID from r (cheaper than uuid.New's
-// crypto/rand, which would dominate a write benchmark).
-func randomID(r *rand.ChaCha8) (id uuid.UUID) {
-	r.Read(id[:])
-	id[6], id[8] = id[6]&0x0f|0x40, id[8]&0x3f|0x80
-	return id
-}
-
-func newRand() *rand.ChaCha8 {
-	var seed [32]byte
-	crand.Read(seed[:])
-	return rand.NewChaCha8(seed)
-}
-
-// preloadRevocations revokes n random ids into the store in dir, or with
-// cut cuts off n random subjects (<uuid>@example.com) as of now, from
-// enough goroutines to fill every group commit.
-func preloadRevocations(ctx context.Context, dir string, n int, cut bool) error {
-	store, err := revocation.OpenBadger(dir, revocation.Options{})
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	until := now.Add(tokenLifetime)
-	var left atomic.Int64
-	left.Store(int64(n))
-	errs := make([]error, 2048)
-	var wg sync.WaitGroup
-	for w := range errs {
-		wg.Go(func() {
-			for r := newRand(); left.Add(-1) >= 0 && errs[w] == nil; {
-				if id := randomID(r); cut {
-					errs[w] = store.CutOff(ctx, id.String()+"@example.com", now, until)
-				} else {
-					errs[w] = store.Revoke(ctx, id, until)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errors.Join(errs...), store.Close())
-}
-
 // benchLine is a line of go test -bench: name, count, values and units.
 var benchLine = regexp.MustCompile(`(?m)^Benchmark(\w+)(?:-\d+)?\s+\d+((?:\s+[\d.]+ \S+)+)$`)
+
+// limits names the report's limits: [name, benchmark, what of it].
+var limits = [][3]string{
+	{"ed25519_signs_per_s", "Ed25519Sign", "per_s"}, {"ed25519_verifies_per_s", "Ed25519Verify", "per_s"},
+	{"ed25519_signs_per_s_all_cpus", "Ed25519SignParallel", "per_s"}, {"ed25519_verifies_per_s_all_cpus", "Ed25519VerifyParallel", "per_s"},
+	{"badger_durable_writes_per_s", "BadgerRevoke", "per_s"}, {"ed25519_verify_ns", "Ed25519Verify", "ns"},
+	{"token_verify_ns", "TokenVerify", "ns"}, {"token_verify_repeated_ns", "TokenVerifyRepeated", "ns"},
+	{"token_verify_repeated_allocs", "TokenVerifyRepeated", "allocs"}, {"token_issue_ns", "TokenIssue", "ns"}, {"token_issue_allocs", "TokenIssue", "allocs"},
+}
 
 // measureLimits runs this package's benchmarks (a test binary): the
 // single-core ones on the server's CPU, then the Ed25519 rates on all CPUs.
@@ -403,26 +512,11 @@ func (b *bench) measureLimits(ctx context.Context) error {
 		}
 	}
 	ns, allocs := parseBench(out.String())
-	for _, l := range []struct {
-		name, bench string
-		v           float64
-	}{
-		{"ed25519_signs_per_s", "Ed25519Sign", 1e9 / ns["Ed25519Sign"]},
-		{"ed25519_verifies_per_s", "Ed25519Verify", 1e9 / ns["Ed25519Verify"]},
-		{"ed25519_signs_per_s_all_cpus", "Ed25519SignParallel", 1e9 / ns["Ed25519SignParallel"]},
-		{"ed25519_verifies_per_s_all_cpus", "Ed25519VerifyParallel", 1e9 / ns["Ed25519VerifyParallel"]},
-		{"badger_durable_writes_per_s", "BadgerRevoke", 1e9 / ns["BadgerRevoke"]},
-		{"ed25519_verify_ns", "Ed25519Verify", ns["Ed25519Verify"]},
-		{"token_verify_ns", "TokenVerify", ns["TokenVerify"]},
-		{"token_verify_repeated_ns", "TokenVerifyRepeated", ns["TokenVerifyRepeated"]},
-		{"token_verify_repeated_allocs", "TokenVerifyRepeated", allocs["TokenVerifyRepeated"]},
-		{"token_issue_ns", "TokenIssue", ns["TokenIssue"]},
-		{"token_issue_allocs", "TokenIssue", allocs["TokenIssue"]},
-	} {
-		if _, ok := ns[l.bench]; !ok {
-			return fmt.Errorf("no result for Benchmark%s in:\n%s", l.bench, &out)
+	for _, l := range limits {
+		if _, ok := ns[l[1]]; !ok {
+			return fmt.Errorf("no result for Benchmark%s in:\n%s", l[1], &out)
 		}
-		b.rep.Limits[l.name] = l.v
+		b.rep.Limits[l[0]] = map[string]float64{"per_s": 1e9 / ns[l[1]], "ns": ns[l[1]], "allocs": allocs[l[1]]}[l[2]]
 	}
 	return nil
 }
