@@ -279,6 +279,9 @@ var (
 	expectActive   = expect(`{"jsonrpc":"2.0","result":{"active":true},"id":1}`)
 	expectInactive = expect(`{"jsonrpc":"2.0","result":{"active":false},"id":1}`)
 	expectTrue     = expect(`{"jsonrpc":"2.0","result":true,"id":1}`)
+	// expectRefused is a verify refused for the caller's budget of failed
+	// signature checks (the server's --invalid-token-budget).
+	expectRefused = expect(`{"jsonrpc":"2.0","error":{"code":-32005,"message":"too many invalid tokens, retry later"},"id":1}`)
 )
 
 func (e expect) check(reply []byte) error {

@@ -82,7 +82,8 @@ func (b *bench) soak(ctx context.Context) error {
 		valid[i] = &sessionSource{want: soakSessions, checkClosed: true, noClose: !cfg.closes, step: i % soakCycle, stop: &stop}
 		return valid[i]
 	})
-	// The flood verifies the pool's tokens in turn; each must be inactive.
+	// The flood verifies the pool's tokens in turn; each must be inactive,
+	// or refused for the flood's budget of failed signature checks.
 	var floodSent [2]atomic.Uint64 // garbage, forged
 	var floodInactive atomic.Uint64
 	floodSrcs := repeat(cfg.floodConns, func(c int) source {
@@ -96,8 +97,9 @@ func (b *bench) soak(ctx context.Context) error {
 				return errForgedActive
 			}
 			err := expectInactive.check(reply)
-			if err == nil {
+			if err == nil || expectRefused.check(reply) == nil {
 				floodInactive.Add(1)
+				return nil
 			}
 			return err
 		}}
