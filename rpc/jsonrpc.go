@@ -363,12 +363,12 @@ func (h *Handler) serve(ctx context.Context, body []byte, out *outBuf) {
 		start = time.Now()
 	}
 	doc := trimSpace(body)
-	if !json.Valid(doc) {
+	if !validJSON(doc) {
 		// Lenient path, off the hot path: the user's API documentation has
 		// a trailing comma in an example, so accept trailing commas (and
 		// nothing else that is not JSON).
 		fixed, changed := stripTrailingCommas(doc)
-		if !changed || !json.Valid(fixed) {
+		if !changed || !validJSON(fixed) {
 			h.observeRefusal(ctx, start, h.writeError(ctx, out, nil, parseError(fixed), nil))
 			return
 		}

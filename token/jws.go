@@ -13,6 +13,8 @@ import (
 	"math/big"
 	"strings"
 	"unsafe"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // maxHeaderSize bounds the encoded JOSE header of a revocation document
@@ -103,7 +105,7 @@ func (v *Verifier) verifyJWS(ctx context.Context, s, typ string) (signed, error)
 	if err != nil {
 		return signed{}, &detailed{ErrMalformed, fmt.Errorf("signature: %w", err)}
 	}
-	if err := verifySignature(alg, key, stringBytes(s[:len(head)+1+len(payload)]), sigBytes); err != nil {
+	if err := verifySignature(alg, key, s[:len(head)+1+len(payload)], sigBytes); err != nil {
 		return signed{}, &detailed{ErrSignature, err}
 	}
 	return signed{kid: kid, alg: alg, key: key, payload: payload}, nil
@@ -163,10 +165,65 @@ func stringBytes(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
+// jwtVerifyLimit is the largest signing input verifySignature hands to
+// golang-jwt: every session token (MaxSize) and small documents.
+const jwtVerifyLimit = 64 << 10
+
 // verifySignature checks the JWS signature (RFC 7515, RFC 7518 §3, RFC
-// 8037) sig of msg under key with alg, as [sign] makes it. A key of the
-// wrong type for alg is an error, not a panic.
-func verifySignature(alg string, key crypto.PublicKey, msg, sig []byte) error {
+// 8037) sig of the signing input msg under key with alg. Up to
+// jwtVerifyLimit bytes (every session token) the check is golang-jwt's
+// signing method for alg, the library sessiond's design signs and verifies
+// with. golang-jwt takes the signing input as a string and converts it to
+// bytes, a copy: fine for a token, not for a revocation document of tens of
+// megabytes, so larger inputs are checked by verifyLarge, the same
+// algorithms over the same Go crypto without the copy (TestVerifyPathsAgree
+// holds the two to the same answers). A key of the wrong type for alg is
+// an error, not a panic.
+func verifySignature(alg string, key crypto.PublicKey, msg string, sig []byte) error {
+	if len(msg) > jwtVerifyLimit {
+		return verifyLarge(alg, key, stringBytes(msg), sig)
+	}
+	// golang-jwt checks a key's type but not that it is usable: a typed
+	// nil or an ECDSA key on another curve would panic or mislead it.
+	if err := checkKey(alg, key); err != nil {
+		return err
+	}
+	m := jwt.GetSigningMethod(alg)
+	if m == nil {
+		return fmt.Errorf("unsupported algorithm %q", alg)
+	}
+	if err := m.Verify(msg, sig, key); err != nil {
+		return fmt.Errorf("%s verification failed: %w", alg, err)
+	}
+	return nil
+}
+
+// checkKey reports whether key is a usable public key for alg.
+func checkKey(alg string, key crypto.PublicKey) error {
+	switch alg {
+	case "EdDSA":
+		if pub, ok := key.(ed25519.PublicKey); ok && len(pub) == ed25519.PublicKeySize {
+			return nil
+		}
+	case "ES256":
+		if pub, ok := key.(*ecdsa.PublicKey); ok && pub != nil && pub.Curve == elliptic.P256() {
+			return nil
+		}
+	case "RS256":
+		if pub, ok := key.(*rsa.PublicKey); ok && pub != nil && pub.N != nil {
+			return nil
+		}
+	default:
+		return fmt.Errorf("unsupported algorithm %q", alg)
+	}
+	return fmt.Errorf("%s with a key of type %T", alg, key)
+}
+
+// verifyLarge checks the JWS signature (RFC 7515, RFC 7518 §3, RFC 8037)
+// sig of msg under key with alg directly over Go's crypto, without a copy
+// of msg: verifySignature's path for documents too large for golang-jwt's.
+// A key of the wrong type for alg is an error, not a panic.
+func verifyLarge(alg string, key crypto.PublicKey, msg, sig []byte) error {
 	switch alg {
 	case "EdDSA":
 		pub, ok := key.(ed25519.PublicKey)
