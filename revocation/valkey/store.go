@@ -117,7 +117,10 @@ func (s *Store) store(ctx context.Context, sc script, keys, args []string) (retr
 				break
 			}
 		}
-		s.log.Info("revocation store retention raised by another node", "to", time.Duration(n))
+		// A node's retention is its leeway: this node now verifies with a
+		// smaller leeway than another (see "One leeway across nodes" in
+		// docs/valkey.md); it keeps running, for a rolling raise.
+		s.log.Warn("revocation store retention raised by another node: restart this node with the same --leeway as the others", "to", time.Duration(n))
 		return true, nil
 	}
 	return false, fmt.Errorf("unexpected answer %q from the store's script", status)
