@@ -95,7 +95,7 @@ func TestLeewayAcrossNodes(t *testing.T) {
 			t.Fatalf("Close() = %v", err)
 		}
 	}
-	vk.MustDo("SET", "{sessiond}:retain", strconv.FormatInt((5 * time.Second).Nanoseconds(), 10))
+	vk.MustDo("SET", "{sessiond}:retain", strconv.FormatInt((5*time.Second).Nanoseconds(), 10))
 	d := mustNode(5 * time.Second)
 	if active, err := client.New("http://"+d.Addr()+"/", nil).VerifySessionToken(ctx, res.AccessToken); active || err != nil {
 		t.Errorf("VerifySessionToken() after lowering the leeway, of a session closed before = %v, %v, want false", active, err)
