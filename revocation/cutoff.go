@@ -64,11 +64,28 @@ type subjectHash = [sha256.Size]byte
 // one. If until is already past at Options.Now, CutOff writes nothing and
 // returns nil. It refuses an empty subject and an at before 1970. An error,
 // including the context's, means the record may or may not have been
-// written; calling CutOff again is safe.
+// written; calling CutOff again is safe. It is [Badger.CutOffHash] of the
+// subject's hash, with until plus the second.
 func (b *Badger) CutOff(ctx context.Context, subject string, at, until time.Time) error {
 	if subject == "" {
 		return fmt.Errorf("cut off sessions: empty subject: give the subject (sub) whose sessions to close")
 	}
+	if !until.After(b.now()) {
+		return nil
+	}
+	return b.CutOffHash(ctx, hashSubject(subject), at, until.Add(time.Second))
+}
+
+// CutOffHash is CutOff for a subject known only by its SHA-256, as
+// [Changes] (the feed) and `sessiond revocations export` give it, so that
+// a list's cutoffs can be moved into another store. Its contract is
+// CutOff's (durable before nil, the cutoff never moves back, the later
+// expiry kept; nothing written when until is past; an at before 1970
+// refused), except that the record lasts until exactly until, rounded up
+// to a whole second, with no second added: until is the record's expiry,
+// as [Cutoff.Until] gives it, and importing a record gives it back
+// unchanged.
+func (b *Badger) CutOffHash(ctx context.Context, hash [sha256.Size]byte, at, until time.Time) error {
 	if at.Unix() < 0 {
 		return fmt.Errorf("cut off sessions: cutoff %s is before 1970: give the current time", at.UTC().Format(time.RFC3339))
 	}
@@ -83,12 +100,12 @@ func (b *Badger) CutOff(ctx context.Context, subject string, at, until time.Time
 	if !until.After(b.now()) {
 		return nil
 	}
-	exp := expiresAt(until.Add(time.Second))
+	exp := expiresAt(until)
 	if exp == 0 {
 		return nil // before 1970-01-01T00:00:01Z: see Revoke
 	}
 
-	req := &revokeRequest{cut: true, subject: hashSubject(subject), at: uint64(at.Unix()), expiresAt: exp, done: make(chan error, 1)}
+	req := &revokeRequest{cut: true, subject: hash, at: uint64(at.Unix()), expiresAt: exp, done: make(chan error, 1)}
 	select {
 	case b.writes <- req:
 	case <-ctx.Done():

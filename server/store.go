@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sessiond/sessiond/revocation"
+	"github.com/sessiond/sessiond/revocation/valkey"
 )
 
 // StoreBadger is the value of Config.RevocationStore that names the
@@ -46,15 +47,51 @@ const storeURLForms = `"badger" (the default: Badger under --data-dir), redis://
 
 // OpenStore opens the revocation store cfg names (Config.RevocationStore):
 // Badger in DataDir/revocations, or the Valkey store of the URL, with
-// Config.Leeway as its retention. The server opens its store with it; so
-// does `sessiond revocations import`. The caller closes the store.
+// Config.Leeway as its retention. `sessiond revocations import` opens its
+// store with it; the server opens its own the same way and then also
+// refuses a shared store whose retention is larger than its leeway
+// ([ErrLeeway]), which OpenStore does not (an import verifies no token).
+// The caller closes the store.
 func OpenStore(cfg Config, log *slog.Logger) (Store, error) {
-	return openStore(cfg, log, nil)
+	return openAny(cfg, log, nil)
 }
 
-// openStore is OpenStore; committed, unless nil, is told the number of
-// calls each group commit of Badger carried (revocation.Options.Committed).
+// ErrLeeway is the refusal of a node whose Config.Leeway is smaller than
+// the retention of the shared store it opens, that is than the largest
+// leeway any node opened the store with. Such a node would refuse as
+// expired the tokens the other nodes still accept for up to the
+// difference, and answer close_session true for them without revoking
+// them (a close of a token it counts as expired is a no-op), so that the
+// other nodes would go on accepting a token the caller was told is
+// closed; close_all_sessions would likewise keep its cutoff for a shorter
+// time than the other nodes accept its tokens. docs/valkey.md says why the
+// node refuses rather than follows the store's retention.
+var ErrLeeway = errors.New("--leeway is smaller than the shared revocation store's retention")
+
+// openStore is the server's: OpenStore, and the check of the shared
+// store's retention against Config.Leeway; committed, unless nil, is told
+// the number of calls each group commit of Badger carried
+// (revocation.Options.Committed).
 func openStore(cfg Config, log *slog.Logger, committed func(calls int)) (Store, error) {
+	store, err := openAny(cfg, log, committed)
+	if err != nil {
+		return nil, err
+	}
+	if r := store.Retention(); sharedStore(cfg) && r > cfg.Leeway {
+		store.Close()
+		return nil, fmt.Errorf("%w: this node has --leeway %s, but the store keeps records for %s past a token's expiry, "+
+			"the largest --leeway a node opened it with; with the smaller leeway this node would refuse as expired tokens the "+
+			"other nodes accept, and answer close_session true for them without closing them. "+
+			"Give every node the same --leeway: --leeway %s. To lower the leeway of every node for good instead, stop every node, "+
+			"then lower the store's retention with valkey-cli (the store keeps it in nanoseconds): SET '{%s}:retain' %d, "+
+			"and start every node with --leeway %s",
+			ErrLeeway, cfg.Leeway, r, r, valkey.DefaultPrefix, cfg.Leeway.Nanoseconds(), cfg.Leeway)
+	}
+	return store, nil
+}
+
+// openAny opens the store cfg names, for OpenStore and openStore.
+func openAny(cfg Config, log *slog.Logger, committed func(calls int)) (Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sessiond/sessiond/revocation"
+	"github.com/sessiond/sessiond/revocation/valkey"
 	"github.com/sessiond/sessiond/server"
 )
 
@@ -40,6 +41,12 @@ type exportLine struct {
 type hashCutter interface {
 	CutOffHash(ctx context.Context, hash [32]byte, at, until time.Time) error
 }
+
+// Both stores take cutoffs by hash.
+var (
+	_ hashCutter = (*revocation.Badger)(nil)
+	_ hashCutter = (*valkey.Store)(nil)
+)
 
 // importForm is what every refusal of an input line says a line must be.
 const importForm = `want {"jti":"UUID","until":UNIX} or {"cutoff":"64 hex digits","at":UNIX,"until":UNIX}, as sessiond revocations export writes`
@@ -190,7 +197,7 @@ func revocationsImport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sessiond revocations import", revocationsUsage, stderr)
 	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "the data dir of a Badger --revocation-store")
 	c.storeFlags(fs)
-	skipCutoffs := fs.Bool("skip-cutoffs", false, "import the revocations only, when the store cannot take subject cutoffs")
+	skipCutoffs := fs.Bool("skip-cutoffs", false, "import the revocations only, leaving out the subject cutoffs (their sessions then verify again until they expire)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -243,7 +250,9 @@ func revocationsImport(args []string, stdout, stderr io.Writer) error {
 const importWorkers = 64
 
 // importInto writes in into store, keeping every expiry: a revocation's
-// record lives until its Until, whatever the store's retention.
+// record lives until its Until, whatever the store's retention, and a
+// cutoff's too (CutOffHash), unless skipCutoffs. A store without
+// CutOffHash refuses input with cutoffs, unless skipCutoffs.
 func importInto(ctx context.Context, store server.Store, in *imported, skipCutoffs bool) error {
 	cutter, canCut := store.(hashCutter)
 	if len(in.cutoffs) > 0 && !canCut && !skipCutoffs {

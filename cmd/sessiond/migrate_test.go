@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,10 +78,11 @@ func exportLines(t *testing.T, dir string) []string {
 }
 
 // export writes the live revocations and the cutoff, with their expiries,
-// and import into another Badger data dir gives them back: a server on it
-// (with the same keys) refuses the closed sessions and accepts the open
-// ones, and its export is the same. A store that cannot take cutoffs by
-// hash refuses input that has one, writing nothing, unless --skip-cutoffs.
+// and import into another Badger data dir gives them back, the cutoff too
+// (written by its hash): a server on it (with the same keys) refuses the
+// closed sessions and the session of the subject cut off, accepts the open
+// ones and a session of that subject opened after the cutoff, and its
+// export is the same. --skip-cutoffs imports the revocations only.
 func TestExportImportBadger(t *testing.T) {
 	m := newMigration(t)
 	lines := exportLines(t, m.dir)
@@ -99,42 +103,81 @@ func TestExportImportBadger(t *testing.T) {
 	}
 	input := strings.Join(lines, "\n") + "\n"
 
-	target := dataDir(t)
-	r := runWithInput(t, input, "revocations", "import", "--data-dir", target)
-	if r.code != 1 || !strings.Contains(r.stderr, "cannot import cutoffs") || !strings.Contains(r.stderr, "--skip-cutoffs") {
-		t.Errorf("import with a cutoff into Badger: exit %d, stderr %q; want exit 1 saying cutoffs cannot be imported, and --skip-cutoffs", r.code, r.stderr)
-	}
-	if got := exportLines(t, target); !slices.Equal(got, []string{""}) {
-		t.Errorf("after a refused import, the target holds %q, want nothing", got)
-	}
-	r = runWithInput(t, input, "revocations", "import", "--data-dir", target, "--skip-cutoffs")
+	skipped := dataDir(t)
+	r := runWithInput(t, input, "revocations", "import", "--data-dir", skipped, "--skip-cutoffs")
 	if r.code != 0 || !strings.Contains(r.stdout, "imported 3 revocations and 0 subject cutoffs") {
 		t.Fatalf("import --skip-cutoffs: exit %d, %s%s", r.code, r.stdout, r.stderr)
 	}
-	got := exportLines(t, target)
 	want := slices.DeleteFunc(slices.Clone(lines), func(l string) bool { return strings.HasPrefix(l, `{"cutoff"`) })
-	if !slices.Equal(got, want) {
-		t.Errorf("export after import = \n%s\nwant the same revocations and expiries:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	if got := exportLines(t, skipped); !slices.Equal(got, want) {
+		t.Errorf("export after import --skip-cutoffs = \n%s\nwant the revocations only:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	target := dataDir(t)
+	r = runWithInput(t, input, "revocations", "import", "--data-dir", target)
+	if r.code != 0 || !strings.Contains(r.stdout, "imported 3 revocations and 1 subject cutoffs") {
+		t.Fatalf("import: exit %d, %s%s; want the revocations and the cutoff imported", r.code, r.stdout, r.stderr)
+	}
+	if got := exportLines(t, target); !slices.Equal(got, lines) {
+		t.Errorf("export after import = \n%s\nwant the same revocations, cutoff and expiries:\n%s", strings.Join(got, "\n"), strings.Join(lines, "\n"))
 	}
 	// Importing again changes nothing.
-	if r := runWithInput(t, input, "revocations", "import", "--data-dir", target, "--skip-cutoffs"); r.code != 0 {
+	if r := runWithInput(t, input, "revocations", "import", "--data-dir", target); r.code != 0 {
 		t.Fatalf("second import: exit %d\n%s", r.code, r.stderr)
 	}
-	if got := exportLines(t, target); !slices.Equal(got, want) {
-		t.Errorf("export after a second import = %q, want %q", got, want)
+	if got := exportLines(t, target); !slices.Equal(got, lines) {
+		t.Errorf("export after a second import = %q, want %q", got, lines)
 	}
 	p := startInProcess(t, target, "--keys-file", m.keyFile)
+	checkMigrated(t, "Badger", p, m, lines)
+}
+
+// checkMigrated checks that node p, on the store m's export lines were
+// imported into, refuses m's closed sessions and the session of the
+// subject cut off, and accepts m's open sessions and a session of that
+// subject opened after the cutoff.
+func checkMigrated(t *testing.T, name string, p *process, m *migration, lines []string) {
+	t.Helper()
 	ctx := context.Background()
 	for _, tok := range m.closed {
 		if active, err := p.client.VerifySessionToken(ctx, tok); active || err != nil {
-			t.Errorf("closed session after import: active = %v, %v, want false", active, err)
+			t.Errorf("%s: a session closed before the move: active = %v, %v, want false", name, active, err)
 		}
 	}
 	for _, tok := range m.opened {
 		if active, err := p.client.VerifySessionToken(ctx, tok); !active || err != nil {
-			t.Errorf("open session after import: active = %v, %v, want true", active, err)
+			t.Errorf("%s: a session open before the move: active = %v, %v, want true", name, active, err)
 		}
 	}
+	if active, err := p.client.VerifySessionToken(ctx, m.cutOff); active || err != nil {
+		t.Errorf("%s: a session of the subject cut off, issued before the cutoff: active = %v, %v, want false", name, active, err)
+	}
+	// A session issued after the cutoff second: wait (at most the second
+	// or two left) until the clock is past it.
+	at := cutoffAt(t, lines)
+	for time.Now().Unix() <= at {
+		time.Sleep(100 * time.Millisecond)
+	}
+	later := openSubject(t, p, "alice@example.com")
+	if active, err := p.client.VerifySessionToken(ctx, later); !active || err != nil {
+		t.Errorf("%s: a session of the subject cut off, issued after the cutoff: active = %v, %v, want true", name, active, err)
+	}
+}
+
+// cutoffAt returns the at of the one cutoff in export lines.
+func cutoffAt(t *testing.T, lines []string) int64 {
+	t.Helper()
+	for _, l := range lines {
+		var v struct {
+			Cutoff string `json:"cutoff"`
+			At     int64  `json:"at"`
+		}
+		if json.Unmarshal([]byte(l), &v) == nil && v.Cutoff != "" {
+			return v.At
+		}
+	}
+	t.Fatalf("no cutoff in the export %q", lines)
+	return 0
 }
 
 // export refuses a list a server holds, with the message of the other
@@ -194,49 +237,44 @@ func TestImportRefusesBadLines(t *testing.T) {
 }
 
 // Moving a Badger data dir's list into Valkey: import with
-// --revocation-store keeps each revocation's expiry (the key's
-// PEXPIRETIME is the exported until), and nodes on the Valkey store refuse
-// the closed sessions and accept the open ones. Input with a cutoff is
-// refused unless --skip-cutoffs (the Valkey store takes cutoffs by subject
-// only), and writes nothing.
+// --revocation-store keeps each revocation's and the cutoff's expiry (the
+// key's PEXPIRETIME is the exported until), and nodes on the Valkey store
+// refuse the closed sessions and the session of the subject cut off, and
+// accept the open ones and a session of that subject opened after the
+// cutoff; the store's feed (export's source on Badger) has the cutoff as
+// exported.
 func TestExportImportValkey(t *testing.T) {
 	srv := valkeytest.Start(t, valkeytest.Options{})
 	m := newMigration(t)
 	lines := exportLines(t, m.dir)
 	input := strings.Join(lines, "\n") + "\n"
 	r := runWithInput(t, input, "revocations", "import", "--revocation-store", srv.URL())
-	if r.code != 1 || !strings.Contains(r.stderr, "cannot import cutoffs") {
-		t.Errorf("import with a cutoff into Valkey: exit %d, stderr %q; want exit 1 saying cutoffs cannot be imported", r.code, r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, "imported 3 revocations and 1 subject cutoffs") {
+		t.Fatalf("import into Valkey: exit %d, %s%s; want the revocations and the cutoff imported", r.code, r.stdout, r.stderr)
 	}
-	if n := srv.MustDo("EVAL", `return #redis.call('KEYS', '{sessiond}:r:*')`, "0"); n != "0" {
-		t.Errorf("a refused import wrote %s revocations, want none", n)
-	}
-	r = runWithInput(t, input, "revocations", "import", "--revocation-store", srv.URL(), "--skip-cutoffs")
-	if r.code != 0 || !strings.Contains(r.stdout, "imported 3 revocations") {
-		t.Fatalf("import into Valkey: exit %d, %s%s", r.code, r.stdout, r.stderr)
-	}
+	hash := sha256.Sum256([]byte("alice@example.com"))
 	for _, l := range lines {
-		jti, rest, ok := strings.Cut(strings.TrimPrefix(l, `{"jti":"`), `","until":`)
-		if !ok {
-			continue
+		var v exportLine
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("export line %q: %v", l, err)
 		}
-		until := strings.TrimSuffix(rest, "}")
-		if got := srv.MustDo("PEXPIRETIME", "{sessiond}:r:"+jti); got != until+"000" {
-			t.Errorf("revocation %s expires at %s ms in Valkey, want %s000 (the exported until)", jti, got, until)
+		key := "{sessiond}:r:" + v.JTI
+		if v.Cutoff != "" {
+			if v.Cutoff != hex.EncodeToString(hash[:]) {
+				t.Fatalf("export line %q: want the cutoff of alice@example.com", l)
+			}
+			key = "{sessiond}:c:" + v.Cutoff
+			val := srv.MustDo("GET", key)
+			if f := strings.Fields(val); len(f) != 3 || f[0] != strconv.FormatInt(*v.At, 10) || f[1] != strconv.FormatInt(v.Until, 10) {
+				t.Errorf("cutoff in Valkey = %q, want \"%d %d seq\" (the exported at and until)", val, *v.At, v.Until)
+			}
+		}
+		if got, want := srv.MustDo("PEXPIRETIME", key), strconv.FormatInt(v.Until, 10)+"000"; got != want {
+			t.Errorf("%s expires at %s ms in Valkey, want %s (the exported until)", key, got, want)
 		}
 	}
 	nodes := startNodes(t, 2, "--keys-file", m.keyFile, "--revocation-store", srv.URL())
-	ctx := context.Background()
 	for i, p := range nodes {
-		for _, tok := range m.closed {
-			if active, err := p.client.VerifySessionToken(ctx, tok); active || err != nil {
-				t.Errorf("node %d: a session closed on Badger: active = %v, %v, want false", i, active, err)
-			}
-		}
-		for _, tok := range m.opened {
-			if active, err := p.client.VerifySessionToken(ctx, tok); !active || err != nil {
-				t.Errorf("node %d: a session open on Badger: active = %v, %v, want true", i, active, err)
-			}
-		}
+		checkMigrated(t, fmt.Sprintf("node %d on Valkey", i), p, m, lines)
 	}
 }

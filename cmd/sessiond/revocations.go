@@ -48,8 +48,9 @@ Reads what export wrote from stdin into the store --revocation-store names
 (as for serve: "badger", the default, is the Badger list under --data-dir;
 redis://... a Valkey or Redis store, which may be in use), keeping every
 expiry. Every line is checked before anything is written: a bad one is
-refused with its line number. A store that cannot take subject cutoffs
-refuses input that holds any, unless --skip-cutoffs. Importing twice is
+refused with its line number. Subject cutoffs are imported too, each with
+its cutoff and expiry (by the subject's hash, as export wrote it);
+--skip-cutoffs leaves them out. Importing twice is
 harmless. To move from Badger to Valkey: stop the server, export, import
 with --revocation-store redis://..., start the nodes on Valkey.
 `

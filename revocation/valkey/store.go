@@ -1,6 +1,6 @@
 package valkey
 
-// This file is the list itself: Revoke and CutOff (one script each, then
+// This file is the list itself: Revoke and CutOff/CutOffHash (one script each, then
 // the durability wait), IsRevoked and Cutoff (client-side cached reads),
 // Changes and Head (one atomic script), and the package's errors.
 
@@ -117,7 +117,10 @@ func (s *Store) store(ctx context.Context, sc script, keys, args []string) (retr
 				break
 			}
 		}
-		s.log.Info("revocation store retention raised by another node", "to", time.Duration(n))
+		// A node's retention is its leeway: this node now verifies with a
+		// smaller leeway than another (see "One leeway across nodes" in
+		// docs/valkey.md); it keeps running, for a rolling raise.
+		s.log.Warn("revocation store retention raised by another node: restart this node with the same --leeway as the others", "to", time.Duration(n))
 		return true, nil
 	}
 	return false, fmt.Errorf("unexpected answer %q from the store's script", status)
@@ -145,11 +148,25 @@ func (s *Store) wrap(err error) error {
 // retention; a larger retention at a later Open extends it). The stored
 // cutoff never moves back and its expiry never shortens. Durability, errors
 // and the past case as Revoke. It refuses an empty subject and an at before
-// 1970.
+// 1970. It is [Store.CutOffHash] of the subject's hash, with until plus the
+// second.
 func (s *Store) CutOff(ctx context.Context, subject string, at, until time.Time) error {
 	if subject == "" {
 		return fmt.Errorf("cut off sessions: empty subject: give the subject (sub) whose sessions to close")
 	}
+	if !until.After(s.now()) {
+		return nil
+	}
+	return s.CutOffHash(ctx, sha256.Sum256([]byte(subject)), at, until.Add(time.Second))
+}
+
+// CutOffHash is CutOff for a subject known only by its SHA-256, as
+// Changes (the feed) and `sessiond revocations export` give it, with
+// revocation.Badger's CutOffHash contract: CutOff's, except that the
+// record expires at exactly until, rounded up to a whole second, with no
+// second added (until is the record's expiry as [revocation.Cutoff.Until]
+// gives it, so importing a record gives it back unchanged).
+func (s *Store) CutOffHash(ctx context.Context, hash [sha256.Size]byte, at, until time.Time) error {
 	if at.Unix() < 0 {
 		return fmt.Errorf("cut off sessions: cutoff %s is before 1970: give the current time", at.UTC().Format(time.RFC3339))
 	}
@@ -162,12 +179,11 @@ func (s *Store) CutOff(ctx context.Context, subject string, at, until time.Time)
 	if !until.After(s.now()) {
 		return nil
 	}
-	exp := expiresAt(until.Add(time.Second))
+	exp := expiresAt(until)
 	if exp == 0 {
 		return nil
 	}
-	h := sha256.Sum256([]byte(subject))
-	hx := hex.EncodeToString(h[:])
+	hx := hex.EncodeToString(hash[:])
 	_, err := s.store(ctx, cutScript,
 		[]string{s.keys.cut + hx, s.keys.seq, s.keys.cseq, s.keys.cexp, s.keys.epoch},
 		[]string{s.epoch, strconv.FormatInt(at.Unix(), 10), strconv.FormatUint(exp, 10), hx, trimPerWrite})
