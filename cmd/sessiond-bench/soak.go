@@ -42,6 +42,22 @@ var (
 	errForgedActive = errors.New("a forged or garbage token was reported active")
 )
 
+// checkFlood checks the reply to a forged or garbage token: it must be
+// {"active":false}, or -32005 (refused) for the caller's spent budget of
+// failed signature checks; {"active":true} is errForgedActive, anything
+// else (another error, a bad reply) an error naming it.
+func checkFlood(reply []byte) (refused bool, err error) {
+	switch {
+	case expectInactive.check(reply) == nil:
+		return false, nil
+	case expectRefused.check(reply) == nil:
+		return true, nil
+	case expectActive.check(reply) == nil:
+		return false, errForgedActive
+	}
+	return false, fmt.Errorf("reply %.300s to a forged token, want %s or %s", reply, expectInactive, expectRefused)
+}
+
 type phase struct {
 	name   string
 	length time.Duration
@@ -93,13 +109,9 @@ func (b *bench) soak(ctx context.Context) error {
 			return verifyBody(buf, pool[i].tok), !stop.Load()
 		}, func(reply []byte) error {
 			floodSent[map[bool]int{true: 1}[forged]].Add(1)
-			if expectActive.check(reply) == nil {
-				return errForgedActive
-			}
-			err := expectInactive.check(reply)
-			if err == nil || expectRefused.check(reply) == nil {
+			_, err := checkFlood(reply)
+			if err == nil {
 				floodInactive.Add(1)
-				return nil
 			}
 			return err
 		}}
