@@ -313,14 +313,15 @@ type result struct {
 	RPSPerCPU float64 `json:"rps_per_server_cpu"`
 	AttackRPS float64 `json:"attack_rps,omitempty"` // the soak's flood, flood_fair's flooder
 	// Under attack: the same load alone on the same server, before.
-	Baseline    float64            `json:"baseline_rps,omitempty"`
-	BaselineP99 float64            `json:"baseline_p99_ms,omitempty"`
-	ByKind      map[string]latency `json:"by_kind,omitempty"`
-	Note        string             `json:"note,omitempty"`
-	elapsed     time.Duration      // the measured window
-	lat         lats               // latency of the replies counted in Requests
-	exhausted   bool               // a source ran out; the window ended there
-	firstErr    error
+	Baseline       float64            `json:"baseline_rps,omitempty"`
+	BaselinePerCPU float64            `json:"baseline_rps_per_server_cpu,omitempty"`
+	BaselineP99    float64            `json:"baseline_p99_ms,omitempty"`
+	ByKind         map[string]latency `json:"by_kind,omitempty"`
+	Note           string             `json:"note,omitempty"`
+	elapsed        time.Duration      // the measured window
+	lat            lats               // latency of the replies counted in Requests
+	exhausted      bool               // a source ran out; the window ended there
+	firstErr       error
 }
 
 // idle is the peak and current RSS of a server that only started.
@@ -430,7 +431,7 @@ func (r *report) figure(ref string) (v, perCPU float64, ok bool) {
 		return l.P99, 0, ok && f == "p99_ms"
 	}
 	v, ok = map[string]float64{"": w.RPS, "p99_ms": w.P99, "rss_mib": w.RSS, "baseline": w.Baseline, "baseline_p99_ms": w.BaselineP99}[field]
-	return v, map[bool]float64{true: w.RPSPerCPU}[field == ""], ok
+	return v, map[string]float64{"": w.RPSPerCPU, "baseline": w.BaselinePerCPU}[field], ok
 }
 
 // deriveLimits adds cold_limit and open_limit, the rates of an http_floor

@@ -404,7 +404,7 @@ func underAttack(a attack) func(b *bench, j *job) (result, string, error) {
 		att := <-done
 		r.addErrors(base)
 		r.addErrors(att.r)
-		r.Baseline, r.BaselineP99, r.AttackRPS = base.rps(), base.lat.quantile(0.99), att.r.rps()
+		r.Baseline, r.BaselinePerCPU, r.BaselineP99, r.AttackRPS = base.rps(), ratio(base.rps(), base.ServerCPU), base.lat.quantile(0.99), att.r.rps()
 		return r, fmt.Sprintf("verify_hot alone on the same server %.0f req/s, p99 %.3f ms (RSS %.1f MiB), under attack %.0f req/s, p99 %.3f ms: %.0f%% of it, p99 ×%.2f; the attack: %s",
 			r.Baseline, r.BaselineP99, baseRSS, r.rps(), r.lat.quantile(0.99), 100*ratio(r.rps(), r.Baseline), ratio(r.lat.quantile(0.99), r.BaselineP99), att.summary), nil
 	}
