@@ -68,8 +68,8 @@ type job struct {
 // 5% open, 5% close; verify_hot_1m is verify_hot after a million sessions
 // were closed; feed_abuse and announce_flood run verify_hot alone, then
 // under their attack; flood_fair runs it as the client "valid" alone, then
-// while the client "flooder" floods forged tokens; the _valkey ones are their namesakes with the
-// revocation list on Valkey.
+// while the client "flooder" floods forged tokens; the _valkey ones are
+// their namesakes with the revocation list on Valkey.
 var workloads = []workload{
 	{name: "idle", tokens: none, run: waitIdle},
 	{name: "http_floor", floor: "http", run: cycle},
