@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -32,7 +33,10 @@ func TestAuthHeader(t *testing.T) {
 	}))
 	defer ts.Close()
 	addr := ts.Listener.Addr().String()
-	srcs := func() []source { return newCycleSources([]string{"tok"}, 2) }
+	// 20 requests on 2 connections, then the run ends (no timing).
+	srcs := func() []source {
+		return newListSources(20, 2, listed(slices.Repeat([]string{"tok"}, 20), verifyBody), expectActive)
+	}
 
 	for _, tc := range []struct {
 		name, secret, want string
@@ -43,14 +47,14 @@ func TestAuthHeader(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clear(got)
 			badBody = 0
-			r := runLoad(addr, withAuth(tc.secret, srcs()), 0, 30*time.Millisecond, 0, nil)
+			r := runLoad(addr, withAuth(tc.secret, srcs()), 0, time.Minute, 0, nil)
 			mu.Lock()
 			defer mu.Unlock()
-			if r.Errors != 0 || r.Requests == 0 {
-				t.Fatalf("runLoad: %d requests, %d errors (the first %v); want some, no errors", r.Requests, r.Errors, r.firstErr)
+			if r.Errors != 0 || r.Requests != 20 {
+				t.Fatalf("runLoad: %d requests, %d errors (the first %v); want 20, no errors", r.Requests, r.Errors, r.firstErr)
 			}
-			if len(got) != 1 || got[tc.want] == 0 || badBody != 0 {
-				t.Errorf("Authorization headers seen = %v, bad bodies %d; want only %q, none bad", got, badBody, tc.want)
+			if len(got) != 1 || got[tc.want] != 20 || badBody != 0 {
+				t.Errorf("Authorization headers seen = %v, bad bodies %d; want %q on all 20, none bad", got, badBody, tc.want)
 			}
 		})
 	}
