@@ -266,9 +266,17 @@ func withAuth(secret string, srcs []source) []source {
 	}
 	out := make([]source, len(srcs))
 	for i, s := range srcs {
-		out[i] = authed{s, "Authorization: Bearer " + secret + "\r\n"}
+		out[i] = authed{s, authHeader(secret)}
 	}
 	return out
+}
+
+// authHeader is the header line that sends secret ("" for none).
+func authHeader(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "Authorization: Bearer " + secret + "\r\n"
 }
 
 func repeat(n int, f func(i int) source) []source {

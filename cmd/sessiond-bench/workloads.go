@@ -45,7 +45,7 @@ type workload struct {
 	fill     int                // when > 0, 1/fill of --preload revocations written through the API before the load
 	subjects bool               // tokens with subjects (user<i>@example.com); the fill cuts other subjects off instead
 	valkey   bool               // the revocation list on a Valkey (or Redis) the benchmark starts, not Badger
-	clients  []string           // callers added with sessiond clients add NAME --allow verify; their secrets in job.secrets
+	clients  map[string]string  // callers added with sessiond clients add NAME --allow PERMISSIONS (name → permissions); their secrets in job.secrets
 	run      func(b *bench, j *job) (result, string, error)
 }
 
@@ -83,7 +83,7 @@ var workloads = []workload{
 	{name: "verify_hot_1m", fill: 1, run: cycle},
 	{name: "feed_abuse", fill: 5, run: underAttack(feedAbuse)},
 	{name: "announce_flood", run: underAttack(announceFlood)},
-	{name: "flood_fair", clients: []string{"valid", "flooder"}, run: underAttack(forgedFlood)},
+	{name: "flood_fair", clients: map[string]string{"valid": "verify", "flooder": "verify"}, run: underAttack(forgedFlood)},
 	{name: "verify_hot_valkey", valkey: true, run: cycle},
 	{name: "verify_cold_valkey", valkey: true, tokens: coldTokens, run: verifyCold},
 	{name: "close_valkey", valkey: true, tokens: none, run: closeRounds},
@@ -241,17 +241,17 @@ func (b *bench) runWorkload(ctx context.Context, w workload) (*result, error) {
 	return r.finish(procMiB(j.srv.pid, "VmHWM"), strings.Trim(note+"; "+more, "; ")), j.srv.stop()
 }
 
-// addClients adds the named clients to dataDir's clients file with
-// sessiond clients add NAME --allow verify, through the binary under test,
-// and returns their secrets (its stdout) by name.
-func (b *bench) addClients(ctx context.Context, dataDir string, names []string) (map[string]string, error) {
+// addClients adds clients (name → permissions) to dataDir's clients file
+// with sessiond clients add NAME --allow PERMISSIONS, through the binary
+// under test, and returns their secrets (its stdout) by name.
+func (b *bench) addClients(ctx context.Context, dataDir string, clients map[string]string) (map[string]string, error) {
 	if err := b.buildSessiond(ctx); err != nil {
 		return nil, err
 	}
 	secrets := map[string]string{}
-	for _, name := range names {
+	for name, allow := range clients {
 		var stdout, stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, b.sessiond, "clients", "add", name, "--allow", "verify", "--data-dir", dataDir)
+		cmd := exec.CommandContext(ctx, b.sessiond, "clients", "add", name, "--allow", allow, "--data-dir", dataDir)
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
 			return nil, fmt.Errorf("sessiond clients add %s: %w\n%s", name, err, &stderr)
