@@ -67,7 +67,7 @@ func (c *config) want(name string) bool { return len(c.only) == 0 || c.only[name
 // scheduleDefaults are the defaults that differ from the flags' own, by
 // schedule and --quick; flags given on the command line win.
 var scheduleDefaults = map[string]map[string]string{
-	"soak":        {"conns": "32", "duration": "2m"},
+	"soak":        {"conns": "32", "duration": "2m", "flood-conns": "32"},
 	"bench quick": {"duration": "2s", "warmup": "500ms", "preload": "100000", "bench-time": "250ms"},
 	"soak quick":  {"duration": "30s"},
 }
@@ -88,7 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.pool, "pool", 1000, "live tokens verify_hot and its variants verify in turn")
 	fs.IntVar(&c.preload, "preload", 1_000_000, "revocations verify_hot_1m writes through close_session while its server runs, a fifth of it for feed_abuse; a tenth of it is the subjects verify_hot_sub cuts off with close_all_sessions (--quick: 100000)")
 	fs.DurationVar(&c.benchTime, "bench-time", 2*time.Second, "-test.benchtime of the in-process limits (--quick: 250ms)")
-	fs.IntVar(&c.floodConns, "flood-conns", 32, "soak: connections sending forged and garbage tokens during the flood")
+	fs.IntVar(&c.floodConns, "flood-conns", 128, "connections of flood_fair's flooder, sending forged tokens; soak: sending forged and garbage tokens during the flood (32)")
 	fs.BoolVar(&c.closes, "closes", true, "soak: close sessions; false: a control run whose revocation list stays empty")
 	fs.StringVar(&c.sessiond, "sessiond", "", "sessiond binary to measure (default: go build ./cmd/sessiond); data goes under $TMPDIR, which must not be a tmpfs")
 	known := []string{"limits"}
@@ -227,15 +227,8 @@ func (b *bench) loadCPUs() []int {
 // (building it first, on all CPUs, when this is the first) and waits for it
 // to settle.
 func (b *bench) startSessiond(ctx context.Context, name, dataDir string, flags ...string) (*server, error) {
-	if b.sessiond == "" {
-		b.progress("building sessiond")
-		b.sessiond = b.tmp + "/sessiond"
-		if err := b.onAllCPUs(func() error {
-			return goBuild(ctx, b.stderr, "build", "-o", b.sessiond, "github.com/sessiond/sessiond/cmd/sessiond")
-		}); err != nil {
-			b.sessiond = ""
-			return nil, err
-		}
+	if err := b.buildSessiond(ctx); err != nil {
+		return nil, err
 	}
 	argv := append([]string{b.sessiond, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dataDir}, flags...)
 	srv, err := b.start(ctx, name, argv...)
@@ -246,6 +239,23 @@ func (b *bench) startSessiond(ctx context.Context, name, dataDir string, flags .
 		b.note("%s: the server was still busy %.0fs after starting; measuring anyway", name, took.Seconds())
 	}
 	return srv, nil
+}
+
+// buildSessiond builds the sessiond under test, on all CPUs, unless it was
+// built or given (--sessiond).
+func (b *bench) buildSessiond(ctx context.Context) error {
+	if b.sessiond != "" {
+		return nil
+	}
+	b.progress("building sessiond")
+	b.sessiond = b.tmp + "/sessiond"
+	if err := b.onAllCPUs(func() error {
+		return goBuild(ctx, b.stderr, "build", "-o", b.sessiond, "github.com/sessiond/sessiond/cmd/sessiond")
+	}); err != nil {
+		b.sessiond = ""
+		return err
+	}
+	return nil
 }
 
 func (b *bench) start(ctx context.Context, name string, argv ...string) (*server, error) {
@@ -297,18 +307,21 @@ type result struct {
 	Seconds  float64 `json:"seconds"`  // the measured window
 	// Cores busy in the window: the server, this process, and the rest of
 	// the machine on the CPUs the two run on (noise).
-	ServerCPU float64            `json:"server_cpu"`
-	ClientCPU float64            `json:"client_cpu"`
-	OtherCPU  float64            `json:"other_cpu"`
-	RPSPerCPU float64            `json:"rps_per_server_cpu"`
-	AttackRPS float64            `json:"attack_rps,omitempty"` // the soak's flood
-	ByKind    map[string]latency `json:"by_kind,omitempty"`
-	Note      string             `json:"note,omitempty"`
-	elapsed   time.Duration      // the measured window
-	lat       lats               // latency of the replies counted in Requests
-	exhausted bool               // a source ran out; the window ended there
-	firstErr  error
-	baseline  float64 // under attack: verify_hot alone on the same server
+	ServerCPU float64 `json:"server_cpu"`
+	ClientCPU float64 `json:"client_cpu"`
+	OtherCPU  float64 `json:"other_cpu"`
+	RPSPerCPU float64 `json:"rps_per_server_cpu"`
+	AttackRPS float64 `json:"attack_rps,omitempty"` // the soak's flood, flood_fair's flooder
+	// Under attack: the same load alone on the same server, before.
+	Baseline       float64            `json:"baseline_rps,omitempty"`
+	BaselinePerCPU float64            `json:"baseline_rps_per_server_cpu,omitempty"`
+	BaselineP99    float64            `json:"baseline_p99_ms,omitempty"`
+	ByKind         map[string]latency `json:"by_kind,omitempty"`
+	Note           string             `json:"note,omitempty"`
+	elapsed        time.Duration      // the measured window
+	lat            lats               // latency of the replies counted in Requests
+	exhausted      bool               // a source ran out; the window ended there
+	firstErr       error
 }
 
 // idle is the peak and current RSS of a server that only started.
@@ -399,8 +412,8 @@ func harmonic(a, b float64) float64 { return ratio(1, 1/a+1/b) }
 
 // figure returns the figure ref names, and the same per server CPU-second
 // where there is one: a limit, a workload's rps, a field of a workload
-// (NAME.p99_ms, NAME.rss_mib, NAME.baseline: its rps alone before an
-// attack; NAME.KIND.p99_ms: of the soak's requests of a kind) or
+// (NAME.p99_ms, NAME.rss_mib, NAME.baseline and NAME.baseline_p99_ms: its
+// rps and p99 alone before an attack; NAME.KIND.p99_ms: of the soak's requests of a kind) or
 // idle.rss_mib. ok is false when the run did not measure it.
 func (r *report) figure(ref string) (v, perCPU float64, ok bool) {
 	if v, ok = r.Limits[ref]; ok {
@@ -417,8 +430,8 @@ func (r *report) figure(ref string) (v, perCPU float64, ok bool) {
 		l, ok := w.ByKind[kind]
 		return l.P99, 0, ok && f == "p99_ms"
 	}
-	v, ok = map[string]float64{"": w.RPS, "p99_ms": w.P99, "rss_mib": w.RSS, "baseline": w.baseline}[field]
-	return v, map[bool]float64{true: w.RPSPerCPU}[field == ""], ok
+	v, ok = map[string]float64{"": w.RPS, "p99_ms": w.P99, "rss_mib": w.RSS, "baseline": w.Baseline, "baseline_p99_ms": w.BaselineP99}[field]
+	return v, map[string]float64{"": w.RPSPerCPU, "baseline": w.BaselinePerCPU}[field], ok
 }
 
 // deriveLimits adds cold_limit and open_limit, the rates of an http_floor

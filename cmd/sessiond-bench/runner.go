@@ -41,6 +41,7 @@ var errServerGone = errors.New("cannot reconnect to the server")
 // client is one keep-alive HTTP/1.1 connection.
 type client struct {
 	addr      string
+	auth      string // "Authorization: Bearer SECRET\r\n", or ""
 	deadline  time.Time
 	nc        net.Conn
 	br        *bufio.Reader
@@ -67,7 +68,8 @@ func (c *client) do(body []byte) ([]byte, error) {
 		c.nc, c.br = nc, bufio.NewReaderSize(nc, 16<<10)
 		nc.SetDeadline(c.deadline)
 	}
-	c.req = append(append(append(c.req[:0], "POST / HTTP/1.1\r\nHost: "...), c.addr...), "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	c.req = append(append(append(c.req[:0], "POST / HTTP/1.1\r\nHost: "...), c.addr...), "\r\nContent-Type: application/json\r\n"...)
+	c.req = append(append(c.req, c.auth...), "Content-Length: "...)
 	c.req = append(append(strconv.AppendInt(c.req, int64(len(body)), 10), "\r\n\r\n"...), body...)
 	_, err := c.nc.Write(c.req)
 	status, keep := 0, false
@@ -164,6 +166,9 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 	for i, src := range sources {
 		wg.Go(func() {
 			r, c := &results[i], &client{addr: addr, deadline: t1.Add(time.Minute)}
+			if a, ok := src.(authed); ok {
+				c.auth = a.header
+			}
 			defer c.close()
 			buf, redials := make([]byte, 0, 1024), 0
 			for sent := time.Now(); !stop.Load() && sent.Before(t1); sent = time.Now() {
@@ -245,6 +250,33 @@ func ratio(a, b float64) float64 {
 		return 0
 	}
 	return a / b
+}
+
+// authed is a source whose requests carry a client's secret.
+type authed struct {
+	source
+	header string // "Authorization: Bearer SECRET\r\n"
+}
+
+// withAuth makes srcs send Authorization: Bearer secret (none when secret
+// is ""): the client a workload's clients (sessiond clients add) named.
+func withAuth(secret string, srcs []source) []source {
+	if secret == "" {
+		return srcs
+	}
+	out := make([]source, len(srcs))
+	for i, s := range srcs {
+		out[i] = authed{s, authHeader(secret)}
+	}
+	return out
+}
+
+// authHeader is the header line that sends secret ("" for none).
+func authHeader(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "Authorization: Bearer " + secret + "\r\n"
 }
 
 func repeat(n int, f func(i int) source) []source {

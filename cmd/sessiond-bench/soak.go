@@ -12,6 +12,12 @@ package main
 //   - baseline, flood, recovery: the rest in three equal parts; during the
 //     flood --flood-conns more connections verify forged and garbage tokens.
 //
+// The valid load and the flood are two clients (sessiond clients add: valid
+// may open, close and verify, flooder verify), so that the flood spends its
+// own budget of failed signature checks; were they one caller, the valid
+// load's first verify of each new session would be refused (-32005) while
+// the flood's budget is spent, as the server's design says.
+//
 // The checks (targets.json): no request failed and the server stopped
 // cleanly on SIGTERM; the goroutines came back to the idle count within
 // 10s; RSS at the end grew over RSS after the warm-up by no more than
@@ -28,6 +34,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -41,6 +48,22 @@ var (
 	errClosedActive = errors.New("a closed session was reported active")
 	errForgedActive = errors.New("a forged or garbage token was reported active")
 )
+
+// checkFlood checks the reply to a forged or garbage token: it must be
+// {"active":false}, or -32005 (refused) for the caller's spent budget of
+// failed signature checks; {"active":true} is errForgedActive, anything
+// else (another error, a bad reply) an error naming it.
+func checkFlood(reply []byte) (refused bool, err error) {
+	switch {
+	case expectInactive.check(reply) == nil:
+		return false, nil
+	case expectRefused.check(reply) == nil:
+		return true, nil
+	case expectActive.check(reply) == nil:
+		return false, errForgedActive
+	}
+	return false, fmt.Errorf("reply %.300s to a forged token, want %s or %s", reply, expectInactive, expectRefused)
+}
 
 type phase struct {
 	name   string
@@ -62,14 +85,25 @@ func soakSchedule(duration, warmup time.Duration) []phase {
 
 func (b *bench) soak(ctx context.Context) error {
 	cfg, rep := b.cfg, b.rep
-	srv, err := b.startSessiond(ctx, "soak", filepath.Join(b.tmp, "data"))
+	// The valid load and the flood are two clients, as two services would
+	// be: each has its own budget of failed signature checks, so the
+	// flood's spent budget never refuses the valid load's new sessions.
+	dir := filepath.Join(b.tmp, "data")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	secrets, err := b.addClients(ctx, dir, map[string]string{"valid": "open,close,verify", "flooder": "verify"})
+	if err != nil {
+		return err
+	}
+	srv, err := b.startSessiond(ctx, "soak", dir)
 	if err != nil {
 		return err
 	}
 	defer srv.kill()
 	var stop atomic.Bool // set when ctx ends: the sources run dry
 	defer context.AfterFunc(ctx, func() { stop.Store(true) })()
-	realTok, err := openOne(srv.addr)
+	realTok, err := openOne(srv.addr, secrets["valid"])
 	if err != nil {
 		return fmt.Errorf("open a session for the flood's header: %w", err)
 	}
@@ -78,32 +112,28 @@ func (b *bench) soak(ctx context.Context) error {
 		return err
 	}
 	valid := make([]*sessionSource, cfg.conns)
-	validSrcs := repeat(cfg.conns, func(i int) source {
+	validSrcs := withAuth(secrets["valid"], repeat(cfg.conns, func(i int) source {
 		valid[i] = &sessionSource{want: soakSessions, checkClosed: true, noClose: !cfg.closes, step: i % soakCycle, stop: &stop}
 		return valid[i]
-	})
+	}))
 	// The flood verifies the pool's tokens in turn; each must be inactive,
 	// or refused for the flood's budget of failed signature checks.
 	var floodSent [2]atomic.Uint64 // garbage, forged
 	var floodInactive atomic.Uint64
-	floodSrcs := repeat(cfg.floodConns, func(c int) source {
+	floodSrcs := withAuth(secrets["flooder"], repeat(cfg.floodConns, func(c int) source {
 		i, forged := c*len(pool)/cfg.floodConns, false
 		return funcSource{func(buf []byte) ([]byte, bool) {
 			i, forged = (i+1)%len(pool), pool[i].forged
 			return verifyBody(buf, pool[i].tok), !stop.Load()
 		}, func(reply []byte) error {
 			floodSent[map[bool]int{true: 1}[forged]].Add(1)
-			if expectActive.check(reply) == nil {
-				return errForgedActive
-			}
-			err := expectInactive.check(reply)
-			if err == nil || expectRefused.check(reply) == nil {
+			_, err := checkFlood(reply)
+			if err == nil {
 				floodInactive.Add(1)
-				return nil
 			}
 			return err
 		}}
-	})
+	}))
 	smp := &sampler{pid: srv.pid, url: "http://" + srv.admin + "/debug/stats", start: time.Now(),
 		// One connection per request, so that the sampler's own never lingers among the goroutines.
 		hc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}}
@@ -232,9 +262,9 @@ func rssAllowed(t target, afterWarmup float64, stored uint64) float64 {
 
 func abs(x int) int { return max(x, -x) }
 
-// openOne opens a session and returns its token.
-func openOne(addr string) (string, error) {
-	c := &client{addr: addr, deadline: time.Now().Add(10 * time.Second)}
+// openOne opens a session as the client with secret and returns its token.
+func openOne(addr, secret string) (string, error) {
+	c := &client{addr: addr, auth: authHeader(secret), deadline: time.Now().Add(10 * time.Second)}
 	defer c.close()
 	reply, err := c.do(openBody)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +45,7 @@ type workload struct {
 	fill     int                // when > 0, 1/fill of --preload revocations written through the API before the load
 	subjects bool               // tokens with subjects (user<i>@example.com); the fill cuts other subjects off instead
 	valkey   bool               // the revocation list on a Valkey (or Redis) the benchmark starts, not Badger
+	clients  map[string]string  // callers added with sessiond clients add NAME --allow PERMISSIONS (name → permissions); their secrets in job.secrets
 	run      func(b *bench, j *job) (result, string, error)
 }
 
@@ -54,6 +56,9 @@ type job struct {
 	srv  *server
 	toks []string
 	iss  *issue.Issuer
+	// secrets are the workload's clients' secrets by name; with clients,
+	// every request needs one (withAuth).
+	secrets map[string]string
 }
 
 // workloads are the benchmark's workloads, in the order they run. idle
@@ -62,8 +67,9 @@ type job struct {
 // off, after a tenth of --preload other subjects were; mixed is 90% verify,
 // 5% open, 5% close; verify_hot_1m is verify_hot after a million sessions
 // were closed; feed_abuse and announce_flood run verify_hot alone, then
-// under their attack; the _valkey ones are their namesakes with the
-// revocation list on Valkey.
+// under their attack; flood_fair runs it as the client "valid" alone, then
+// while the client "flooder" floods forged tokens; the _valkey ones are
+// their namesakes with the revocation list on Valkey.
 var workloads = []workload{
 	{name: "idle", tokens: none, run: waitIdle},
 	{name: "http_floor", floor: "http", run: cycle},
@@ -77,6 +83,7 @@ var workloads = []workload{
 	{name: "verify_hot_1m", fill: 1, run: cycle},
 	{name: "feed_abuse", fill: 5, run: underAttack(feedAbuse)},
 	{name: "announce_flood", run: underAttack(announceFlood)},
+	{name: "flood_fair", clients: map[string]string{"valid": "verify", "flooder": "verify"}, run: underAttack(forgedFlood)},
 	{name: "verify_hot_valkey", valkey: true, run: cycle},
 	{name: "verify_cold_valkey", valkey: true, tokens: coldTokens, run: verifyCold},
 	{name: "close_valkey", valkey: true, tokens: none, run: closeRounds},
@@ -193,6 +200,9 @@ func (b *bench) runWorkload(ctx context.Context, w workload) (*result, error) {
 		}
 		return err
 	})
+	if err == nil && len(w.clients) > 0 {
+		j.secrets, err = b.addClients(ctx, dir, w.clients)
+	}
 	if self := ""; err == nil && w.floor != "" {
 		if self, err = os.Executable(); err == nil {
 			j.srv, err = b.start(ctx, w.name, self, "serve-floor", w.floor)
@@ -229,6 +239,28 @@ func (b *bench) runWorkload(ctx context.Context, w workload) (*result, error) {
 		return nil, err
 	}
 	return r.finish(procMiB(j.srv.pid, "VmHWM"), strings.Trim(note+"; "+more, "; ")), j.srv.stop()
+}
+
+// addClients adds clients (name → permissions) to dataDir's clients file
+// with sessiond clients add NAME --allow PERMISSIONS, through the binary
+// under test, and returns their secrets (its stdout) by name.
+func (b *bench) addClients(ctx context.Context, dataDir string, clients map[string]string) (map[string]string, error) {
+	if err := b.buildSessiond(ctx); err != nil {
+		return nil, err
+	}
+	secrets := map[string]string{}
+	for name, allow := range clients {
+		var stdout, stderr bytes.Buffer
+		cmd := exec.CommandContext(ctx, b.sessiond, "clients", "add", name, "--allow", allow, "--data-dir", dataDir)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("sessiond clients add %s: %w\n%s", name, err, &stderr)
+		}
+		if secrets[name] = strings.TrimSpace(stdout.String()); secrets[name] == "" || strings.ContainsAny(secrets[name], " \r\n") {
+			return nil, fmt.Errorf("sessiond clients add %s printed %d bytes on stdout, want one secret", name, stdout.Len())
+		}
+	}
+	return secrets, nil
 }
 
 // fillConns is how many connections fill a store through the API.
@@ -347,31 +379,82 @@ func closeRounds(b *bench, j *job) (total result, note string, err error) {
 		rounds, chunk, closePrimePasses, primeTime.Seconds()), err
 }
 
-// attack runs against addr until ctx ends, then says what it did.
-type attack func(ctx context.Context, addr string) (summary string)
+// attack runs against j's server until ctx ends, then says what it did;
+// its requests that failed count among the workload's errors, and its rps
+// (when it measures one) is the report's attack_rps.
+type attack func(ctx context.Context, b *bench, j *job) (summary string, r result)
 
-// underAttack measures verify_hot alone, then while a runs, on one server.
+// underAttack measures verify_hot alone, then while a runs, on one server;
+// the verify_hot is the client "valid"'s when the workload has clients.
 func underAttack(a attack) func(b *bench, j *job) (result, string, error) {
 	return func(b *bench, j *job) (result, string, error) {
 		b.progress("%s: baseline, verify_hot alone", j.name)
-		base := b.load(j.srv, newCycleSources(j.toks, b.cfg.conns))
+		base := b.load(j.srv, withAuth(j.secrets["valid"], newCycleSources(j.toks, b.cfg.conns)))
 		baseRSS := procMiB(j.srv.pid, "VmRSS")
+		if base.OtherCPU > 0.1 {
+			b.note("%s: other processes took %.2f of the two CPUs' time during the baseline: the ratios are noisy", j.name, base.OtherCPU)
+		}
 		actx, stop := context.WithCancel(j.ctx)
 		b.progress("%s: verify_hot under attack", j.name)
-		summary := make(chan string, 1)
-		go func() { summary <- a(actx, j.srv.addr) }()
-		r := b.load(j.srv, newCycleSources(j.toks, b.cfg.conns))
+		type outcome struct {
+			summary string
+			r       result
+		}
+		done := make(chan outcome, 1)
+		go func() { s, r := a(actx, b, j); done <- outcome{s, r} }()
+		r := b.load(j.srv, withAuth(j.secrets["valid"], newCycleSources(j.toks, b.cfg.conns)))
 		stop()
+		att := <-done
 		r.addErrors(base)
-		r.baseline = base.rps()
-		return r, fmt.Sprintf("verify_hot alone on the same server %.0f req/s (RSS %.1f MiB), under attack %.0f req/s: %.0f%% of it; the attack: %s",
-			r.baseline, baseRSS, r.rps(), 100*ratio(r.rps(), r.baseline), <-summary), nil
+		r.addErrors(att.r)
+		r.Baseline, r.BaselinePerCPU, r.BaselineP99, r.AttackRPS = base.rps(), ratio(base.rps(), base.ServerCPU), base.lat.quantile(0.99), att.r.rps()
+		return r, fmt.Sprintf("verify_hot alone on the same server %.0f req/s, p99 %.3f ms (RSS %.1f MiB; CPU: server %.2f, client %.2f, other %.2f), under attack %.0f req/s, p99 %.3f ms: %.0f%% of it, p99 ×%.2f; the attack: %s",
+			r.Baseline, r.BaselineP99, baseRSS, base.ServerCPU, base.ClientCPU, base.OtherCPU, r.rps(), r.lat.quantile(0.99), 100*ratio(r.rps(), r.Baseline), ratio(r.lat.quantile(0.99), r.BaselineP99), att.summary), nil
 	}
+}
+
+// forgedFlood is flood_fair's attack: the client "flooder" verifying the
+// soak's forged tokens (the server's header, a random canonical signature:
+// a full Ed25519 check each, none ever cached) on --flood-conns
+// connections, in turn from a pool of floodPoolSize. Each reply must be
+// {"active":false} or -32005 (its budget of failed checks spent); anything
+// else is an error.
+func forgedFlood(ctx context.Context, b *bench, j *job) (string, result) {
+	pool, err := floodTokens(j.toks[0], floodPoolSize*8/7+8)
+	if err != nil {
+		return err.Error(), result{Errors: 1, firstErr: err}
+	}
+	pool = slices.DeleteFunc(pool, func(t floodToken) bool { return !t.forged })
+	srcs, inactive, refused := floodSources(ctx, pool, b.cfg.floodConns)
+	r := runLoad(j.srv.addr, withAuth(j.secrets["flooder"], srcs), 0, 24*time.Hour, 0, nil)
+	return fmt.Sprintf("client flooder, %d connections verifying forged tokens (%d different): %d replies (%.0f/s), %d {\"active\":false}, %d refused with -32005, %d other (errors)",
+		b.cfg.floodConns, len(pool), r.Requests, r.rps(), inactive.Load(), refused.Load(), r.Errors), r
+}
+
+// floodSources are conns connections verifying pool's tokens in turn,
+// until ctx ends; they count the replies {"active":false} and the -32005
+// refusals (checkFlood: any other reply fails).
+func floodSources(ctx context.Context, pool []floodToken, conns int) (srcs []source, inactive, refused *atomic.Uint64) {
+	inactive, refused = new(atomic.Uint64), new(atomic.Uint64)
+	return repeat(conns, func(c int) source {
+		i := c * len(pool) / conns
+		return funcSource{func(buf []byte) ([]byte, bool) {
+			i = (i + 1) % len(pool)
+			return verifyBody(buf, pool[i].tok), ctx.Err() == nil
+		}, func(reply []byte) error {
+			was, err := checkFlood(reply)
+			if err == nil {
+				map[bool]*atomic.Uint64{false: inactive, true: refused}[was].Add(1)
+			}
+			return err
+		}}
+	}), inactive, refused
 }
 
 // feedAbuse is feed_abuse's attack: 4 connections fetching
 // GET /revocations?since=1 (a snapshot each time, or 429) in a loop.
-func feedAbuse(ctx context.Context, addr string) string {
+func feedAbuse(ctx context.Context, _ *bench, j *job) (string, result) {
+	addr := j.srv.addr
 	const conns = 4
 	var ok, limited, other, bytes atomic.Int64
 	var wg sync.WaitGroup
@@ -394,7 +477,7 @@ func feedAbuse(ctx context.Context, addr string) string {
 	}
 	wg.Wait()
 	return fmt.Sprintf("%d connections fetching ?since=1: %d snapshots, %d answered 429, %d other, %.1f MB received",
-		conns, ok.Load(), limited.Load(), other.Load(), float64(bytes.Load())/1e6)
+		conns, ok.Load(), limited.Load(), other.Load(), float64(bytes.Load())/1e6), result{}
 }
 
 // fetch GETs url and returns the size of the body and the status (0 on error).
@@ -411,7 +494,8 @@ func fetch(ctx context.Context, hc *http.Client, url string) (int64, int, error)
 
 // announceFlood is announce_flood's attack: 900 connections that each
 // announce a 1 MiB body, send 100-odd bytes of it and then nothing.
-func announceFlood(ctx context.Context, addr string) string {
+func announceFlood(ctx context.Context, _ *bench, j *job) (string, result) {
+	addr := j.srv.addr
 	const conns = 900
 	head := fmt.Sprintf("POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", addr, 1<<20)
 	body := verifyPrefix + strings.Repeat("x", 30)
@@ -428,7 +512,7 @@ func announceFlood(ctx context.Context, addr string) string {
 		}
 	}
 	<-ctx.Done()
-	return fmt.Sprintf("%d connections announcing 1 MiB and sending %d bytes (%d failed to connect or send)", conns, len(body), failed)
+	return fmt.Sprintf("%d connections announcing 1 MiB and sending %d bytes (%d failed to connect or send)", conns, len(body), failed), result{}
 }
 
 // tokenLifetime is the lifetime of the benchmark's own tokens: longer than any run.

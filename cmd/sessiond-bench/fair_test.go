@@ -1,0 +1,103 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestAuthHeader checks that the load client sends the secret of a source
+// made withAuth, on every request, and none without, and that the server
+// still reads each request whole (its body as sent).
+func TestAuthHeader(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{} // Authorization header → requests
+	var badBody int
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		mu.Lock()
+		got[r.Header.Get("Authorization")]++
+		if err != nil || string(body) != string(verifyBody(nil, "tok")) {
+			badBody++
+		}
+		mu.Unlock()
+		w.Write(expectActive)
+	}))
+	defer ts.Close()
+	addr := ts.Listener.Addr().String()
+	// 20 requests on 2 connections, then the run ends (no timing).
+	srcs := func() []source {
+		return newListSources(20, 2, listed(slices.Repeat([]string{"tok"}, 20), verifyBody), expectActive)
+	}
+
+	for _, tc := range []struct {
+		name, secret, want string
+	}{
+		{"with a secret", "s3cret-XYZ_abc", "Bearer s3cret-XYZ_abc"},
+		{"without", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clear(got)
+			badBody = 0
+			r := runLoad(addr, withAuth(tc.secret, srcs()), 0, time.Minute, 0, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			if r.Errors != 0 || r.Requests != 20 {
+				t.Fatalf("runLoad: %d requests, %d errors (the first %v); want 20, no errors", r.Requests, r.Errors, r.firstErr)
+			}
+			if len(got) != 1 || got[tc.want] != 20 || badBody != 0 {
+				t.Errorf("Authorization headers seen = %v, bad bodies %d; want %q on all 20, none bad", got, badBody, tc.want)
+			}
+		})
+	}
+}
+
+// TestFloodSources checks flood_fair's accounting of the flooder's
+// replies: {"active":false} and -32005 are correct and counted apart,
+// {"active":true} and any other reply are errors; and that the sources
+// stop once their context ends.
+func TestFloodSources(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	srcs, inactive, refused := floodSources(ctx, []floodToken{{tok: "a.b.c", forged: true}, {tok: "d.e.f", forged: true}}, 3)
+	if len(srcs) != 3 {
+		t.Fatalf("floodSources(…, 3) = %d sources, want 3", len(srcs))
+	}
+	s := srcs[0]
+	for _, tc := range []struct {
+		reply   string
+		wantErr error // nil: no error; errOther: some error
+	}{
+		{`{"jsonrpc":"2.0","result":{"active":false},"id":1}`, nil},
+		{`{"id":1,"result":{"active":false},"jsonrpc":"2.0"}`, nil},
+		{`{"jsonrpc":"2.0","error":{"code":-32005,"message":"too many invalid tokens, retry later"},"id":1}`, nil},
+		{`{"jsonrpc":"2.0","result":{"active":true},"id":1}`, errForgedActive},
+		{`{"jsonrpc":"2.0","error":{"code":-32603,"message":"internal error"},"id":1}`, errOther},
+		{`{"jsonrpc":"2.0","error":{"code":-32001,"message":"unauthorized"},"id":null}`, errOther},
+		{`not json`, errOther},
+	} {
+		err := s.check([]byte(tc.reply))
+		if tc.wantErr == nil && err != nil || tc.wantErr == errForgedActive && !errors.Is(err, errForgedActive) || tc.wantErr == errOther && (err == nil || errors.Is(err, errForgedActive)) {
+			t.Errorf("check(%s) = %v, want %v", tc.reply, err, tc.wantErr)
+		}
+	}
+	if inactive.Load() != 2 || refused.Load() != 1 {
+		t.Errorf("inactive, refused = %d, %d; want 2, 1", inactive.Load(), refused.Load())
+	}
+	if body, ok := s.next(nil); !ok || string(body) != string(verifyBody(nil, "d.e.f")) && string(body) != string(verifyBody(nil, "a.b.c")) {
+		t.Errorf("next() = %s, %t; want a verify of a pool token, true", body, ok)
+	}
+	cancel()
+	if _, ok := s.next(nil); ok {
+		t.Error("next() after the context ended = _, true; want false")
+	}
+}
+
+var errOther = errors.New("any error but errForgedActive")
