@@ -22,13 +22,17 @@ func (l *logFlags) flags(fs *flag.FlagSet) {
 	fs.Var(&l.level, "log-level", "least severe log level written: debug, info, warn or error")
 }
 
-// logger returns the logger the flags describe, writing to w.
-func (l *logFlags) logger(w io.Writer) *slog.Logger {
+// logger returns the logger the flags describe, writing to w through a
+// logBuffer, and the function that flushes and stops the buffer (call it
+// before the process exits).
+func (l *logFlags) logger(w io.Writer) (*slog.Logger, func()) {
 	opts := &slog.HandlerOptions{Level: slog.Level(l.level)}
+	buf := newLogBuffer(w)
+	var h slog.Handler = slog.NewTextHandler(buf, opts)
 	if l.format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(buf, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(flushingHandler{h, buf}), buf.Close
 }
 
 // logFormat is the value of --log-format.

@@ -137,7 +137,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	setMemoryLimit()
-	c.Logger = c.log.logger(stderr)
+	var flushLog func()
+	c.Logger, flushLog = c.log.logger(stderr)
+	defer flushLog()
 	warnUnknownEnv(c.Logger, c.env)
 	if c.addrFile != "" {
 		// A reader waiting for the file must never find a stale one.
