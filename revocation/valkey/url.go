@@ -59,7 +59,15 @@ func parseURL(raw string) (target, error) {
 	}
 	t.redacted = u.Redacted() // the user name stays, the password is "xxxxx"
 	fail = func(why string) (target, error) {
-		return target{}, fmt.Errorf("revocation store URL %q: %s: want %s", t.redacted, why, urlForms)
+		// redactRaw too: a URL refused for its shape may hold a password
+		// where url.Parse sees none ("redis:/u:pw@h:1" is a path).
+		// The reason may quote a part of the URL: what comes before an
+		// "@" in it may be a password too.
+		if i := strings.LastIndex(why, "@"); i >= 0 {
+			j := strings.LastIndexAny(why[:i], "\" =(") + 1
+			why = why[:j] + "xxxxx" + why[i:]
+		}
+		return target{}, fmt.Errorf("revocation store URL %q: %s: want %s", redactRaw(t.redacted), why, urlForms)
 	}
 	if u.Host == "" {
 		return fail("no host")

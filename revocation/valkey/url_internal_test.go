@@ -81,3 +81,13 @@ func TestPasswordNeverPrints(t *testing.T) {
 		}
 	}
 }
+
+// A URL mistyped so that url.Parse sees no user info (a path, a fragment,
+// an opaque URL) still never shows its password in the refusal.
+func TestTypoURLHidesPassword(t *testing.T) {
+	for _, raw := range []string{"redis:/u:s3cretpw@h:1", "redis:#:s3cretpw@", "redis:u:s3cretpw@h:1", "redis://h:1/u:s3cretpw@x"} {
+		if _, err := parseURL(raw); err == nil || strings.Contains(err.Error(), "s3cretpw") {
+			t.Errorf("parseURL(%q) = %v: want an error without the password", raw, err)
+		}
+	}
+}
