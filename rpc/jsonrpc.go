@@ -78,6 +78,14 @@ type HandlerOptions struct {
 	Logger      *slog.Logger // nil: discard
 	MaxBodySize int64        // 0 = 1 MiB
 	MaxBatch    int          // 0 = 100 requests in one batch
+
+	// Authorize, when not nil, is asked before each call of a method in
+	// the table, with the request's context (where an authenticating
+	// middleware keeps the caller): a non-nil *Error is that call's answer
+	// and the method does not run (a refused notification is neither run
+	// nor answered). Other calls of a batch are unaffected. It is asked
+	// before the params are checked, and never for an unknown method.
+	Authorize func(ctx context.Context, method string) *Error
 }
 
 // Handler serves JSON-RPC 2.0 over HTTP POST. It implements [http.Handler]
@@ -110,6 +118,7 @@ type Handler struct {
 	logger      *slog.Logger
 	maxBodySize int64
 	maxBatch    int
+	authorize   func(context.Context, string) *Error
 	buffers     sync.Pool // of *outBuf
 }
 
@@ -122,6 +131,7 @@ func NewHandler(methods map[string]Method, opts HandlerOptions) *Handler {
 		logger:      opts.Logger,
 		maxBodySize: opts.MaxBodySize,
 		maxBatch:    opts.MaxBatch,
+		authorize:   opts.Authorize,
 	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
@@ -370,6 +380,14 @@ func (h *Handler) serveRequest(ctx context.Context, doc []byte, out *outBuf) boo
 			Message: "method not found: " + string(req.method),
 		}, req.id)
 		return true
+	}
+	if h.authorize != nil {
+		if aerr := h.authorize(ctx, string(req.method)); aerr != nil {
+			if !notification {
+				h.writeError(ctx, out, req.method, aerr, req.id)
+			}
+			return !notification
+		}
 	}
 	p, perr := bind(m.Params, req.params)
 	if perr != nil {
