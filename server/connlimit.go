@@ -2,6 +2,7 @@ package server
 
 import (
 	"container/list"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -149,6 +150,9 @@ func (l *connLimiter) Close() error {
 // is idle when new or between requests, busy while a request is read or
 // served.
 func (l *connLimiter) ConnState(nc net.Conn, state http.ConnState) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn() // served with TLS: the connection underneath is ours
+	}
 	c, ok := nc.(*edgeConn)
 	if !ok {
 		return

@@ -19,6 +19,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sessiond/sessiond/clients"
 	"github.com/sessiond/sessiond/keys"
 	"github.com/sessiond/sessiond/publish"
 	"github.com/sessiond/sessiond/revocation"
@@ -88,6 +90,26 @@ type Config struct {
 	KeyReloadInterval time.Duration
 	// Logger receives the server's log (default: discarded).
 	Logger *slog.Logger
+
+	// ClientsFile is the callers' credentials (package clients; default
+	// DataDir/clients.json, a missing file holds none), followed like the
+	// key file. While it holds a client, every JSON-RPC request needs one's
+	// secret (server/auth.go).
+	ClientsFile string
+	// AllowUnauthenticated lets Open serve the API on an address other
+	// than loopback with no client configured and no client CA (which it
+	// otherwise refuses, ErrUnauthenticated); it logs a warning.
+	AllowUnauthenticated bool
+	// TLSCertFile and TLSKeyFile, both or neither, are the API listener's
+	// certificate (PEM, the chain after the leaf) and private key; with them
+	// it serves HTTPS only (TLS 1.2 at least, HTTP/2), and re-reads the
+	// files when they change (server/tls.go).
+	TLSCertFile, TLSKeyFile string
+	// TLSClientCAFile (PEM) requires every caller to present a client
+	// certificate issued by it; the certificate's CN, or else one of its
+	// DNS names, names the client in the clients file, whose permissions
+	// apply. Needs TLSCertFile.
+	TLSClientCAFile string
 }
 
 // ListenError is Open's report of an address it could not listen on.
@@ -131,8 +153,12 @@ type Server struct {
 	api   *http.Server
 	ln    *connLimiter
 	admin *adminServer
+	reg   *clients.Registry
+	auth  *authenticator
+	tls   *tls.Config // nil: plain HTTP
 
 	reload   chan os.Signal // to the key ring's Run
+	reloadCl chan struct{}  // to the clients registry's Run
 	stopKeys context.CancelFunc
 	keys     sync.WaitGroup
 
@@ -164,7 +190,10 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log, reload: make(chan os.Signal, 1), served: make(chan struct{})}
+	if cfg.ClientsFile == "" && cfg.DataDir != "" {
+		cfg.ClientsFile = filepath.Join(cfg.DataDir, clients.FileName)
+	}
+	return &Server{cfg: cfg, log: log, reload: make(chan os.Signal, 1), reloadCl: make(chan struct{}, 1), served: make(chan struct{})}
 }
 
 // Open raises the file limit for the connection cap, creates the data
@@ -193,6 +222,9 @@ func (s *Server) Open(ctx context.Context) (err error) {
 		}
 	}()
 	ctx = context.WithoutCancel(ctx)
+	if err := s.openAuth(); err != nil { // before anything is written
+		return err
+	}
 	if err := s.openData(); err != nil {
 		return err
 	}
@@ -200,20 +232,31 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return &ListenError{Addr: s.cfg.Listen, Err: err}
 	}
+	if err := s.checkBound(raw); err != nil {
+		raw.Close()
+		return err
+	}
 	s.ln = newConnLimiter(raw, connCap)
 	if s.admin, err = listenAdmin(ctx, s.cfg.AdminListen, s.log); err != nil {
 		return err
 	}
 	api := NewHTTPServer(s.handler(), s.log)
 	api.ConnState = s.ln.ConnState
-	s.log.Info("serving", "addr", s.Addr(), "data_dir", s.cfg.DataDir, "issuer", s.cfg.Issuer)
+	api.TLSConfig = s.tls
+	s.log.Info("serving", "addr", s.Addr(), "data_dir", s.cfg.DataDir, "issuer", s.cfg.Issuer,
+		"tls", s.tls != nil, "clients", s.reg.Set().Len())
 
 	keysCtx, stop := context.WithCancel(context.Background())
 	s.stopKeys = stop
 	s.keys.Go(func() { s.ring.Run(keysCtx, s.cfg.KeyReloadInterval, s.reload) })
+	s.keys.Go(func() { s.reg.Run(keysCtx, s.cfg.KeyReloadInterval, s.reloadCl) })
 	s.api = api // from here on, Close shuts it down
 	go func() {
-		s.serve = api.Serve(s.ln)
+		if s.tls != nil {
+			s.serve = api.ServeTLS(s.ln, "", "") // the certificate comes from TLSConfig
+		} else {
+			s.serve = api.Serve(s.ln)
+		}
 		close(s.served)
 	}()
 	return nil
@@ -245,7 +288,7 @@ func (s *Server) handler() http.Handler {
 	sessions := session.New(s.store, s.ring, session.WithIssuer(c.Issuer), session.WithLeeway(c.Leeway),
 		session.WithMaxExpiresIn(c.MaxExpiresIn))
 	mux := http.NewServeMux()
-	mux.Handle("/{$}", rpc.NewHandler(sessions, rpc.HandlerOptions{Logger: s.log}))
+	mux.Handle("/{$}", s.auth.wrap(rpc.NewHandler(sessions, rpc.HandlerOptions{Logger: s.log, Authorize: s.auth.authorize})))
 	mux.Handle("GET /.well-known/jwks.json", publish.NewJWKSHandler(publishedKeys(s.ring), c.JWKSMaxAge, s.log))
 	mux.Handle("GET /revocations", publish.NewRevocationsHandler(s.store, s.ring, publish.RevocationsOptions{
 		Issuer: c.Issuer, FreshFor: c.RevocationsFreshFor, Logger: s.log, Retention: s.store.Retention}))
@@ -270,12 +313,16 @@ func (s *Server) AdminAddr() string {
 	return s.admin.addr
 }
 
-// ReloadKeys asks the server to re-read the key file now, as it does every
-// Config.KeyReloadInterval; it does not wait. Requests made while one is
-// pending are one.
+// ReloadKeys asks the server to re-read the key file and the clients file
+// now, as it does every Config.KeyReloadInterval; it does not wait.
+// Requests made while one is pending are one.
 func (s *Server) ReloadKeys() {
 	select {
 	case s.reload <- reloadRequest{}:
+	default:
+	}
+	select {
+	case s.reloadCl <- struct{}{}:
 	default:
 	}
 }
