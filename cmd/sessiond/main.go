@@ -50,6 +50,9 @@ Usage:
   sessiond serve [flags]          run the service (sessiond serve --help)
   sessiond keys COMMAND [flags]   init, rotate, list, prune or remove signing keys
                                   (sessiond keys --help)
+  sessiond clients COMMAND [flags]
+                                  add, list or remove the callers' credentials
+                                  (sessiond clients --help)
   sessiond verify --jwks FILE|URL [flags] TOKEN
                                   verify a token offline (sessiond verify --help)
   sessiond revocations reset --yes
@@ -71,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return keysCommand(args[1:], stdout, stderr)
+	case "clients":
+		return clientsCommand(args[1:], stdout, stderr)
 	case "verify":
 		return verify(ctx, args[1:], stdout, stderr)
 	case "revocations":

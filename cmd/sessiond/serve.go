@@ -60,6 +60,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&c.RevocationsFreshFor, "revocations-fresh-for", publish.DefaultFreshFor, "how long an offline verifier may trust a GET /revocations document: one that cannot reach the server fails closed after this")
 	fs.StringVar(&c.AdminListen, "admin-listen", defaultAdminListen, "address to serve the operator's endpoints on (/healthz, /debug/stats), or off")
 	maxConns := fs.Int("max-connections", server.DefaultMaxConnections, "most client connections open at once; at the cap the longest idle one is closed")
+	c.authFlags(fs) // clients.go
 	fs.StringVar(&c.addrFile, "addr-file", "", "file to write the bound addresses to once listening: the API's on the first line, the admin listener's (or off) on the second")
 	if err := parse(fs, args); err != nil {
 		return nil, err
@@ -69,6 +70,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, errUsage
 	}
 	if err := c.checkServe(); err != nil {
+		return nil, err
+	}
+	if err := c.checkAuth(); err != nil {
 		return nil, err
 	}
 	if c.RevocationsFreshFor < time.Second {
@@ -166,6 +170,9 @@ func writeAddrFile(path string, srv *server.Server) error {
 
 // serveError adds to an error of the server the flag that fixes it.
 func serveError(err error, c *serveConfig) error {
+	if aerr := authError(err, c); aerr != nil {
+		return aerr
+	}
 	var listen *server.ListenError
 	var files *server.FileLimitError
 	switch {
