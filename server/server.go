@@ -15,6 +15,16 @@
 // 2.0 on POST /, the public signing keys on GET /.well-known/jwks.json, the
 // signed revocation list for offline verifiers on GET /revocations, and
 // GET /healthz. The admin listener serves GET /healthz and GET /debug/stats.
+//
+// # Callers and TLS
+//
+// While the clients file (Config.ClientsFile, package clients) holds a
+// client, every JSON-RPC request needs a client's secret or, with
+// Config.TLSClientCAFile, a client certificate naming one, and each call
+// the client's permission (auth.go); the other endpoints stay public. Open
+// refuses an address other than loopback with nobody to authenticate
+// callers ([ErrUnauthenticated]). With Config.TLSCertFile and TLSKeyFile
+// the API listener serves HTTPS only, following the files (tls.go).
 package server
 
 import (

@@ -30,9 +30,13 @@ the data directory, an Ed25519 signing key (keys.json, mode 0600) and the
 revocation list (revocations/, Badger). With --addr-file it writes, once
 listening, the API's address on the first line of that file and the admin
 listener's (or "off") on the second. SIGINT or SIGTERM stops it gracefully;
-SIGHUP reloads the signing keys at once (they are also re-read every few
-seconds). The Go runtime gets a soft memory limit of 192 MiB unless
-GOMEMLIMIT sets another.`
+SIGHUP reloads the signing keys and the clients file at once (both are also
+re-read every few seconds). While the clients file holds a client
+(sessiond clients), every JSON-RPC request needs a client's secret
+(Authorization: Bearer SECRET); an address other than loopback needs one, a
+--tls-client-ca, or --insecure-allow-unauthenticated. --tls-cert and
+--tls-key serve HTTPS (HTTP/2), re-read when the files change. The Go
+runtime gets a soft memory limit of 192 MiB unless GOMEMLIMIT sets another.`
 
 // defaultMemoryLimit is the soft memory limit of the Go runtime unless
 // GOMEMLIMIT sets one.
