@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/lockedfile"
 )
 
 // FileName is the clients file's name in the data directory.
@@ -239,12 +241,29 @@ func Remove(path, name string) error {
 	})
 }
 
-// lockTimeout bounds how long Update waits for another process's lock, and
-// lockPoll is how often it tries again meanwhile.
-const (
-	lockTimeout = 10 * time.Second
-	lockPoll    = 20 * time.Millisecond
-)
+// lockTimeout bounds how long Update waits for another process's lock.
+const lockTimeout = 10 * time.Second
 
 // errSymlink is what openNoFollow returns for a symbolic link.
 var errSymlink = errors.New("clients file is a symbolic link")
+
+// openNoFollow opens path for reading, refusing a symbolic link
+// (errSymlink) and never blocking on a FIFO (package lockedfile).
+func openNoFollow(path string) (*os.File, error) {
+	f, err := lockedfile.OpenNoFollow(path)
+	if errors.Is(err, lockedfile.ErrSymlink) {
+		err = errSymlink
+	}
+	return f, err
+}
+
+// lockFile takes the exclusive lock of the lock file at path (package
+// lockedfile), waiting up to lockTimeout for another process to release
+// it.
+func lockFile(path string) (unlock func(), err error) {
+	unlock, err = lockedfile.Lock(path, lockTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("lock clients file: %w", err)
+	}
+	return unlock, nil
+}

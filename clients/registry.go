@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/lockedfile"
 )
 
 // Registry is the live set of clients of a running server: it follows the
@@ -38,7 +40,7 @@ func statStamp(path string) (stamp, error) {
 	if err != nil {
 		return stamp{}, err
 	}
-	return stamp{exists: true, mod: info.ModTime(), size: info.Size(), ino: inode(info)}, nil
+	return stamp{exists: true, mod: info.ModTime(), size: info.Size(), ino: lockedfile.Inode(info)}, nil
 }
 
 // OpenRegistry loads the clients file at path (a missing one holds no

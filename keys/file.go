@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/lockedfile"
 )
 
 // fileVersion is the format of the key file; a file of another version is
@@ -203,12 +205,8 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// lockTimeout bounds how long Update waits for another process's lock, and
-// lockPoll is how often it tries again meanwhile.
-const (
-	lockTimeout = 10 * time.Second
-	lockPoll    = 20 * time.Millisecond
-)
+// lockTimeout bounds how long Update waits for another process's lock.
+const lockTimeout = 10 * time.Second
 
 // errSymlink is what openNoFollow returns for a symbolic link.
 var errSymlink = errors.New("key file is a symbolic link")
@@ -263,27 +261,23 @@ func Create(path string, fn func(*Set) error) (*Set, error) {
 	return s, nil
 }
 
-// lockExclusive is the portable lock that systems without flock(2) use
-// (see file_other.go): it creates the lock file at path with O_EXCL,
-// trying again until timeout while another process holds it, and unlock
-// removes it. A lock file left by a process that died is refused with an
-// error saying how to remove it. It is here, not in file_other.go, so that
-// its tests run everywhere.
-func lockExclusive(path string, timeout time.Duration) (unlock func(), err error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
-		if err == nil {
-			f.Close()
-			return func() { os.Remove(path) }, nil
-		}
-		if !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("lock key file: %w", err)
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("lock key file: %s has existed for %s: another sessiond keys command holds the lock, or one died holding it; if none is running, remove %s and try again",
-				path, timeout, path)
-		}
-		time.Sleep(lockPoll)
+// openNoFollow opens path for reading, refusing a symbolic link
+// (errSymlink) and never blocking on a FIFO (package lockedfile).
+func openNoFollow(path string) (*os.File, error) {
+	f, err := lockedfile.OpenNoFollow(path)
+	if errors.Is(err, lockedfile.ErrSymlink) {
+		err = errSymlink
 	}
+	return f, err
+}
+
+// lockFile takes the exclusive lock of the lock file at path (package
+// lockedfile: flock(2) on Unix, the lock file's existence elsewhere),
+// waiting up to lockTimeout for another process to release it.
+func lockFile(path string) (unlock func(), err error) {
+	unlock, err = lockedfile.Lock(path, lockTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("lock key file: %w", err)
+	}
+	return unlock, nil
 }

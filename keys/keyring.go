@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/lockedfile"
 )
 
 // KeyringOptions configures a [Keyring]. The zero value is usable.
@@ -285,5 +287,5 @@ func statFile(path string) (fileStamp, error) {
 	if err != nil {
 		return fileStamp{}, err
 	}
-	return fileStamp{mod: info.ModTime(), size: info.Size(), ino: inode(info)}, nil
+	return fileStamp{mod: info.ModTime(), size: info.Size(), ino: lockedfile.Inode(info)}, nil
 }
