@@ -49,23 +49,11 @@ after NAME.
 `
 
 func clientsCommand(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, clientsUsage)
-		return errUsage
-	}
-	switch args[0] {
-	case "add":
-		return clientsAdd(args[1:], stdout, stderr)
-	case "list":
-		return clientsList(args[1:], stdout, stderr)
-	case "remove":
-		return clientsRemove(args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, clientsUsage)
-		return nil
-	}
-	fmt.Fprintf(stderr, "sessiond clients: unknown command %q\n\n%s", args[0], clientsUsage)
-	return errUsage
+	return dispatch("sessiond clients", clientsUsage, args, stdout, stderr, map[string]subcommand{
+		"add":    clientsAdd,
+		"list":   clientsList,
+		"remove": clientsRemove,
+	})
 }
 
 // clientsConfig is where the clients commands find the clients file.

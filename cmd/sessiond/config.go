@@ -233,3 +233,26 @@ func validHostname(name string) bool {
 	}
 	return strings.Trim(labels[len(labels)-1], "0123456789") != ""
 }
+
+// subcommand runs one command of a group (keys, clients, revocations) with
+// the arguments after its name.
+type subcommand func(args []string, stdout, stderr io.Writer) error
+
+// dispatch runs the command of group prog that args name: usage to stderr
+// (errUsage) when none is named or the name is unknown, to stdout for help.
+func dispatch(prog, usage string, args []string, stdout, stderr io.Writer, cmds map[string]subcommand) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	if run, ok := cmds[args[0]]; ok {
+		return run(args[1:], stdout, stderr)
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "%s: unknown command %q\n\n%s", prog, args[0], usage)
+	return errUsage
+}

@@ -43,27 +43,13 @@ the other commands refuse a data directory that holds no key file.
 `
 
 func keysCommand(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, keysUsage)
-		return errUsage
-	}
-	switch args[0] {
-	case "init":
-		return keysInit(args[1:], stdout, stderr)
-	case "rotate":
-		return keysRotate(args[1:], stdout, stderr)
-	case "list":
-		return keysList(args[1:], stdout, stderr)
-	case "prune":
-		return keysPrune(args[1:], stdout, stderr)
-	case "remove":
-		return keysRemove(args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, keysUsage)
-		return nil
-	}
-	fmt.Fprintf(stderr, "sessiond keys: unknown command %q\n\n%s", args[0], keysUsage)
-	return errUsage
+	return dispatch("sessiond keys", keysUsage, args, stdout, stderr, map[string]subcommand{
+		"init":   keysInit,
+		"rotate": keysRotate,
+		"list":   keysList,
+		"prune":  keysPrune,
+		"remove": keysRemove,
+	})
 }
 
 // keysFlags parses the lifecycle flags plus whatever register adds, and

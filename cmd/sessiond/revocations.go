@@ -56,25 +56,12 @@ with --revocation-store redis://..., start the nodes on Valkey.
 `
 
 func revocationsCommand(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, revocationsUsage)
-		return errUsage
-	}
-	switch args[0] {
-	case "reset":
-		return revocationsReset(args[1:], stdout, stderr)
-	case "new-epoch":
-		return revocationsNewEpoch(args[1:], stdout, stderr)
-	case "export":
-		return revocationsExport(args[1:], stdout, stderr)
-	case "import":
-		return revocationsImport(args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, revocationsUsage)
-		return nil
-	}
-	fmt.Fprintf(stderr, "sessiond revocations: unknown command %q\n\n%s", args[0], revocationsUsage)
-	return errUsage
+	return dispatch("sessiond revocations", revocationsUsage, args, stdout, stderr, map[string]subcommand{
+		"reset":     revocationsReset,
+		"new-epoch": revocationsNewEpoch,
+		"export":    revocationsExport,
+		"import":    revocationsImport,
+	})
 }
 
 func revocationsReset(args []string, stdout, stderr io.Writer) error {
