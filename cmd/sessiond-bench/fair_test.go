@@ -101,3 +101,39 @@ func TestFloodSources(t *testing.T) {
 }
 
 var errOther = errors.New("any error but errForgedActive")
+
+// TestSlotSources checks verify_hot_sub's accounting: a request sent in an
+// odd slot verifies a token of the second pool, one sent in an even slot
+// one of the first, an active reply counts in its slot, and nothing sent
+// before the first slot counts.
+func TestSlotSources(t *testing.T) {
+	pools := [2][]string{{"a.a.a", "b.b.b"}, {"x.x.x", "y.y.y"}}
+	active := []byte(`{"jsonrpc":"2.0","result":{"active":true},"id":1}`)
+	for _, tc := range []struct {
+		since time.Duration // how long ago the first slot began
+		pool  int
+		slot  int // -1: not counted
+	}{
+		{-time.Hour, 0, -1},
+		{slotLength / 2, 0, 0},
+		{slotLength * 3 / 2, 1, 1},
+		{slotLength * 5 / 2, 0, 2},
+	} {
+		srcs, counts := newSlotSources(pools, 2, time.Now().Add(-tc.since))
+		body, ok := srcs[1].next(nil)
+		if !ok || !slices.ContainsFunc(pools[tc.pool], func(tok string) bool { return string(body) == string(verifyBody(nil, tok)) }) {
+			t.Errorf("%s into the slots: next() = %s, %t; want a verify of a token of pool %d", tc.since, body, ok, tc.pool)
+		}
+		if err := srcs[1].check(active); err != nil {
+			t.Errorf("check(active) = %v", err)
+		}
+		if err := srcs[1].check([]byte(`{"jsonrpc":"2.0","result":{"active":false},"id":1}`)); err == nil {
+			t.Error("check(inactive) = nil, want an error")
+		}
+		for i := range 4 {
+			if want := uint64(map[bool]int{true: 1}[i == tc.slot]); counts[i].Load() != want {
+				t.Errorf("%s into the slots: counts[%d] = %d, want %d", tc.since, i, counts[i].Load(), want)
+			}
+		}
+	}
+}

@@ -359,6 +359,42 @@ func newCycleSources(pool []string, conns int) []source {
 	})
 }
 
+// slotLength is the length of newSlotSources's slots.
+const slotLength = 100 * time.Millisecond
+
+// newSlotSources verify pools[0]'s tokens in the even slots of slotLength
+// from t0 on and pools[1]'s in the odd ones, each connection in turn from
+// its own offset, forever; counts[i] is how many active replies came to
+// requests sent in slot i (before t0: none counted; a slot's last requests
+// may be answered in the next). A pool's rate over its slots is thus
+// measured on the same machine, a tenth of a second apart, as the other's.
+func newSlotSources(pools [2][]string, conns int, t0 time.Time) (srcs []source, counts *slotCounts) {
+	counts = new(slotCounts)
+	return repeat(conns, func(c int) source {
+		var i [2]int
+		slot := -1
+		return funcSource{func(buf []byte) ([]byte, bool) {
+			slot = -1
+			if d := time.Since(t0); d >= 0 {
+				slot = int(d / slotLength)
+			}
+			p := pools[max(slot, 0)%2]
+			k := &i[max(slot, 0)%2]
+			*k = (*k + 1) % len(p)
+			return verifyBody(buf, p[(*k+c*len(p)/conns)%len(p)]), true
+		}, func(reply []byte) error {
+			err := expectActive.check(reply)
+			if err == nil && slot >= 0 && slot < len(counts) {
+				counts[slot].Add(1)
+			}
+			return err
+		}}
+	}), counts
+}
+
+// slotCounts are newSlotSources's counts, enough slots for an hour.
+type slotCounts [36000]atomic.Uint64
+
 // newListSources send the n bodies body(i) returns, each once across all
 // connections, until they are used up.
 func newListSources(n, conns int, body func(buf []byte, i int) ([]byte, error), want expect) []source {
