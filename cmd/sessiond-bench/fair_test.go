@@ -102,10 +102,11 @@ func TestFloodSources(t *testing.T) {
 
 var errOther = errors.New("any error but errForgedActive")
 
-// TestSlotSources checks verify_hot_sub's accounting: a request sent in an
-// odd slot verifies a token of the second pool, one sent in an even slot
-// one of the first, an active reply counts in its slot, and nothing sent
-// before the first slot counts.
+// TestSlotSources checks the accounting of verify_hot_sub and
+// verify_hot_valkey: a request sent in an odd slot verifies a token of the
+// second pool at the second address, one sent in an even slot one of the
+// first at the first ("": runLoad's connection), an active reply counts in
+// its slot, and nothing sent before the first slot counts.
 func TestSlotSources(t *testing.T) {
 	pools := [2][]string{{"a.a.a", "b.b.b"}, {"x.x.x", "y.y.y"}}
 	active := []byte(`{"jsonrpc":"2.0","result":{"active":true},"id":1}`)
@@ -119,10 +120,14 @@ func TestSlotSources(t *testing.T) {
 		{slotLength * 3 / 2, 1, 1},
 		{slotLength * 5 / 2, 0, 2},
 	} {
-		srcs, counts := newSlotSources(pools, 2, time.Now().Add(-tc.since))
+		srcs, counts := newSlotSources(pools, [2]string{"", "127.0.0.1:2"}, 2, time.Now().Add(-tc.since))
 		body, ok := srcs[1].next(nil)
 		if !ok || !slices.ContainsFunc(pools[tc.pool], func(tok string) bool { return string(body) == string(verifyBody(nil, tok)) }) {
 			t.Errorf("%s into the slots: next() = %s, %t; want a verify of a token of pool %d", tc.since, body, ok, tc.pool)
+		}
+		own := &client{addr: "127.0.0.1:1"}
+		if got, want := srcs[1].(router).via(own).addr, []string{own.addr, "127.0.0.1:2"}[tc.pool]; got != want {
+			t.Errorf("%s into the slots: via() is a connection to %s, want %s", tc.since, got, want)
 		}
 		if err := srcs[1].check(active); err != nil {
 			t.Errorf("check(active) = %v", err)

@@ -170,6 +170,10 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 				c.auth = a.header
 			}
 			defer c.close()
+			rt, _ := src.(router)
+			if rt != nil {
+				defer rt.close()
+			}
 			buf, redials := make([]byte, 0, 1024), 0
 			for sent := time.Now(); !stop.Load() && sent.Before(t1); sent = time.Now() {
 				body, ok := src.next(buf[:0])
@@ -179,8 +183,12 @@ func runLoad(addr string, sources []source, warmup, window time.Duration, pid in
 					return
 				}
 				buf = body
-				reply, err := c.do(body)
-				done, ioErr := time.Now(), c.nc == nil && err != nil
+				conn := c
+				if rt != nil {
+					conn = rt.via(c)
+				}
+				reply, err := conn.do(body)
+				done, ioErr := time.Now(), conn.nc == nil && err != nil
 				if err == nil {
 					err = src.check(reply)
 				}
@@ -364,32 +372,73 @@ const slotLength = 100 * time.Millisecond
 
 // newSlotSources verify pools[0]'s tokens in the even slots of slotLength
 // from t0 on and pools[1]'s in the odd ones, each connection in turn from
-// its own offset, forever; counts[i] is how many active replies came to
-// requests sent in slot i (before t0: none counted; a slot's last requests
-// may be answered in the next). A pool's rate over its slots is thus
-// measured on the same machine, a tenth of a second apart, as the other's.
-func newSlotSources(pools [2][]string, conns int, t0 time.Time) (srcs []source, counts *slotCounts) {
+// its own offset, forever, at addrs[0] and addrs[1] ("": runLoad's
+// server); counts[i] is how many active replies came to requests sent in
+// slot i (before t0: none counted; a slot's last requests may be answered
+// in the next). The two are thus measured on the same machine, a tenth of
+// a second apart.
+func newSlotSources(pools [2][]string, addrs [2]string, conns int, t0 time.Time) (srcs []source, counts *slotCounts) {
 	counts = new(slotCounts)
 	return repeat(conns, func(c int) source {
-		var i [2]int
-		slot := -1
-		return funcSource{func(buf []byte) ([]byte, bool) {
-			slot = -1
-			if d := time.Since(t0); d >= 0 {
-				slot = int(d / slotLength)
-			}
-			p := pools[max(slot, 0)%2]
-			k := &i[max(slot, 0)%2]
-			*k = (*k + 1) % len(p)
-			return verifyBody(buf, p[(*k+c*len(p)/conns)%len(p)]), true
-		}, func(reply []byte) error {
-			err := expectActive.check(reply)
-			if err == nil && slot >= 0 && slot < len(counts) {
-				counts[slot].Add(1)
-			}
-			return err
-		}}
+		return &slotSource{pools: pools, addrs: addrs, t0: t0, counts: counts, at: [2]int{c * len(pools[0]) / conns, c * len(pools[1]) / conns}}
 	}), counts
+}
+
+// slotSource is one connection of newSlotSources: one to each server.
+type slotSource struct {
+	pools  [2][]string
+	addrs  [2]string
+	t0     time.Time
+	counts *slotCounts
+	at     [2]int // the last token sent of each pool
+	slot   int    // of the last request; -1 before t0
+	conns  [2]*client
+}
+
+func (s *slotSource) next(buf []byte) ([]byte, bool) {
+	s.slot = -1
+	if d := time.Since(s.t0); d >= 0 {
+		s.slot = int(d / slotLength)
+	}
+	k := max(s.slot, 0) % 2
+	s.at[k] = (s.at[k] + 1) % len(s.pools[k])
+	return verifyBody(buf, s.pools[k][s.at[k]]), true
+}
+
+func (s *slotSource) check(reply []byte) error {
+	err := expectActive.check(reply)
+	if err == nil && s.slot >= 0 && s.slot < len(s.counts) {
+		s.counts[s.slot].Add(1)
+	}
+	return err
+}
+
+// via is the connection for the request next made: c, runLoad's, or one of
+// the source's own to the other server.
+func (s *slotSource) via(c *client) *client {
+	k := max(s.slot, 0) % 2
+	if s.addrs[k] == "" {
+		return c
+	}
+	if s.conns[k] == nil {
+		s.conns[k] = &client{addr: s.addrs[k], auth: c.auth, deadline: c.deadline}
+	}
+	return s.conns[k]
+}
+
+func (s *slotSource) close() {
+	for _, c := range s.conns {
+		if c != nil {
+			c.close()
+		}
+	}
+}
+
+// router is a source whose requests may go to other servers than
+// runLoad's: via returns the connection for the request next made.
+type router interface {
+	via(c *client) *client
+	close()
 }
 
 // slotCounts are newSlotSources's counts, enough slots for an hour.

@@ -52,6 +52,7 @@ type workload struct {
 // job is a workload being run: its server, its tokens and their issuer.
 type job struct {
 	name string
+	dir  string // the server's data directory
 	ctx  context.Context
 	srv  *server
 	toks []string
@@ -86,7 +87,7 @@ var workloads = []workload{
 	{name: "feed_abuse", fill: 5, run: underAttack(feedAbuse)},
 	{name: "announce_flood", run: underAttack(announceFlood)},
 	{name: "flood_fair", clients: map[string]string{"valid": "verify", "flooder": "verify"}, run: underAttack(forgedFlood)},
-	{name: "verify_hot_valkey", valkey: true, run: cycle},
+	{name: "verify_hot_valkey", valkey: true, run: againstBadger},
 	{name: "verify_cold_valkey", valkey: true, tokens: coldTokens, run: verifyCold},
 	{name: "close_valkey", valkey: true, tokens: none, run: closeRounds},
 	{name: "mixed_valkey", valkey: true, tokens: mixedTokens, run: mixed},
@@ -134,19 +135,57 @@ func againstPlain(b *bench, j *job) (result, string, error) {
 	if err != nil {
 		return result{}, "", err
 	}
-	srcs, counts := newSlotSources([2][]string{j.toks, plain}, b.cfg.conns, time.Now().Add(b.cfg.warmup))
-	all := runLoad(j.srv.addr, srcs, b.cfg.warmup, 2*b.cfg.duration, j.srv.pid, b.loadCPUs())
-	slots := int(2*b.cfg.duration/slotLength) &^ 1 // whole pairs
+	r, slots := b.inSlots(j.srv, [2][]string{j.toks, plain}, [2]string{})
+	return r, fmt.Sprintf("in %d slots of %s, taken in turn with as many of tokens without a subject on the same server: those %.0f req/s; these %.1f%% of it; p99 and CPU of both together",
+		slots, slotLength, r.Baseline, 100*ratio(r.rps(), r.Baseline)), nil
+}
+
+// inSlots runs newSlotSources's load on srv over twice --duration after
+// --warmup and returns the figures of the even slots, with those of the
+// odd ones as the baseline, and how many slots each had. CPU, latency and
+// errors are those of both together.
+func (b *bench) inSlots(srv *server, pools [2][]string, addrs [2]string) (r result, slots int) {
+	srcs, counts := newSlotSources(pools, addrs, b.cfg.conns, time.Now().Add(b.cfg.warmup))
+	r = runLoad(srv.addr, srcs, b.cfg.warmup, 2*b.cfg.duration, srv.pid, b.loadCPUs())
+	slots = int(2 * b.cfg.duration / slotLength / 2)
 	var n [2]uint64
-	for i := range slots {
+	for i := range 2 * slots {
 		n[i%2] += counts[i].Load()
 	}
-	span := (time.Duration(slots/2) * slotLength).Seconds()
-	r := all
-	r.Requests, r.elapsed = n[0], time.Duration(slots/2)*slotLength
-	r.Baseline, r.BaselinePerCPU = float64(n[1])/span, ratio(float64(n[1])/span, all.ServerCPU)
-	return r, fmt.Sprintf("in %d slots of %s, taken in turn with as many of tokens without a subject on the same server: those %.0f req/s; these %.1f%% of it; p99 and CPU of both together",
-		slots/2, slotLength, r.Baseline, 100*ratio(float64(n[0]), float64(n[1]))), nil
+	r.Requests, r.elapsed = n[0], time.Duration(slots)*slotLength
+	r.Baseline = float64(n[1]) / r.elapsed.Seconds()
+	r.BaselinePerCPU = ratio(r.Baseline, r.ServerCPU)
+	return r, slots
+}
+
+// againstBadger is verify_hot of j's server (its list on Valkey) against
+// verify_hot of the same tokens on a server of the same keys with its list
+// in Badger, started now, in slots taken in turn (inSlots); the latter is
+// the result's baseline. Both servers run on the servers' CPU; the CPU
+// figures are the Valkey one's.
+func againstBadger(b *bench, j *job) (result, string, error) {
+	dir := j.dir + "_badger"
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return result{}, "", err
+	}
+	keyFile, err := os.ReadFile(filepath.Join(j.dir, "keys.json"))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "keys.json"), keyFile, 0o600)
+	}
+	if err != nil {
+		return result{}, "", err
+	}
+	badger, err := b.startSessiond(j.ctx, j.name+"_badger", dir)
+	if err != nil {
+		return result{}, "", err
+	}
+	defer badger.kill()
+	r, slots := b.inSlots(j.srv, [2][]string{j.toks, j.toks}, [2]string{"", badger.addr})
+	if err := badger.alive(); err != nil {
+		return result{}, "", err
+	}
+	return r, fmt.Sprintf("in %d slots of %s, taken in turn with as many of the same tokens on a server with its list in Badger: that one %.0f req/s; this %.1f%% of it; p99 of both together, CPU this server's",
+		slots, slotLength, r.Baseline, 100*ratio(r.rps(), r.Baseline)), badger.stop()
 }
 
 func open(b *bench, j *job) (result, string, error) {
@@ -204,7 +243,8 @@ func (b *bench) benchmark(ctx context.Context) error {
 // server (and Valkey), fills its store, loads it and returns its figures
 // once the server stopped cleanly; nil when it cannot run here.
 func (b *bench) runWorkload(ctx context.Context, w workload) (*result, error) {
-	cfg, dir, j := b.cfg, filepath.Join(b.tmp, w.name), &job{name: w.name, ctx: ctx}
+	cfg, dir := b.cfg, filepath.Join(b.tmp, w.name)
+	j := &job{name: w.name, dir: dir, ctx: ctx}
 	n := cfg.pool
 	if w.tokens != nil {
 		n = w.tokens(b)

@@ -2,7 +2,12 @@ package valkey_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -48,6 +53,56 @@ func TestCachedReadsNoRoundTrip(t *testing.T) {
 		}
 		if after := gets(t, srv); after != before {
 			t.Fatalf("the server ran GET %s times before and %s after 3000 cached reads, want no new GET", before, after)
+		}
+	})
+}
+
+// TestRememberedAnswersFollowTheServer: answers a node remembers (an
+// absent record, a revoked one, no cutoff) follow any client's change of
+// their keys on the server, written behind the store's back, within
+// 100 ms; and a change of the epoch makes even a remembered id an error
+// (ErrReplaced), never its old answer.
+func TestRememberedAnswersFollowTheServer(t *testing.T) {
+	eachServer(t, func(t *testing.T, srv *valkeytest.Server) {
+		ctx := context.Background()
+		s := open(t, srv.URL(), valkey.Options{})
+		id, other := uuid.New(), uuid.New()
+		key := "{" + valkey.DefaultPrefix + "}:r:" + id.String()
+		exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+		wantRevoked(t, s, id, false)
+		wantRevoked(t, s, other, false)
+		srv.MustDo("SET", key, exp+" 1")
+		waitSeen(t, 100*time.Millisecond, "a record written by another client", func() (bool, error) { return s.IsRevoked(ctx, id) })
+		srv.MustDo("DEL", key)
+		waitSeen(t, 100*time.Millisecond, "a record deleted by another client", func() (bool, error) {
+			revoked, err := s.IsRevoked(ctx, id)
+			return !revoked, err
+		})
+
+		const subject = "alice@example.com"
+		if _, ok, err := s.Cutoff(ctx, subject); err != nil || ok {
+			t.Fatalf("Cutoff before = %v, %v; want none", ok, err)
+		}
+		h := sha256.Sum256([]byte(subject))
+		at := time.Now().Unix()
+		srv.MustDo("SET", "{"+valkey.DefaultPrefix+"}:c:"+hex.EncodeToString(h[:]), fmt.Sprintf("%d %s 1", at, exp))
+		waitSeen(t, 100*time.Millisecond, "a cutoff written by another client", func() (bool, error) {
+			got, ok, err := s.Cutoff(ctx, subject)
+			return ok && got.Unix() == at, err
+		})
+
+		wantRevoked(t, s, other, false) // remembered
+		srv.MustDo("SET", "{"+valkey.DefaultPrefix+"}:epoch", "another-list")
+		deadline := time.Now().Add(100 * time.Millisecond)
+		for {
+			revoked, err := s.IsRevoked(ctx, other)
+			if errors.Is(err, valkey.ErrReplaced) && revoked {
+				break
+			}
+			if err != nil || time.Now().After(deadline) {
+				t.Fatalf("IsRevoked of a remembered id after the epoch changed = %v, %v; want true, ErrReplaced within 100ms", revoked, err)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	})
 }

@@ -33,9 +33,13 @@
 // memory with no round trip, until the server sends an invalidation
 // because some client (another node) wrote the key, or the key expired. An
 // absent key is cached too, as nil, and invalidated the same way when a
-// node revokes it. There is no Bloom filter on this store, unlike Badger's:
-// a filter per node would go stale when another node writes, and the cache
-// already answers hot ids from memory.
+// node revokes it. In front of rueidis's cache, each answer read (and its
+// epoch check) is also kept in a plain map (known.go), which the same
+// invalidations, delivered to rueidis's OnInvalidations callback, empty:
+// a hot verify then costs a map lookup (about 30 ns) instead of two
+// DoCache calls (about 700 ns). There is no Bloom filter on this store,
+// unlike Badger's: a filter per node would go stale when another node
+// writes, and the map already answers hot ids from memory.
 //
 // # Failing closed
 //
@@ -46,10 +50,14 @@
 // when the background PING, sent every second, goes unanswered for 2 s (a
 // hung server or a cut network). Reads then go to the server, fail, and
 // IsRevoked and Cutoff return errors, never an answer from the old cache,
-// until rueidis has reconnected, with an empty cache, by itself. Every read
-// also checks the list's epoch (cached too): a server that lost its data,
-// or was flushed, answers "no epoch", which is an error ([ErrReplaced]),
-// not "never revoked".
+// until rueidis has reconnected, with an empty cache, by itself; rueidis
+// then also calls OnInvalidations with nil, which empties the map. Every
+// read that is not in the map also checks the list's epoch (cached too): a
+// server that lost its data, or was flushed, answers "no epoch", which is
+// an error ([ErrReplaced]), not "never revoked". A flush also invalidates
+// every key, and a change of the epoch key invalidates it: both empty the
+// map, so an answer from the map always comes with an epoch that was
+// current when it was read.
 //
 // # Writes
 //

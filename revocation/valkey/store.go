@@ -206,14 +206,15 @@ func expiresAt(until time.Time) uint64 {
 	return uint64(sec)
 }
 
-// IsRevoked implements [revocation.Store]. A record read before answers
-// from the client-side cache, with no round trip, until Valkey invalidates
-// it (any client wrote it, or it expired) or the connection is lost, which
-// drops the connection's whole cache; an absent record is cached too. It
-// then also reads the epoch (cached the same way), so that a server that
-// lost its data (or was flushed) is an error, not "never revoked". On error
-// the answer is unknown and it returns true, so that even a caller that
-// ignores the error fails closed.
+// IsRevoked implements [revocation.Store]. An id read before answers from
+// this node's memory (known), with no round trip, until Valkey invalidates
+// its record (any client wrote it, or it expired), or the epoch, or the
+// connection is lost, which forgets everything; an absent record is
+// remembered too. A read that is not remembered goes through the
+// client-side cache and then also reads the epoch (cached the same way),
+// so that a server that lost its data (or was flushed) is an error, not
+// "never revoked". On error the answer is unknown and it returns true, so
+// that even a caller that ignores the error fails closed.
 func (s *Store) IsRevoked(ctx context.Context, id uuid.UUID) (bool, error) {
 	if s.closed.Load() {
 		return true, errClosed("is revoked " + id.String())
@@ -221,6 +222,10 @@ func (s *Store) IsRevoked(ctx context.Context, id uuid.UUID) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return true, fmt.Errorf("is revoked %s: %w", id, err)
 	}
+	if revoked, ok := s.known.revoked(id); ok {
+		return revoked, nil
+	}
+	since := s.known.gen.Load()
 	// The record first, then the epoch: a flush between the two is caught
 	// by the second.
 	err := s.client.DoCache(ctx, s.client.B().Get().Key(s.recordKey(id)).Cache(), cacheTTL).Error()
@@ -231,6 +236,7 @@ func (s *Store) IsRevoked(ctx context.Context, id uuid.UUID) (bool, error) {
 	if err := s.checkEpoch(ctx); err != nil {
 		return true, fmt.Errorf("is revoked %s: %w", id, err)
 	}
+	s.known.rememberRevoked(since, id, revoked)
 	return revoked, nil
 }
 
@@ -264,10 +270,10 @@ func (s *Store) checkEpoch(ctx context.Context) error {
 	return nil
 }
 
-// Cutoff implements [revocation.Cutoffs]: a cached read, as IsRevoked. A
-// record is none from its expiry on by Options.Now. On error it returns ok
-// true and a cutoff far in the future, so that even a caller that ignores
-// the error fails closed.
+// Cutoff implements [revocation.Cutoffs]: a remembered or cached read, as
+// IsRevoked. A record is none from its expiry on by Options.Now. On error
+// it returns ok true and a cutoff far in the future, so that even a caller
+// that ignores the error fails closed.
 func (s *Store) Cutoff(ctx context.Context, subject string) (time.Time, bool, error) {
 	if s.closed.Load() {
 		return unknownCutoff, true, errClosed("cutoff")
@@ -276,27 +282,41 @@ func (s *Store) Cutoff(ctx context.Context, subject string) (time.Time, bool, er
 		return unknownCutoff, true, fmt.Errorf("cutoff: %w", err)
 	}
 	h := hashSubject(subject)
+	c, ok := s.known.cutoff(h)
+	if !ok {
+		var err error
+		if c, err = s.readCutoff(ctx, h); err != nil {
+			return unknownCutoff, true, fmt.Errorf("cutoff: %w", err)
+		}
+	}
+	if !c.ok || c.exp <= s.now().Unix() {
+		return time.Time{}, false, nil
+	}
+	return time.Unix(c.at, 0), true, nil
+}
+
+// readCutoff reads the cutoff of the subject hashed h through the
+// client-side cache, then the epoch, and remembers it.
+func (s *Store) readCutoff(ctx context.Context, h [sha256.Size]byte) (knownCut, error) {
+	since := s.known.gen.Load()
 	var hx [64]byte
 	hex.Encode(hx[:], h[:])
 	v, err := s.client.DoCache(ctx, s.client.B().Get().Key(s.keys.cut+string(hx[:])).Cache(), cacheTTL).ToString()
 	absent := rueidis.IsRedisNil(err)
 	if err != nil && !absent {
-		return unknownCutoff, true, fmt.Errorf("cutoff: %w", s.wrap(err))
+		return knownCut{}, s.wrap(err)
 	}
 	if err := s.checkEpoch(ctx); err != nil {
-		return unknownCutoff, true, fmt.Errorf("cutoff: %w", err)
+		return knownCut{}, err
 	}
-	if absent {
-		return time.Time{}, false, nil
+	var c knownCut
+	if !absent {
+		if c.at, c.exp, c.ok = parseCutValue(v); !c.ok {
+			return knownCut{}, fmt.Errorf("stored record %q is not \"at exp seq\"", v)
+		}
 	}
-	at, exp, ok := parseCutValue(v)
-	if !ok {
-		return unknownCutoff, true, fmt.Errorf("cutoff: stored record %q is not \"at exp seq\"", v)
-	}
-	if exp <= s.now().Unix() {
-		return time.Time{}, false, nil
-	}
-	return time.Unix(at, 0), true, nil
+	s.known.rememberCutoff(since, h, c)
+	return c, nil
 }
 
 // hashSubject is the SHA-256 of subject, without allocating for subjects

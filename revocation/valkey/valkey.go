@@ -121,8 +121,8 @@ var prefixRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // Store is a revocation list kept in Valkey or Redis, shared by every
 // sessiond node that opens the same URL and prefix. It is safe for
-// concurrent use. Open it with [Open]; it owns one goroutine (the periodic
-// trim), which [Store.Close] stops.
+// concurrent use. Open it with [Open]; it owns two goroutines (the periodic
+// trim, and forgetLoop), which [Store.Close] stops.
 type Store struct {
 	client rueidis.Client
 	log    *slog.Logger
@@ -139,6 +139,8 @@ type Store struct {
 	waitAOF   bool
 	replicas  int
 	wtimeout  time.Duration
+
+	known *known // the answers read, in front of the client-side cache
 
 	closed atomic.Bool
 	cancel context.CancelFunc
@@ -182,6 +184,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	// About a hundred bytes an answer, in Go's maps: a quarter of the
+	// client-side cache's bytes.
+	s.known = newKnown(s.keys, cmp(opts.CacheBytes, DefaultCacheBytes)/400)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -207,6 +212,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		// the connection's cache goes with it (fail closed).
 		ConnWriteTimeout: 2 * time.Second,
 		Dialer:           netDialer(dialTimeout),
+		// Called by each connection's reader before it hands over a later
+		// reply, as rueidis drops its cached keys: see known.
+		OnInvalidations: s.known.invalidate,
 	}
 	switch {
 	case t.tls && opts.TLSConfig != nil:
@@ -263,8 +271,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	tctx, tcancel := context.WithCancel(context.Background())
 	s.cancel = tcancel
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.trimLoop(tctx, cmp(opts.TrimInterval, DefaultTrimInterval))
+	go s.forgetLoop(tctx)
 	s.log.Info("revocation store opened", "url", s.url, "epoch", s.epoch, "retention", s.Retention(), "waitaof", s.waitAOF, "replicas", s.replicas)
 	return s, nil
 }
@@ -614,6 +623,22 @@ func (s *Store) trimLoop(ctx context.Context, every time.Duration) {
 		}
 		if err := s.Trim(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("revocation store trim failed", "err", s.redact(err))
+		}
+	}
+}
+
+// forgetLoop forgets every remembered answer once per cacheTTL, the bound
+// rueidis's cache puts on an answer whose invalidation never came.
+func (s *Store) forgetLoop(ctx context.Context) {
+	defer s.wg.Done()
+	t := time.NewTicker(cacheTTL)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.known.forgetAll()
 		}
 	}
 }
