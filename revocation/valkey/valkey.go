@@ -404,6 +404,20 @@ func (s *Store) evalCmds(sc script, keys, args []string) (evalsha, eval rueidis.
 	return evalsha, eval
 }
 
+// withWait is cmd followed by the wait for its durability: WAITAOF for
+// the local AOF and Options.Replicas replicas, WAIT on servers without
+// WAITAOF when replicas are asked for, else nothing.
+func (s *Store) withWait(cmd rueidis.Completed) []rueidis.Completed {
+	b, ms := s.client.B(), int64(s.wtimeout/time.Millisecond)
+	switch {
+	case s.waitAOF:
+		return []rueidis.Completed{cmd, b.Waitaof().Numlocal(1).Numreplicas(int64(s.replicas)).Timeout(ms).Build()}
+	case s.replicas > 0:
+		return []rueidis.Completed{cmd, b.Wait().Numreplicas(int64(s.replicas)).Timeout(ms).Build()}
+	}
+	return []rueidis.Completed{cmd}
+}
+
 func isNoScript(err error) bool {
 	var re *rueidis.RedisError
 	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "NOSCRIPT")
@@ -423,53 +437,31 @@ func (s *Store) run(ctx context.Context, sc script, keys, args []string) rueidis
 // write runs a script that writes, then waits for its durability on the
 // same connection (WAITAOF or WAIT covers the writes of the connection
 // they run on), and returns the script's result, or an error if the
-// write is not known to be durable.
+// write is not known to be durable. The two go as one DoMulti: rueidis
+// sends a DoMulti that holds a blocking command (WAITAOF and WAIT are)
+// whole down one connection of its pool of blocking connections
+// (mux.blockingMulti; on a cluster, to the slot's master), and puts the
+// connection back as it is, without the reset a DedicatedClient's release
+// costs (UNSUBSCRIBE, PUNSUBSCRIBE, SUNSUBSCRIBE and DISCARD: one more
+// round trip per close).
 func (s *Store) write(ctx context.Context, sc script, keys, args []string) rueidis.RedisResult {
 	// Room for two WAITAOFs: after a NOSCRIPT (a restarted server forgot
 	// the scripts Open loaded) the script is sent again with its own.
 	ctx, cancel := context.WithTimeout(ctx, 2*s.wtimeout+2*time.Second)
 	defer cancel()
-	var res rueidis.RedisResult
-	err := s.client.Dedicated(func(dc rueidis.DedicatedClient) error {
-		b := dc.B()
-		ms := int64(s.wtimeout / time.Millisecond)
-		var wait rueidis.Completed
-		switch {
-		case s.waitAOF:
-			wait = b.Waitaof().Numlocal(1).Numreplicas(int64(s.replicas)).Timeout(ms).Build()
-		case s.replicas > 0:
-			wait = b.Wait().Numreplicas(int64(s.replicas)).Timeout(ms).Build()
+	evalsha, eval := s.evalCmds(sc, keys, args)
+	out := s.client.DoMulti(ctx, s.withWait(evalsha)...)
+	if isNoScript(out[0].Error()) {
+		out = s.client.DoMulti(ctx, s.withWait(eval)...)
+	}
+	res := out[0]
+	if err := res.Error(); err != nil {
+		return res
+	}
+	if len(out) > 1 {
+		if err := s.checkWait(out[1]); err != nil {
+			return rueidis.NewErrorResult(err)
 		}
-		evalsha := b.Evalsha().Sha1(sc.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
-		cmds := rueidis.Commands{evalsha}
-		if s.waitAOF || s.replicas > 0 {
-			cmds = append(cmds, wait)
-		}
-		out := dc.DoMulti(ctx, cmds...)
-		if isNoScript(out[0].Error()) {
-			cmds[0] = b.Eval().Script(sc.body).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
-			if len(cmds) > 1 {
-				// The first WAITAOF/WAIT was sent: build the next one.
-				switch {
-				case s.waitAOF:
-					cmds[1] = b.Waitaof().Numlocal(1).Numreplicas(int64(s.replicas)).Timeout(ms).Build()
-				default:
-					cmds[1] = b.Wait().Numreplicas(int64(s.replicas)).Timeout(ms).Build()
-				}
-			}
-			out = dc.DoMulti(ctx, cmds...)
-		}
-		res = out[0]
-		if err := res.Error(); err != nil {
-			return err
-		}
-		if len(out) > 1 {
-			return s.checkWait(out[1])
-		}
-		return nil
-	})
-	if err != nil {
-		return rueidis.NewErrorResult(err)
 	}
 	if err := s.fence(ctx); err != nil {
 		return rueidis.NewErrorResult(err)
@@ -478,7 +470,7 @@ func (s *Store) write(ctx context.Context, sc script, keys, args []string) rueid
 }
 
 // fence makes this node read its own writes. The write went down a
-// dedicated connection; the cached reads use the store's pipeline
+// connection of the blocking pool; the cached reads use the store's pipeline
 // connection, where the server's invalidation of the written key arrives
 // as a push that rueidis may not have read yet when the write's reply
 // arrives on the other connection. A command sent on the pipeline after
