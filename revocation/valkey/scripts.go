@@ -53,7 +53,7 @@ end
 // number, 4 the entries by expiry, 5 the epoch, 6 the retention.
 // ARGV: 1 the epoch, 2 the writer's retention in ns, 3 the expiry (Unix
 // seconds), 4 the same in ms (for PXAT), 5 the id, 6 how many expired
-// members to trim.
+// members a write whose sequence number is a multiple of 16 trims.
 //
 // It answers {"OK", seq} when it stored the record, {"KEPT", 0} when the
 // stored record lasts as long already (it then rewrites the record
@@ -86,7 +86,7 @@ redis.call('SET', KEYS[1], ARGV[3] .. ' ' .. seq, 'PXAT', ARGV[4])
 local m = ARGV[5] .. ' ' .. ARGV[3]
 redis.call('ZADD', KEYS[3], seq, m)
 redis.call('ZADD', KEYS[4], ARGV[3], m)
-trim(KEYS[3], KEYS[4], tonumber(ARGV[6]))
+if seq % 16 == 0 then trim(KEYS[3], KEYS[4], tonumber(ARGV[6])) end
 return {'OK', seq}
 `)
 
@@ -96,7 +96,8 @@ return {'OK', seq}
 // KEYS: 1 the record, 2 the sequence counter, 3 the cutoffs by sequence
 // number, 4 the cutoffs by expiry, 5 the epoch. ARGV: 1 the epoch, 2 the
 // cutoff (Unix seconds), 3 the expiry (Unix seconds), 4 the subject's hash
-// (hex), 5 how many expired members to trim.
+// (hex), 5 how many expired members a write whose sequence number is a
+// multiple of 16 trims.
 //
 // Answers as revokeScript's. The value is "at exp seq"; the index member
 // "hash at exp".
@@ -124,7 +125,7 @@ redis.call('SET', KEYS[1], at .. ' ' .. exp .. ' ' .. seq, 'PXAT', exp .. '000')
 local m = ARGV[4] .. ' ' .. at .. ' ' .. exp
 redis.call('ZADD', KEYS[3], seq, m)
 redis.call('ZADD', KEYS[4], exp, m)
-trim(KEYS[3], KEYS[4], tonumber(ARGV[5]))
+if seq % 16 == 0 then trim(KEYS[3], KEYS[4], tonumber(ARGV[5])) end
 return {'OK', seq}
 `)
 
