@@ -72,7 +72,9 @@ type job struct {
 // were closed; feed_abuse and announce_flood run verify_hot alone, then
 // under their attack; flood_fair runs it as the client "valid" alone, then
 // while the client "flooder" floods forged tokens; the _valkey ones are
-// their namesakes with the revocation list on Valkey.
+// their namesakes with the revocation list on Valkey, verify_hot_valkey and
+// close_valkey measured in turn with a twin server on Badger (againstBadger,
+// closeAgainstBadger).
 var workloads = []workload{
 	{name: "idle", tokens: none, run: waitIdle},
 	{name: "http_floor", floor: "http", run: cycle},
@@ -89,7 +91,7 @@ var workloads = []workload{
 	{name: "flood_fair", clients: map[string]string{"valid": "verify", "flooder": "verify"}, run: underAttack(forgedFlood)},
 	{name: "verify_hot_valkey", valkey: true, run: againstBadger},
 	{name: "verify_cold_valkey", valkey: true, tokens: coldTokens, run: verifyCold},
-	{name: "close_valkey", valkey: true, tokens: none, run: closeRounds},
+	{name: "close_valkey", valkey: true, tokens: none, run: closeAgainstBadger},
 	{name: "mixed_valkey", valkey: true, tokens: mixedTokens, run: mixed},
 }
 
@@ -164,18 +166,7 @@ func (b *bench) inSlots(srv *server, pools [2][]string, addrs [2]string) (r resu
 // the result's baseline. Both servers run on the servers' CPU; the CPU
 // figures are the Valkey one's.
 func againstBadger(b *bench, j *job) (result, string, error) {
-	dir := j.dir + "_badger"
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return result{}, "", err
-	}
-	keyFile, err := os.ReadFile(filepath.Join(j.dir, "keys.json"))
-	if err == nil {
-		err = os.WriteFile(filepath.Join(dir, "keys.json"), keyFile, 0o600)
-	}
-	if err != nil {
-		return result{}, "", err
-	}
-	badger, err := b.startSessiond(j.ctx, j.name+"_badger", dir)
+	badger, err := b.startTwin(j)
 	if err != nil {
 		return result{}, "", err
 	}
@@ -186,6 +177,23 @@ func againstBadger(b *bench, j *job) (result, string, error) {
 	}
 	return r, fmt.Sprintf("in %d slots of %s, taken in turn with as many of the same tokens on a server with its list in Badger: that one %.0f req/s; this %.1f%% of it; p99 of both together, CPU this server's",
 		slots, slotLength, r.Baseline, 100*ratio(r.rps(), r.Baseline)), badger.stop()
+}
+
+// startTwin starts a server with j's keys (a copy of its key file) and its
+// list in Badger, on a data directory of its own.
+func (b *bench) startTwin(j *job) (*server, error) {
+	dir := j.dir + "_badger"
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	keyFile, err := os.ReadFile(filepath.Join(j.dir, "keys.json"))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "keys.json"), keyFile, 0o600)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return b.startSessiond(j.ctx, j.name+"_badger", dir)
 }
 
 func open(b *bench, j *job) (result, string, error) {
@@ -420,26 +428,83 @@ const closeChunk, closePrimePasses = 4096, 4
 // tokens, verify each closePrimePasses times unmeasured (each pass puts back
 // what random eviction took: about 0.1% of closes miss the cache), close
 // them all, until --warmup and then --duration of closing are done.
-func closeRounds(b *bench, j *job) (total result, note string, err error) {
+func closeRounds(b *bench, j *job) (result, string, error) {
+	r, note, err := b.closeIn(j, j.srv)
+	return r[0], note, err
+}
+
+// closeAgainstBadger is closeRounds on j's server (its list on Valkey) and
+// on a server of the same keys with its list in Badger (startTwin), each
+// round's closes on both, one right after the other (ABBA over the rounds),
+// so that the two are measured seconds apart on the same machine and disk;
+// the latter is the result's baseline. Both servers run on the servers'
+// CPU; the CPU figures are the Valkey one's.
+func closeAgainstBadger(b *bench, j *job) (result, string, error) {
+	badger, err := b.startTwin(j)
+	if err != nil {
+		return result{}, "", err
+	}
+	defer badger.kill()
+	r, note, err := b.closeIn(j, j.srv, badger)
+	if err == nil {
+		err = badger.alive()
+	}
+	if err != nil {
+		return result{}, "", err
+	}
+	base := r[1]
+	r[0].addErrors(base)
+	r[0].Baseline, r[0].BaselinePerCPU, r[0].BaselineP99 = base.rps(), ratio(base.rps(), base.ServerCPU), base.lat.quantile(0.99)
+	return r[0], fmt.Sprintf("%s, on this server and, in turn, on a server of the same keys with its list in Badger: that one %.0f req/s (CPU %.2f), p99 %.3f ms; this %.1f%% of it",
+		note, r[0].Baseline, base.ServerCPU, r[0].BaselineP99, 100*ratio(r[0].rps(), r[0].Baseline)), badger.stop()
+}
+
+// closeIn runs the rounds of closeRounds on each of srvs, in turn (ABBA
+// over the rounds), until --warmup and then --duration of closing are done
+// on the first; it returns each server's figures.
+func (b *bench) closeIn(j *job, srvs ...*server) (total []result, note string, err error) {
 	chunk := max(closeChunk, b.cfg.conns)
+	total = make([]result, len(srvs))
 	var warmed, primeTime time.Duration
 	rounds := 0
-	for total.elapsed < b.cfg.duration && !errors.Is(total.firstErr, errServerGone) && err == nil {
-		var toks []string
-		if err = j.ctx.Err(); err == nil {
-			toks, err = issueTokens(j.iss, chunk, false)
+	for total[0].elapsed < b.cfg.duration && err == nil {
+		order := make([]int, len(srvs))
+		for i := range order {
+			order[i] = i
 		}
-		primeStart := time.Now()
-		for range closePrimePasses {
-			total.addErrors(runLoad(j.srv.addr, newListSources(len(toks), b.cfg.conns, listed(toks, verifyBody), expectActive), 0, time.Hour, 0, nil))
+		if rounds%2 == 1 {
+			slices.Reverse(order)
 		}
-		primeTime += time.Since(primeStart)
-		r := runLoad(j.srv.addr, newListSources(len(toks), b.cfg.conns, listed(toks, closeBody), expectTrue), 0, time.Hour, j.srv.pid, b.loadCPUs())
-		if warmed < b.cfg.warmup {
-			warmed += r.elapsed
-			total.addErrors(r)
-		} else {
-			total.add(r)
+		toks := make([][]string, len(srvs))
+		for _, k := range order {
+			if err = j.ctx.Err(); err == nil {
+				toks[k], err = issueTokens(j.iss, chunk, false)
+			}
+			if err != nil {
+				return total, "", err
+			}
+			primeStart := time.Now()
+			for range closePrimePasses {
+				total[k].addErrors(runLoad(srvs[k].addr, newListSources(len(toks[k]), b.cfg.conns, listed(toks[k], verifyBody), expectActive), 0, time.Hour, 0, nil))
+			}
+			primeTime += time.Since(primeStart)
+		}
+		measured := warmed >= b.cfg.warmup
+		for _, k := range order {
+			r := runLoad(srvs[k].addr, newListSources(len(toks[k]), b.cfg.conns, listed(toks[k], closeBody), expectTrue), 0, time.Hour, srvs[k].pid, b.loadCPUs())
+			if k == 0 && !measured {
+				warmed += r.elapsed
+			}
+			if measured {
+				total[k].add(r)
+			} else {
+				total[k].addErrors(r)
+			}
+			if errors.Is(r.firstErr, errServerGone) {
+				return total, "", r.firstErr
+			}
+		}
+		if measured {
 			rounds++
 		}
 	}
