@@ -47,47 +47,61 @@ local function trim(seqk, expk, limit)
 end
 `
 
-// revokeScript stores one revocation, keeping the later expiry.
+// revokeScript stores a batch of revocations (one or more Revoke calls
+// that waited together, see batch.go), each keeping the later expiry.
 //
-// KEYS: 1 the record, 2 the sequence counter, 3 the entries by sequence
-// number, 4 the entries by expiry, 5 the epoch, 6 the retention.
-// ARGV: 1 the epoch, 2 the writer's retention in ns, 3 the expiry (Unix
-// seconds), 4 the same in ms (for PXAT), 5 the id, 6 how many expired
-// members a write whose sequence number is a multiple of 16 trims.
+// KEYS: 1 the sequence counter, 2 the entries by sequence number, 3 the
+// entries by expiry, 4 the epoch, 5 the retention, then one record per
+// revocation. ARGV: 1 the epoch, 2 how many expired members to trim when
+// a sequence number of the batch is a multiple of 16, then four per
+// revocation: the writer's retention in ns, the expiry (Unix seconds), the
+// same in ms (for PXAT), the id.
 //
-// It answers {"OK", seq} when it stored the record, {"KEPT", 0} when the
-// stored record lasts as long already (it then rewrites the record
-// unchanged, with its TTL, so that this connection has a write after the
-// one that stored it and WAITAOF covers that one too), {"RETAIN", r} when
-// the store's retention r is larger than the writer's (nothing written:
-// the writer recomputes the expiry and calls again). The record's value is
-// "exp seq"; the index member is "id exp".
+// It answers two values per revocation, in order: "OK", seq when it stored
+// the record; "KEPT", 0 when the stored record lasts as long already (it
+// then rewrites the record unchanged, with its TTL, so that this
+// connection has a write after the one that stored it and WAITAOF covers
+// that one too); "RETAIN", r when the store's retention r is larger than
+// the writer's (nothing written: the writer recomputes the expiry and
+// calls again). The record's value is "exp seq"; the index member is
+// "id exp".
 var revokeScript = newScript(luaCommon + `
-local err = checkEpoch(KEYS[5], ARGV[1])
+local err = checkEpoch(KEYS[4], ARGV[1])
 if err then return err end
-local r = redis.call('GET', KEYS[6])
-if r and bigger(r, ARGV[2]) then return {'RETAIN', r} end
-local exp = tonumber(ARGV[3])
-local old = redis.call('GET', KEYS[1])
-if old then
-  local oexp = string.match(old, '^(%d+) ')
-  if oexp and tonumber(oexp) >= exp then
-    redis.call('SET', KEYS[1], old, 'KEEPTTL')
-    return {'KEPT', 0}
+local r = redis.call('GET', KEYS[5])
+local out, trimNow = {}, false
+for i = 6, #KEYS do
+  local key, a = KEYS[i], 3 + 4 * (i - 6)
+  local exp, id = ARGV[a + 1], ARGV[a + 3]
+  local status, value = nil, 0
+  if r and bigger(r, ARGV[a]) then
+    status, value = 'RETAIN', r
+  else
+    local old = redis.call('GET', key)
+    local oexp = old and string.match(old, '^(%d+) ')
+    if oexp and tonumber(oexp) >= tonumber(exp) then
+      redis.call('SET', key, old, 'KEEPTTL')
+      status = 'KEPT'
+    else
+      if oexp then
+        local m = id .. ' ' .. oexp
+        redis.call('ZREM', KEYS[2], m)
+        redis.call('ZREM', KEYS[3], m)
+      end
+      local seq = redis.call('INCR', KEYS[1])
+      redis.call('SET', key, exp .. ' ' .. seq, 'PXAT', ARGV[a + 2])
+      local m = id .. ' ' .. exp
+      redis.call('ZADD', KEYS[2], seq, m)
+      redis.call('ZADD', KEYS[3], exp, m)
+      if seq % 16 == 0 then trimNow = true end
+      status, value = 'OK', seq
+    end
   end
-  if oexp then
-    local m = ARGV[5] .. ' ' .. oexp
-    redis.call('ZREM', KEYS[3], m)
-    redis.call('ZREM', KEYS[4], m)
-  end
+  out[#out + 1] = status
+  out[#out + 1] = value
 end
-local seq = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[3] .. ' ' .. seq, 'PXAT', ARGV[4])
-local m = ARGV[5] .. ' ' .. ARGV[3]
-redis.call('ZADD', KEYS[3], seq, m)
-redis.call('ZADD', KEYS[4], ARGV[3], m)
-if seq % 16 == 0 then trim(KEYS[3], KEYS[4], tonumber(ARGV[6])) end
-return {'OK', seq}
+if trimNow then trim(KEYS[2], KEYS[3], tonumber(ARGV[2])) end
+return out
 `)
 
 // cutScript stores one subject cutoff, keeping the later cutoff and the

@@ -61,7 +61,9 @@ const trimPerWrite = "256"
 // server answered (and WAIT for the replicas); see docs/valkey.md. If the
 // record would already be past at Options.Now it writes nothing and
 // returns nil. An error means the record may or may not have been written;
-// calling Revoke again is safe.
+// calling Revoke again is safe. Revocations that arrive while a write is
+// on its way are written together after it, in one script and one WAITAOF
+// (batch.go).
 func (s *Store) Revoke(ctx context.Context, id uuid.UUID, expires time.Time) error {
 	if s.closed.Load() {
 		return errClosed("revoke " + id.String())
@@ -81,9 +83,7 @@ func (s *Store) Revoke(ctx context.Context, id uuid.UUID, expires time.Time) err
 		if exp == 0 {
 			return nil // before 1970-01-01T00:00:01Z: PXAT 0 is no expiry
 		}
-		retry, err := s.store(ctx, revokeScript,
-			[]string{s.recordKey(id), s.keys.seq, s.keys.rseq, s.keys.rexp, s.keys.epoch, s.keys.retain},
-			[]string{s.epoch, strconv.FormatInt(r, 10), strconv.FormatUint(exp, 10), strconv.FormatUint(exp, 10) + "000", id.String(), trimPerWrite})
+		retry, err := s.submit(ctx, &revokeReq{id: id, retention: r, exp: exp})
 		if err != nil {
 			return fmt.Errorf("revoke %s: %w", id, err)
 		}
@@ -110,23 +110,29 @@ func (s *Store) store(ctx context.Context, sc script, keys, args []string) (retr
 		return false, nil
 	case "RETAIN":
 		v, _ := res[1].ToString()
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return false, fmt.Errorf("stored retention %q: %w", v, err)
-		}
-		for {
-			old := s.retention.Load()
-			if n <= old || s.retention.CompareAndSwap(old, n) {
-				break
-			}
-		}
-		// A node's retention is its leeway: this node now verifies with a
-		// smaller leeway than another (see "One leeway across nodes" in
-		// docs/valkey.md); it keeps running, for a rolling raise.
-		s.log.Warn("revocation store retention raised by another node: restart this node with the same --leeway as the others", "to", time.Duration(n))
-		return true, nil
+		return true, s.raiseRetention(v)
 	}
 	return false, fmt.Errorf("unexpected answer %q from the store's script", status)
+}
+
+// raiseRetention raises this node's retention to v, the store's (in ns, as
+// a script answered it with RETAIN), and warns.
+func (s *Store) raiseRetention(v string) error {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return fmt.Errorf("stored retention %q: %w", v, err)
+	}
+	for {
+		old := s.retention.Load()
+		if n <= old || s.retention.CompareAndSwap(old, n) {
+			break
+		}
+	}
+	// A node's retention is its leeway: this node now verifies with a
+	// smaller leeway than another (see "One leeway across nodes" in
+	// docs/valkey.md); it keeps running, for a rolling raise.
+	s.log.Warn("revocation store retention raised by another node: restart this node with the same --leeway as the others", "to", time.Duration(n))
+	return nil
 }
 
 // wrap turns a script's or the server's error into this package's: the

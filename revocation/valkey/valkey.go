@@ -140,7 +140,8 @@ type Store struct {
 	replicas  int
 	wtimeout  time.Duration
 
-	known *known // the answers read, in front of the client-side cache
+	known *known  // the answers read, in front of the client-side cache
+	batch batcher // the revocations waiting for the write on its way
 
 	closed atomic.Bool
 	cancel context.CancelFunc
