@@ -431,6 +431,9 @@ func (r *report) figure(ref string) (v, perCPU float64, ok bool) {
 		return l.P99, 0, ok && f == "p99_ms"
 	}
 	v, ok = map[string]float64{"": w.RPS, "p99_ms": w.P99, "rss_mib": w.RSS, "baseline": w.Baseline, "baseline_p99_ms": w.BaselineP99}[field]
+	if strings.HasPrefix(field, "baseline") && v == 0 {
+		return 0, 0, false // a workload without one, or a limit not measured
+	}
 	return v, map[string]float64{"": w.RPSPerCPU, "baseline": w.BaselinePerCPU}[field], ok
 }
 

@@ -370,45 +370,48 @@ func newCycleSources(pool []string, conns int) []source {
 // slotLength is the length of newSlotSources's slots.
 const slotLength = 100 * time.Millisecond
 
-// newSlotSources verify pools[0]'s tokens in the even slots of slotLength
-// from t0 on and pools[1]'s in the odd ones, each connection in turn from
-// its own offset, forever, at addrs[0] and addrs[1] ("": runLoad's
-// server); counts[i] is how many active replies came to requests sent in
-// slot i (before t0: none counted; a slot's last requests may be answered
-// in the next). The two are thus measured on the same machine, a tenth of
-// a second apart.
-func newSlotSources(pools [2][]string, addrs [2]string, conns int, t0 time.Time) (srcs []source, counts *slotCounts) {
+// newSlotSources make conns connections that send the requests of
+// srcs[0] (one source a connection) in the even slots of slotLength from t0
+// on and those of srcs[1] in the odd ones, at addrs[0] and addrs[1] ("":
+// runLoad's server); counts[i] is how many correct replies came to
+// requests sent in slot i (before t0: none counted; a slot's last requests
+// may be answered in the next). The two are thus measured on the same
+// machine, a tenth of a second apart. The latencies of srcs[0]'s measured
+// requests are kept apart (slotSource.lat).
+func newSlotSources(srcs [2][]source, addrs [2]string, t0 time.Time) (out []source, counts *slotCounts) {
 	counts = new(slotCounts)
-	return repeat(conns, func(c int) source {
-		return &slotSource{pools: pools, addrs: addrs, t0: t0, counts: counts, at: [2]int{c * len(pools[0]) / conns, c * len(pools[1]) / conns}}
+	return repeat(len(srcs[0]), func(c int) source {
+		return &slotSource{srcs: [2]source{srcs[0][c], srcs[1][c]}, addrs: addrs, t0: t0, counts: counts}
 	}), counts
 }
 
 // slotSource is one connection of newSlotSources: one to each server.
 type slotSource struct {
-	pools  [2][]string
+	srcs   [2]source
 	addrs  [2]string
 	t0     time.Time
 	counts *slotCounts
-	at     [2]int // the last token sent of each pool
-	slot   int    // of the last request; -1 before t0
+	slot   int       // of the last request; -1 before t0
+	sent   time.Time // the last request's
+	lat    lats      // of srcs[0]'s requests sent from t0 on
 	conns  [2]*client
 }
 
 func (s *slotSource) next(buf []byte) ([]byte, bool) {
-	s.slot = -1
-	if d := time.Since(s.t0); d >= 0 {
+	s.sent, s.slot = time.Now(), -1
+	if d := s.sent.Sub(s.t0); d >= 0 {
 		s.slot = int(d / slotLength)
 	}
-	k := max(s.slot, 0) % 2
-	s.at[k] = (s.at[k] + 1) % len(s.pools[k])
-	return verifyBody(buf, s.pools[k][s.at[k]]), true
+	return s.srcs[max(s.slot, 0)%2].next(buf)
 }
 
 func (s *slotSource) check(reply []byte) error {
-	err := expectActive.check(reply)
+	err := s.srcs[max(s.slot, 0)%2].check(reply)
 	if err == nil && s.slot >= 0 && s.slot < len(s.counts) {
 		s.counts[s.slot].Add(1)
+		if s.slot%2 == 0 {
+			s.lat = append(s.lat, time.Since(s.sent))
+		}
 	}
 	return err
 }

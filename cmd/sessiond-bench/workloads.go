@@ -79,10 +79,10 @@ var workloads = []workload{
 	{name: "idle", tokens: none, run: waitIdle},
 	{name: "http_floor", floor: "http", run: cycle},
 	{name: "rpc_floor", floor: "rpc", run: cycle},
-	{name: "verify_hot", run: cycle},
+	{name: "verify_hot", run: againstFloor(cycleLoad, "")},
 	{name: "verify_hot_sub", fill: 10, subjects: true, run: againstPlain},
-	{name: "verify_cold", tokens: coldTokens, run: verifyCold},
-	{name: "open", tokens: none, run: open},
+	{name: "verify_cold", tokens: coldTokens, run: againstFloor(coldLoad, "ed25519_verifies_per_s")},
+	{name: "open", tokens: none, run: againstFloor(openLoad, "ed25519_signs_per_s")},
 	{name: "close", tokens: none, run: closeRounds},
 	{name: "mixed", tokens: mixedTokens, run: mixed},
 	{name: "verify_hot_1m", fill: 1, run: cycle},
@@ -137,22 +137,30 @@ func againstPlain(b *bench, j *job) (result, string, error) {
 	if err != nil {
 		return result{}, "", err
 	}
-	r, slots := b.inSlots(j.srv, [2][]string{j.toks, plain}, [2]string{})
+	r, slots := b.inSlots(j.srv, [2][]source{newCycleSources(j.toks, b.cfg.conns), newCycleSources(plain, b.cfg.conns)}, [2]string{})
 	return r, fmt.Sprintf("in %d slots of %s, taken in turn with as many of tokens without a subject on the same server: those %.0f req/s; these %.1f%% of it; p99 and CPU of both together",
 		slots, slotLength, r.Baseline, 100*ratio(r.rps(), r.Baseline)), nil
 }
 
 // inSlots runs newSlotSources's load on srv over twice --duration after
-// --warmup and returns the figures of the even slots, with those of the
-// odd ones as the baseline, and how many slots each had. CPU, latency and
-// errors are those of both together.
-func (b *bench) inSlots(srv *server, pools [2][]string, addrs [2]string) (r result, slots int) {
-	srcs, counts := newSlotSources(pools, addrs, b.cfg.conns, time.Now().Add(b.cfg.warmup))
-	r = runLoad(srv.addr, srcs, b.cfg.warmup, 2*b.cfg.duration, srv.pid, b.loadCPUs())
-	slots = int(2 * b.cfg.duration / slotLength / 2)
+// --warmup and returns the figures of the even slots, with the rate of the
+// odd ones as the baseline, and how many slots each had. The latencies are
+// the even slots'; CPU and errors those of both together.
+func (b *bench) inSlots(srv *server, srcs [2][]source, addrs [2]string) (r result, slots int) {
+	all, counts := newSlotSources(srcs, addrs, time.Now().Add(b.cfg.warmup))
+	r = runLoad(srv.addr, all, b.cfg.warmup, 2*b.cfg.duration, srv.pid, b.loadCPUs())
+	window := 2 * b.cfg.duration
+	if r.exhausted { // a list of tokens ran out: the window ended there
+		window = r.elapsed
+	}
+	slots = int(window / slotLength / 2)
 	var n [2]uint64
 	for i := range 2 * slots {
 		n[i%2] += counts[i].Load()
+	}
+	r.lat = r.lat[:0]
+	for _, src := range all {
+		r.lat = append(r.lat, src.(*slotSource).lat...)
 	}
 	r.Requests, r.elapsed = n[0], time.Duration(slots)*slotLength
 	r.Baseline = float64(n[1]) / r.elapsed.Seconds()
@@ -171,7 +179,7 @@ func againstBadger(b *bench, j *job) (result, string, error) {
 		return result{}, "", err
 	}
 	defer badger.kill()
-	r, slots := b.inSlots(j.srv, [2][]string{j.toks, j.toks}, [2]string{"", badger.addr})
+	r, slots := b.inSlots(j.srv, [2][]source{newCycleSources(j.toks, b.cfg.conns), newCycleSources(j.toks, b.cfg.conns)}, [2]string{"", badger.addr})
 	if err := badger.alive(); err != nil {
 		return result{}, "", err
 	}
@@ -197,7 +205,55 @@ func (b *bench) startTwin(j *job) (*server, error) {
 }
 
 func open(b *bench, j *job) (result, string, error) {
-	return b.load(j.srv, repeat(b.cfg.conns, func(int) source { return openSource })), "", nil
+	return b.load(j.srv, openLoad(b, j)), "", nil
+}
+
+// The loads of againstFloor: verify_hot's, verify_cold's (each token once)
+// and open's.
+func cycleLoad(b *bench, j *job) []source { return newCycleSources(j.toks, b.cfg.conns) }
+func coldLoad(b *bench, j *job) []source {
+	return newListSources(len(j.toks), b.cfg.conns, listed(j.toks, verifyBody), expectActive)
+}
+func openLoad(b *bench, _ *job) []source {
+	return repeat(b.cfg.conns, func(int) source { return openSource })
+}
+
+// againstFloor measures load on j's server in slots taken in turn
+// (inSlots) with http_floor's load on a floor server of its own (this
+// binary's serve-floor http), started now. The result's baseline is the
+// floor's rate, or with a limit (ed25519_verifies_per_s,
+// ed25519_signs_per_s) cold_limit or open_limit computed from it: the rate
+// of a floor request plus one Ed25519 operation. Measured minutes apart,
+// sessiond and the floor each move by up to 40% on this shared host; a
+// tenth of a second apart they see the same machine.
+func againstFloor(load func(b *bench, j *job) []source, limit string) func(b *bench, j *job) (result, string, error) {
+	return func(b *bench, j *job) (result, string, error) {
+		self, err := os.Executable()
+		if err != nil {
+			return result{}, "", err
+		}
+		floor, err := b.start(j.ctx, j.name+"_floor", self, "serve-floor", "http")
+		if err != nil {
+			return result{}, "", err
+		}
+		defer floor.kill()
+		r, slots := b.inSlots(j.srv, [2][]source{load(b, j), newCycleSources([]string{"floor.ignores.it"}, b.cfg.conns)}, [2]string{"", floor.addr})
+		floorRate := r.Baseline
+		note := fmt.Sprintf("in %d slots of %s, taken in turn with as many of http_floor's load on a floor server of its own: that one %.0f req/s; this %.1f%% of it", slots, slotLength, floorRate, 100*ratio(r.rps(), floorRate))
+		if limit != "" {
+			r.Baseline, r.BaselinePerCPU = 0, 0
+			if l := b.rep.Limits[limit]; l > 0 {
+				r.Baseline = harmonic(floorRate, l)
+				note += fmt.Sprintf("; the baseline is that floor's rate with one %s (%.0f/s): %.0f/s", strings.TrimSuffix(limit, "_per_s"), l, r.Baseline)
+			} else {
+				note += "; no baseline: the limits were not measured (--only without limits)"
+			}
+		}
+		if r.exhausted {
+			b.note("%s: the %d tokens ran out after %.1fs; measured over that", j.name, len(j.toks), r.elapsed.Seconds())
+		}
+		return r, note, floor.stop()
+	}
 }
 
 func mixed(b *bench, j *job) (result, string, error) {
