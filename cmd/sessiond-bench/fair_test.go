@@ -120,7 +120,7 @@ func TestSlotSources(t *testing.T) {
 		{slotLength * 3 / 2, 1, 1},
 		{slotLength * 5 / 2, 0, 2},
 	} {
-		srcs, counts := newSlotSources([2][]source{newCycleSources(pools[0], 2), newCycleSources(pools[1], 2)}, [2]string{"", "127.0.0.1:2"}, time.Now().Add(-tc.since))
+		srcs, counts := newSlotSources([2][]source{newCycleSources(pools[0], 2), newCycleSources(pools[1], 2)}, [2]string{"", "127.0.0.1:2"}, time.Now().Add(-tc.since), 0)
 		body, ok := srcs[1].next(nil)
 		if !ok || !slices.ContainsFunc(pools[tc.pool], func(tok string) bool { return string(body) == string(verifyBody(nil, tok)) }) {
 			t.Errorf("%s into the slots: next() = %s, %t; want a verify of a token of pool %d", tc.since, body, ok, tc.pool)

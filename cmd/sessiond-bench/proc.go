@@ -53,6 +53,14 @@ type server struct {
 	waitErr           error // valid once exited is closed
 }
 
+// pidOr0 is s's pid, 0 for no server.
+func (s *server) pidOr0() int {
+	if s == nil {
+		return 0
+	}
+	return s.pid
+}
+
 // log returns the last 8 KiB of the server's output, for error messages.
 func (s *server) log() string {
 	data, _ := os.ReadFile(s.logFile)

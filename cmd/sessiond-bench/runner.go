@@ -370,18 +370,18 @@ func newCycleSources(pool []string, conns int) []source {
 // slotLength is the length of newSlotSources's slots.
 const slotLength = 100 * time.Millisecond
 
-// newSlotSources make conns connections that send the requests of
-// srcs[0] (one source a connection) in the even slots of slotLength from t0
-// on and those of srcs[1] in the odd ones, at addrs[0] and addrs[1] ("":
+// newSlotSources make connections (one per source of srcs[0]) that send
+// the requests of srcs[0] in the even slots of slotLength from t0 on and
+// those of srcs[1] in the odd ones, at addrs[0] and addrs[1] ("":
 // runLoad's server); counts[i] is how many correct replies came to
 // requests sent in slot i (before t0: none counted; a slot's last requests
 // may be answered in the next). The two are thus measured on the same
-// machine, a tenth of a second apart. The latencies of srcs[0]'s measured
-// requests are kept apart (slotSource.lat).
-func newSlotSources(srcs [2][]source, addrs [2]string, t0 time.Time) (out []source, counts *slotCounts) {
+// machine, a tenth of a second apart. The latencies of srcs[0]'s requests
+// from slot from on are kept apart (slotSource.lat).
+func newSlotSources(srcs [2][]source, addrs [2]string, t0 time.Time, from int) (out []source, counts *slotCounts) {
 	counts = new(slotCounts)
 	return repeat(len(srcs[0]), func(c int) source {
-		return &slotSource{srcs: [2]source{srcs[0][c], srcs[1][c]}, addrs: addrs, t0: t0, counts: counts}
+		return &slotSource{srcs: [2]source{srcs[0][c], srcs[1][c]}, addrs: addrs, t0: t0, from: from, counts: counts}
 	}), counts
 }
 
@@ -390,6 +390,7 @@ type slotSource struct {
 	srcs   [2]source
 	addrs  [2]string
 	t0     time.Time
+	from   int // the first slot whose latencies count
 	counts *slotCounts
 	slot   int       // of the last request; -1 before t0
 	sent   time.Time // the last request's
@@ -409,7 +410,7 @@ func (s *slotSource) check(reply []byte) error {
 	err := s.srcs[max(s.slot, 0)%2].check(reply)
 	if err == nil && s.slot >= 0 && s.slot < len(s.counts) {
 		s.counts[s.slot].Add(1)
-		if s.slot%2 == 0 {
+		if s.slot%2 == 0 && s.slot >= s.from {
 			s.lat = append(s.lat, time.Since(s.sent))
 		}
 	}

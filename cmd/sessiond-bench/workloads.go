@@ -85,7 +85,7 @@ var workloads = []workload{
 	{name: "open", tokens: none, run: againstFloor(openLoad, "ed25519_signs_per_s")},
 	{name: "close", tokens: none, run: closeRounds},
 	{name: "mixed", tokens: mixedTokens, run: mixed},
-	{name: "verify_hot_1m", fill: 1, run: cycle},
+	{name: "verify_hot_1m", fill: 1, run: againstBadger},
 	{name: "feed_abuse", fill: 5, run: underAttack(feedAbuse)},
 	{name: "announce_flood", run: underAttack(announceFlood)},
 	{name: "flood_fair", clients: map[string]string{"valid": "verify", "flooder": "verify"}, run: underAttack(forgedFlood)},
@@ -137,18 +137,28 @@ func againstPlain(b *bench, j *job) (result, string, error) {
 	if err != nil {
 		return result{}, "", err
 	}
-	r, slots := b.inSlots(j.srv, [2][]source{newCycleSources(j.toks, b.cfg.conns), newCycleSources(plain, b.cfg.conns)}, [2]string{})
+	r, slots := b.inSlots(j.srv, nil, [2][]source{newCycleSources(j.toks, b.cfg.conns), newCycleSources(plain, b.cfg.conns)})
 	return r, fmt.Sprintf("in %d slots of %s, taken in turn with as many of tokens without a subject on the same server: those %.0f req/s; these %.1f%% of it; p99 and CPU of both together",
 		slots, slotLength, r.Baseline, 100*ratio(r.rps(), r.Baseline)), nil
 }
 
-// inSlots runs newSlotSources's load on srv over twice --duration after
-// --warmup and returns the figures of the even slots, with the rate of the
-// odd ones as the baseline, and how many slots each had. The latencies are
-// the even slots'; CPU and errors those of both together.
-func (b *bench) inSlots(srv *server, srcs [2][]source, addrs [2]string) (r result, slots int) {
-	all, counts := newSlotSources(srcs, addrs, time.Now().Add(b.cfg.warmup))
-	r = runLoad(srv.addr, all, b.cfg.warmup, 2*b.cfg.duration, srv.pid, b.loadCPUs())
+// inSlots runs newSlotSources's load on srv, and on twin when not nil
+// (srcs[1] at its address), over --warmup and twice --duration, in slots
+// from the start, and returns the figures of the even slots after the
+// warm-up, with the rate of the odd ones as the baseline, and how many
+// slots each had. The latencies are the even slots'; errors those of both.
+// The CPU figures are srv's over its own slots: with a twin (busy in the
+// other slots) twice its share of the window, and the twin's CPU is taken
+// out of other_cpu.
+func (b *bench) inSlots(srv, twin *server, srcs [2][]source) (r result, slots int) {
+	var addrs [2]string
+	if twin != nil {
+		addrs[1] = twin.addr
+	}
+	from := (int(b.cfg.warmup/slotLength) + 1) &^ 1 // even: a pair begins there
+	start, twinCPU := time.Now(), procCPU(twin.pidOr0())
+	all, counts := newSlotSources(srcs, addrs, start, from)
+	r = runLoad(srv.addr, all, time.Duration(from)*slotLength, 2*b.cfg.duration, srv.pid, b.loadCPUs())
 	window := 2 * b.cfg.duration
 	if r.exhausted { // a list of tokens ran out: the window ended there
 		window = r.elapsed
@@ -156,11 +166,16 @@ func (b *bench) inSlots(srv *server, srcs [2][]source, addrs [2]string) (r resul
 	slots = int(window / slotLength / 2)
 	var n [2]uint64
 	for i := range 2 * slots {
-		n[i%2] += counts[i].Load()
+		n[i%2] += counts[from+i].Load()
 	}
 	r.lat = r.lat[:0]
 	for _, src := range all {
 		r.lat = append(r.lat, src.(*slotSource).lat...)
+	}
+	if twin != nil {
+		twinBusy := (procCPU(twin.pid) - twinCPU) / time.Since(start).Seconds()
+		r.OtherCPU = max(0, r.OtherCPU-twinBusy)
+		r.ServerCPU *= 2
 	}
 	r.Requests, r.elapsed = n[0], time.Duration(slots)*slotLength
 	r.Baseline = float64(n[1]) / r.elapsed.Seconds()
@@ -168,22 +183,22 @@ func (b *bench) inSlots(srv *server, srcs [2][]source, addrs [2]string) (r resul
 	return r, slots
 }
 
-// againstBadger is verify_hot of j's server (its list on Valkey) against
-// verify_hot of the same tokens on a server of the same keys with its list
-// in Badger, started now, in slots taken in turn (inSlots); the latter is
-// the result's baseline. Both servers run on the servers' CPU; the CPU
-// figures are the Valkey one's.
+// againstBadger is verify_hot of j's server (its list on Valkey, or a
+// million revocations in its Badger) against verify_hot of the same tokens
+// on a twin server of the same keys with an empty list in Badger, started
+// now (startTwin), in slots taken in turn (inSlots); the latter is the
+// result's baseline.
 func againstBadger(b *bench, j *job) (result, string, error) {
 	badger, err := b.startTwin(j)
 	if err != nil {
 		return result{}, "", err
 	}
 	defer badger.kill()
-	r, slots := b.inSlots(j.srv, [2][]source{newCycleSources(j.toks, b.cfg.conns), newCycleSources(j.toks, b.cfg.conns)}, [2]string{"", badger.addr})
+	r, slots := b.inSlots(j.srv, badger, [2][]source{newCycleSources(j.toks, b.cfg.conns), newCycleSources(j.toks, b.cfg.conns)})
 	if err := badger.alive(); err != nil {
 		return result{}, "", err
 	}
-	return r, fmt.Sprintf("in %d slots of %s, taken in turn with as many of the same tokens on a server with its list in Badger: that one %.0f req/s; this %.1f%% of it; p99 of both together, CPU this server's",
+	return r, fmt.Sprintf("in %d slots of %s, taken in turn with as many of the same tokens on a twin server (the same keys, an empty list in Badger): that one %.0f req/s; this %.1f%% of it",
 		slots, slotLength, r.Baseline, 100*ratio(r.rps(), r.Baseline)), badger.stop()
 }
 
@@ -237,7 +252,7 @@ func againstFloor(load func(b *bench, j *job) []source, limit string) func(b *be
 			return result{}, "", err
 		}
 		defer floor.kill()
-		r, slots := b.inSlots(j.srv, [2][]source{load(b, j), newCycleSources([]string{"floor.ignores.it"}, b.cfg.conns)}, [2]string{"", floor.addr})
+		r, slots := b.inSlots(j.srv, floor, [2][]source{load(b, j), newCycleSources([]string{"floor.ignores.it"}, b.cfg.conns)})
 		floorRate := r.Baseline
 		note := fmt.Sprintf("in %d slots of %s, taken in turn with as many of http_floor's load on a floor server of its own: that one %.0f req/s; this %.1f%% of it", slots, slotLength, floorRate, 100*ratio(r.rps(), floorRate))
 		if limit != "" {
