@@ -28,7 +28,7 @@ const knownShards = 16
 // before it hands over any later reply. The invalidation of the epoch, a
 // flush, and a lost connection (rueidis then calls it with nil) forget
 // everything, so that an answer from memory always comes with an epoch
-// that was current when it was read; so does forgetLoop, every cacheTTL.
+// that was current when it was read; so does a timer, every cacheTTL.
 type known struct {
 	// gen counts invalidations. remember* store only if it has not moved
 	// since the caller began its read: an invalidation that arrived in

@@ -122,7 +122,8 @@ var prefixRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // Store is a revocation list kept in Valkey or Redis, shared by every
 // sessiond node that opens the same URL and prefix. It is safe for
 // concurrent use. Open it with [Open]; it owns two goroutines (the periodic
-// trim, and forgetLoop), which [Store.Close] stops.
+// trim, and the periodic forgetting of remembered answers), which
+// [Store.Close] stops.
 type Store struct {
 	client rueidis.Client
 	log    *slog.Logger
@@ -273,8 +274,8 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	tctx, tcancel := context.WithCancel(context.Background())
 	s.cancel = tcancel
 	s.wg.Add(2)
-	go s.trimLoop(tctx, cmp(opts.TrimInterval, DefaultTrimInterval))
-	go s.forgetLoop(tctx)
+	go s.every(tctx, cmp(opts.TrimInterval, DefaultTrimInterval), s.trim)
+	go s.every(tctx, cacheTTL, func(context.Context) { s.known.forgetAll() })
 	s.log.Info("revocation store opened", "url", s.url, "epoch", s.epoch, "retention", s.Retention(), "waitaof", s.waitAOF, "replicas", s.replicas)
 	return s, nil
 }
@@ -603,36 +604,27 @@ func (s *Store) extend(ctx context.Context, ext string) error {
 	return nil
 }
 
-// trimLoop drops expired index members every interval until ctx ends.
-func (s *Store) trimLoop(ctx context.Context, every time.Duration) {
+// every calls f every interval until ctx ends: the periodic trim, and
+// forgetting every remembered answer once per cacheTTL (the bound
+// rueidis's cache puts on an answer whose invalidation never came).
+func (s *Store) every(ctx context.Context, interval time.Duration, f func(ctx context.Context)) {
 	defer s.wg.Done()
-	t := time.NewTicker(every)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		if err := s.Trim(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("revocation store trim failed", "err", s.redact(err))
+			f(ctx)
 		}
 	}
 }
 
-// forgetLoop forgets every remembered answer once per cacheTTL, the bound
-// rueidis's cache puts on an answer whose invalidation never came.
-func (s *Store) forgetLoop(ctx context.Context) {
-	defer s.wg.Done()
-	t := time.NewTicker(cacheTTL)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.known.forgetAll()
-		}
+// trim is the periodic Trim.
+func (s *Store) trim(ctx context.Context) {
+	if err := s.Trim(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("revocation store trim failed", "err", s.redact(err))
 	}
 }
 
