@@ -72,7 +72,9 @@ func (s *Store) writeBatches() {
 		}
 		batch := make([]*revokeReq, n)
 		copy(batch, s.batch.pending)
-		s.batch.pending = append(s.batch.pending[:0], s.batch.pending[n:]...)
+		rest := copy(s.batch.pending, s.batch.pending[n:])
+		clear(s.batch.pending[rest:]) // hold no finished request
+		s.batch.pending = s.batch.pending[:rest]
 		s.batch.mu.Unlock()
 		s.writeBatch(batch)
 		for _, req := range batch {
