@@ -17,7 +17,7 @@ import (
 
 // open starts a server on loopback in a temporary data directory, closed at
 // the end of the test.
-func open(t *testing.T, cfg server.Config) *server.Server {
+func open(t testing.TB, cfg server.Config) *server.Server {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = filepath.Join(t.TempDir(), "data")
