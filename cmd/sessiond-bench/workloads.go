@@ -138,7 +138,7 @@ func againstPlain(b *bench, j *job) (result, string, error) {
 		return result{}, "", err
 	}
 	r, slots := b.inSlots(j.srv, nil, [2][]source{newCycleSources(j.toks, b.cfg.conns), newCycleSources(plain, b.cfg.conns)})
-	return r, fmt.Sprintf("in %d slots of %s, taken in turn with as many of tokens without a subject on the same server: those %.0f req/s; these %.1f%% of it; p99 and CPU of both together",
+	return r, fmt.Sprintf("in %d slots of %s, taken in turn with as many of tokens without a subject on the same server: those %.0f req/s; these %.1f%% of it; CPU of both together",
 		slots, slotLength, r.Baseline, 100*ratio(r.rps(), r.Baseline)), nil
 }
 
