@@ -123,7 +123,7 @@ func coldTokens(b *bench) int {
 }
 
 func cycle(b *bench, j *job) (result, string, error) {
-	return b.load(j.srv, newCycleSources(j.toks, b.cfg.conns)), "", nil
+	return b.load(j.srv, cycleLoad(b, j)), "", nil
 }
 
 // againstPlain is verify_hot of j's tokens (with a subject) against
@@ -219,10 +219,6 @@ func (b *bench) startTwin(j *job) (*server, error) {
 	return b.startSessiond(j.ctx, j.name+"_badger", dir)
 }
 
-func open(b *bench, j *job) (result, string, error) {
-	return b.load(j.srv, openLoad(b, j)), "", nil
-}
-
 // The loads of againstFloor: verify_hot's, verify_cold's (each token once)
 // and open's.
 func cycleLoad(b *bench, j *job) []source { return newCycleSources(j.toks, b.cfg.conns) }
@@ -286,7 +282,7 @@ func mixed(b *bench, j *job) (result, string, error) {
 }
 
 func verifyCold(b *bench, j *job) (result, string, error) {
-	r := b.load(j.srv, newListSources(len(j.toks), b.cfg.conns, listed(j.toks, verifyBody), expectActive))
+	r := b.load(j.srv, coldLoad(b, j))
 	if r.exhausted {
 		b.note("%s: the %d tokens ran out after %.1fs of the %s window; measured over that", j.name, len(j.toks), r.elapsed.Seconds(), b.cfg.duration)
 	}

@@ -398,12 +398,14 @@ func (s *Store) redact(err error) string {
 	return msg
 }
 
-// evalCmds returns EVALSHA and EVAL of sc.
-func (s *Store) evalCmds(sc script, keys, args []string) (evalsha, eval rueidis.Completed) {
+// evalCmd returns EVALSHA of sc, or with body EVAL (after a NOSCRIPT: a
+// restarted server forgot the scripts Open loaded).
+func (s *Store) evalCmd(sc script, body bool, keys, args []string) rueidis.Completed {
 	b := s.client.B()
-	evalsha = b.Evalsha().Sha1(sc.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
-	eval = b.Eval().Script(sc.body).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
-	return evalsha, eval
+	if body {
+		return b.Eval().Script(sc.body).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+	}
+	return b.Evalsha().Sha1(sc.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
 }
 
 // withWait is cmd followed by the wait for its durability: WAITAOF for
@@ -428,10 +430,9 @@ func isNoScript(err error) bool {
 // run runs a script without waiting for durability: the reads, and the
 // trim (a trim that is lost loses nothing).
 func (s *Store) run(ctx context.Context, sc script, keys, args []string) rueidis.RedisResult {
-	evalsha, eval := s.evalCmds(sc, keys, args)
-	res := s.client.Do(ctx, evalsha)
+	res := s.client.Do(ctx, s.evalCmd(sc, false, keys, args))
 	if isNoScript(res.Error()) {
-		return s.client.Do(ctx, eval)
+		return s.client.Do(ctx, s.evalCmd(sc, true, keys, args))
 	}
 	return res
 }
@@ -451,10 +452,9 @@ func (s *Store) write(ctx context.Context, sc script, keys, args []string) rueid
 	// the scripts Open loaded) the script is sent again with its own.
 	ctx, cancel := context.WithTimeout(ctx, 2*s.wtimeout+2*time.Second)
 	defer cancel()
-	evalsha, eval := s.evalCmds(sc, keys, args)
-	out := s.client.DoMulti(ctx, s.withWait(evalsha)...)
+	out := s.client.DoMulti(ctx, s.withWait(s.evalCmd(sc, false, keys, args))...)
 	if isNoScript(out[0].Error()) {
-		out = s.client.DoMulti(ctx, s.withWait(eval)...)
+		out = s.client.DoMulti(ctx, s.withWait(s.evalCmd(sc, true, keys, args))...)
 	}
 	res := out[0]
 	if err := res.Error(); err != nil {
