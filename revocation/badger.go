@@ -9,8 +9,10 @@ package revocation
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -86,6 +88,12 @@ type Options struct {
 	// [OpenBadger] returns. Zero keeps records until the token's expiry.
 	Retention time.Duration
 
+	// CheckpointInterval is how often, while there are writes, the store
+	// syncs Badger and records a checkpoint in its seal (see journal.go);
+	// the writes since the last checkpoint are in the journal. Zero (or
+	// negative) means 1 s.
+	CheckpointInterval time.Duration
+
 	// Committed, when set, is called by the group-commit writer after each
 	// commit that succeeded, with the number of Revoke and CutOff calls it
 	// carried (1 to 1024): for metrics of how writes share fsyncs. It runs
@@ -99,23 +107,21 @@ type Options struct {
 // goroutines, the group-commit writer and the periodic [Badger.Reclaim], which
 // [Badger.Close] stops.
 type Badger struct {
-	db         *badger.DB
-	log        *slog.Logger
-	now        func() time.Time
-	gcInterval time.Duration
-	committed  func(int) // Options.Committed
+	db              *badger.DB
+	log             *slog.Logger
+	now             func() time.Time
+	gcInterval      time.Duration
+	checkpointEvery time.Duration // Options.CheckpointInterval
+	committed       func(int)     // Options.Committed
 
 	// reclaimMu makes Reclaim passes run one at a time (see compactExpired).
 	reclaimMu sync.Mutex
 
 	// writes carries Revoke requests to the single writer goroutine.
 	writes chan *revokeRequest
-	// sealing carries committed batches from the writer to the sealer,
-	// which records their sequence number in the seal and then answers
-	// their callers. It has room for one batch, so the next batch is
-	// committed while the previous one's seal is fsynced.
-	sealing chan sealJob
-	seal    *seal
+	seal   *seal
+	// journal holds the writes since the last checkpoint (journal.go).
+	journal *journal
 	// dir is the store's directory.
 	dir string
 	// retention is the store's retention (Options.Retention).
@@ -126,9 +132,10 @@ type Badger struct {
 
 	// epoch identifies this store for Changes; set at open.
 	epoch string
-	// seq is the latest sequence number handed out. Only the writer
-	// goroutine uses it once the store is open.
-	seq uint64
+	// seq is the latest sequence number handed out, and durable the
+	// latest one committed to Badger. Only the writer goroutine uses them
+	// once the store is open.
+	seq, durable uint64
 	// rescan tells the writer to rebuild index from disk before its next
 	// commit: a failed commit may have reached the disk anyway. Writer only.
 	rescan bool
@@ -183,6 +190,10 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 	if gcInterval <= 0 {
 		gcInterval = defaultGCInterval
 	}
+	checkpointEvery := opts.CheckpointInterval
+	if checkpointEvery <= 0 {
+		checkpointEvery = defaultCheckpointInterval
+	}
 	if opts.Retention < 0 {
 		return nil, fmt.Errorf("open revocation store: negative retention %s", opts.Retention)
 	}
@@ -236,6 +247,18 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 			return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
 		}
 	}
+	// The journal too is read before Badger opens, so that a store with a
+	// missing or damaged one is refused with nothing changed.
+	var journaled []journalRecord
+	if sl != nil && sl.state.jgen != 0 {
+		journaled, err = readJournal(journalPath(dir), sl.state.epoch, sl.state.jgen)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("open revocation store %q: %w: its journal %s is missing, and %s records one", dir, ErrDamaged, journalPath(dir), sealPath(dir))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open revocation store %q: %w: %v", dir, ErrDamaged, err)
+		}
+	}
 	unlock()
 
 	db, err := badger.Open(badgerOptions(dir, log))
@@ -249,40 +272,49 @@ func OpenBadger(dir string, opts Options) (*Badger, error) {
 	}
 
 	b := &Badger{
-		db:         db,
-		log:        log,
-		now:        now,
-		gcInterval: gcInterval,
-		committed:  opts.Committed,
-		dir:        dir,
-		writes:     make(chan *revokeRequest, maxBatch),
-		sealing:    make(chan sealJob, 1),
+		db:              db,
+		log:             log,
+		now:             now,
+		gcInterval:      gcInterval,
+		checkpointEvery: checkpointEvery,
+		committed:       opts.Committed,
+		dir:             dir,
+		writes:          make(chan *revokeRequest, maxBatch),
 	}
 	b.space.dir = dir
-	if err := b.open(sl, opts.Retention); err != nil {
+	if err := b.open(sl, journaled, opts.Retention); err != nil {
+		if b.journal != nil {
+			b.journal.close()
+		}
 		db.Close()
 		return nil, fmt.Errorf("open revocation store %q: %w", dir, err)
 	}
 	ok = true
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
-	b.wg.Add(3)
+	b.wg.Add(2)
 	go b.writeLoop(ctx)
-	go b.sealLoop()
 	go b.gcLoop(ctx)
 	return b, nil
 }
 
-// open reads the store's records and index, holds them against the seal sl
-// (nil when there is none), makes a seal when there is none, and applies
+// open replays the journal, reads the store's records and index, holds
+// them against the seal sl (nil when there is none), makes a seal when
+// there is none, starts the journal with a checkpoint, and applies
 // retention.
-func (b *Badger) open(sl *seal, retention time.Duration) error {
+func (b *Badger) open(sl *seal, journaled []journalRecord, retention time.Duration) error {
+	if sl != nil {
+		if err := b.replay(sl, journaled); err != nil {
+			return err
+		}
+	}
 	// A store with a seal has an epoch; one without may be from a version
 	// that kept neither, and gets both.
 	sealed, err := b.openFeed(sl != nil)
 	if err != nil {
 		return err
 	}
+	b.durable = b.seq
 	epoch, err := parseEpoch(b.epoch)
 	if err != nil {
 		return err
@@ -300,13 +332,74 @@ func (b *Badger) open(sl *seal, retention time.Duration) error {
 		if err := b.db.Update(func(txn *badger.Txn) error { return txn.Set(sealedKey, []byte{1}) }); err != nil {
 			return fmt.Errorf("mark the store sealed: %w", err)
 		}
+		if err := b.db.Sync(); err != nil {
+			return fmt.Errorf("mark the store sealed: %w", err)
+		}
 		if sl, err = createSeal(sealPath(b.dir), sealState{epoch: epoch, seq: b.seq}); err != nil {
 			return fmt.Errorf("create seal: %w", err)
 		}
 	}
 	b.seal = sl
+	if b.journal, err = openJournal(journalPath(b.dir), epoch); err != nil {
+		return fmt.Errorf("open journal: %w", err)
+	}
+	if err := b.checkpoint(); err != nil {
+		return err
+	}
 	b.filter.Store(b.filterFromIndex())
 	return b.applyRetention(retention)
+}
+
+// replay commits to Badger the journal records of the seal's generation
+// that it lacks, those after its sequence number, and syncs it. Before a
+// crash they were acknowledged (each was synced in the journal before its
+// batch's callers were answered) but Badger, which does not sync its log
+// on every commit, may have lost them. A Badger that lacks writes the seal
+// records as checkpointed (synced in Badger itself) is damaged, and
+// replaying the journal on top of it would hide that: it is refused.
+func (b *Badger) replay(sl *seal, recs []journalRecord) error {
+	var seq uint64
+	if err := b.db.View(func(txn *badger.Txn) error {
+		var err error
+		seq, err = readUint64(txn, seqKey)
+		return err
+	}); err != nil {
+		return fmt.Errorf("read the store's sequence number: %w", err)
+	}
+	if seq < sl.state.seq {
+		return fmt.Errorf("%w: it holds writes up to number %d, but %d were acknowledged (%s): files were lost or damaged", ErrDamaged, seq, sl.state.seq, sealPath(b.dir))
+	}
+	replayed := 0
+	for _, r := range recs {
+		if r.last <= seq {
+			continue
+		}
+		txn := b.db.NewTransaction(true)
+		for _, e := range r.entries {
+			be := badger.NewEntry(e.key, e.value)
+			be.ExpiresAt = e.expiresAt
+			if err := txn.SetEntry(be); err != nil {
+				txn.Discard()
+				return fmt.Errorf("replay the journal: %w", err)
+			}
+		}
+		if err := txn.Set(seqKey, binary.BigEndian.AppendUint64(nil, r.last)); err != nil {
+			txn.Discard()
+			return fmt.Errorf("replay the journal: %w", err)
+		}
+		if err := txn.Commit(); err != nil {
+			return fmt.Errorf("replay the journal: %w", err)
+		}
+		seq = r.last
+		replayed += len(r.entries)
+	}
+	if replayed > 0 {
+		if err := b.db.Sync(); err != nil {
+			return fmt.Errorf("replay the journal: %w", err)
+		}
+		b.log.Info("revocation store replayed its journal", "writes", replayed, "seq", seq)
+	}
+	return nil
 }
 
 // badgerOptions tunes Badger for this workload instead of its defaults,
@@ -318,10 +411,11 @@ func (b *Badger) open(sl *seal, retention time.Duration) error {
 func badgerOptions(dir string, log *slog.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{log}).
-		// Durability: a commit returns only after its write-ahead log is
-		// msynced. Concurrent Revokes share that sync through the group
-		// commit in writeLoop (Badger alone would sync once per transaction).
-		WithSyncWrites(true).
+		// Durability comes from the journal (journal.go), synced once per
+		// group commit before the batch is committed here; Badger's own
+		// logs are synced at checkpoints. Syncing them on every commit too
+		// would be two more syncs per batch.
+		WithSyncWrites(false).
 		// Values are 8 bytes: keep every value inline in the LSM tree (the
 		// threshold is stated, not left to the 1 MiB default, to make that
 		// explicit). The value log then stays empty, value-log GC has nothing
@@ -394,14 +488,24 @@ func (b *Badger) Close() error {
 		b.wg.Wait()
 		// Closing flushes the memtable into a new table through a memory
 		// map, which on a full disk kills the process with SIGBUS. Every
-		// write is already synced to the memtable's log, so below the
-		// reserve the database is left as a crash would leave it, and the
-		// next open replays the log. Its directory lock then lasts until
+		// acknowledged write is already synced in the journal, so below
+		// the reserve the database is left as a crash would leave it, and
+		// the next open replays the journal. Its directory lock then lasts until
 		// the process exits.
 		if err := checkSpace(b.dir, reserve(b.treeSize())); errors.Is(err, ErrDiskFull) {
 			b.log.Warn("revocation store left for replay at the next start, not flushed", "err", err)
-		} else if err := b.db.Close(); err != nil {
-			b.closeErr = fmt.Errorf("close revocation store: %w", err)
+		} else {
+			if b.journal.off > 0 || b.journal.broken {
+				if err := b.checkpoint(); err != nil {
+					b.closeErr = fmt.Errorf("close revocation store: %w", err)
+				}
+			}
+			if err := b.db.Close(); err != nil && b.closeErr == nil {
+				b.closeErr = fmt.Errorf("close revocation store: %w", err)
+			}
+		}
+		if err := b.journal.close(); err != nil && b.closeErr == nil {
+			b.closeErr = fmt.Errorf("close revocation store journal: %w", err)
 		}
 		if err := b.seal.close(); err != nil && b.closeErr == nil {
 			b.closeErr = fmt.Errorf("close revocation store seal: %w", err)

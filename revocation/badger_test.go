@@ -164,6 +164,10 @@ const crashHelperEnv = "REVOCATION_CRASH_HELPER_DIR"
 // subjects instead of revoking ids.
 const crashHelperModeEnv = "REVOCATION_CRASH_HELPER_MODE"
 
+// crashHelperCheckpointEnv, a duration, is the crash helper's
+// Options.CheckpointInterval (default: the store's).
+const crashHelperCheckpointEnv = "REVOCATION_CRASH_HELPER_CHECKPOINT"
+
 // TestCrashHelper is not a test: TestDurableAfterKill runs the test binary
 // again with crashHelperEnv set, and this function then revokes IDs from
 // several goroutines, printing each one that Revoke acknowledged, until the
@@ -175,7 +179,8 @@ func TestCrashHelper(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestDurableAfterKill")
 	}
-	s, err := revocation.OpenBadger(dir, revocation.Options{})
+	every, _ := time.ParseDuration(os.Getenv(crashHelperCheckpointEnv))
+	s, err := revocation.OpenBadger(dir, revocation.Options{CheckpointInterval: every})
 	if err != nil {
 		fmt.Println("ERR", err)
 		os.Exit(1)
@@ -225,10 +230,11 @@ func startCrashHelper(t *testing.T, dir string) (*exec.Cmd, io.Reader) {
 
 // startCrashHelperMode is startCrashHelper with crashHelperModeEnv set to
 // mode.
-func startCrashHelperMode(t *testing.T, dir, mode string) (*exec.Cmd, io.Reader) {
+func startCrashHelperMode(t *testing.T, dir, mode string, env ...string) (*exec.Cmd, io.Reader) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$")
 	cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir, crashHelperModeEnv+"="+mode)
+	cmd.Env = append(cmd.Env, env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -31,35 +32,37 @@ func TestOpenRefusesDamagedStore(t *testing.T) {
 		name string
 		// crash leaves writes in the memtable (SIGKILL) instead of a clean
 		// close, which flushes them into a table.
-		crash  bool
+		crash  crash
 		damage func(t *testing.T, dir string)
 		want   error
 	}{
-		{"MANIFEST deleted", false, func(t *testing.T, dir string) { remove(t, filepath.Join(dir, "MANIFEST")) }, revocation.ErrDamaged},
-		{"MANIFEST truncated", false, func(t *testing.T, dir string) { truncate(t, filepath.Join(dir, "MANIFEST"), 0.5) }, revocation.ErrDamaged},
-		{"MANIFEST emptied", false, func(t *testing.T, dir string) { truncate(t, filepath.Join(dir, "MANIFEST"), 0) }, revocation.ErrDamaged},
-		{"table half truncated", false, func(t *testing.T, dir string) { truncate(t, only(t, dir, "*.sst"), 0.5) }, revocation.ErrDamaged},
-		{"table corrupted", false, func(t *testing.T, dir string) { flip(t, only(t, dir, "*.sst"), 0.3) }, revocation.ErrDamaged},
-		{"table deleted", false, func(t *testing.T, dir string) { remove(t, only(t, dir, "*.sst")) }, revocation.ErrDamaged},
-		{"memtable deleted after SIGKILL", true, func(t *testing.T, dir string) {
-			for _, m := range glob(t, dir, "*.mem") {
-				remove(t, m)
-			}
+		{"MANIFEST deleted", closed, func(t *testing.T, dir string) { remove(t, filepath.Join(dir, "MANIFEST")) }, revocation.ErrDamaged},
+		{"MANIFEST truncated", closed, func(t *testing.T, dir string) { truncate(t, filepath.Join(dir, "MANIFEST"), 0.5) }, revocation.ErrDamaged},
+		{"MANIFEST emptied", closed, func(t *testing.T, dir string) { truncate(t, filepath.Join(dir, "MANIFEST"), 0) }, revocation.ErrDamaged},
+		{"table half truncated", closed, func(t *testing.T, dir string) { truncate(t, only(t, dir, "*.sst"), 0.5) }, revocation.ErrDamaged},
+		{"table corrupted", closed, func(t *testing.T, dir string) { flip(t, only(t, dir, "*.sst"), 0.3) }, revocation.ErrDamaged},
+		{"table deleted", closed, func(t *testing.T, dir string) { remove(t, only(t, dir, "*.sst")) }, revocation.ErrDamaged},
+		{"memtable deleted after checkpoints and SIGKILL", checkpointed, removeMemtables, revocation.ErrDamaged},
+		{"memtable corrupted after checkpoints and SIGKILL", checkpointed, func(t *testing.T, dir string) { flipLastWrites(t, dir) }, revocation.ErrDamaged},
+		{"journal deleted after SIGKILL", journaled, func(t *testing.T, dir string) { remove(t, dir+".journal") }, revocation.ErrDamaged},
+		{"journal corrupted after SIGKILL", journaled, func(t *testing.T, dir string) {
+			// A byte of the first record's first key: its length still
+			// leads to the records after it.
+			flipAt(t, dir+".journal", 8+20+1)
 		}, revocation.ErrDamaged},
-		{"memtable corrupted after SIGKILL", true, func(t *testing.T, dir string) { flipLastWrites(t, dir) }, revocation.ErrDamaged},
-		{"seal deleted", false, func(t *testing.T, dir string) { remove(t, dir+".seal") }, revocation.ErrDamaged},
-		{"seal damaged", false, func(t *testing.T, dir string) { truncate(t, dir+".seal", 0.5) }, revocation.ErrDamaged},
-		{"store directory deleted", false, func(t *testing.T, dir string) {
+		{"seal deleted", closed, func(t *testing.T, dir string) { remove(t, dir+".seal") }, revocation.ErrDamaged},
+		{"seal damaged", closed, func(t *testing.T, dir string) { truncate(t, dir+".seal", 0.5) }, revocation.ErrDamaged},
+		{"store directory deleted", closed, func(t *testing.T, dir string) {
 			if err := os.RemoveAll(dir); err != nil {
 				t.Fatal(err)
 			}
 		}, revocation.ErrMissing},
-		{"store directory emptied", false, func(t *testing.T, dir string) {
+		{"store directory emptied", closed, func(t *testing.T, dir string) {
 			for _, f := range glob(t, dir, "*") {
 				remove(t, f)
 			}
 		}, revocation.ErrMissing},
-		{"store replaced by another", false, func(t *testing.T, dir string) {
+		{"store replaced by another", closed, func(t *testing.T, dir string) {
 			other := filepath.Join(t.TempDir(), "other")
 			s := openStore(t, other, revocation.Options{})
 			revoke(t, s, time.Now().Add(time.Hour), newIDs(3)...)
@@ -108,13 +111,50 @@ func TestOpenAcceptsUndamagedStore(t *testing.T) {
 		t.Skip("runs child processes")
 	}
 	t.Parallel()
-	for _, crash := range []bool{false, true} {
+	for _, crash := range []crash{closed, checkpointed, journaled} {
 		dir := filepath.Join(t.TempDir(), "revocations")
 		acked := fillStore(t, dir, crash)
 		s := openStore(t, dir, revocation.Options{})
 		for _, id := range acked {
 			wantRevoked(t, s, id, true)
 		}
+	}
+}
+
+// Writes acknowledged since the last checkpoint are in the journal: when
+// Badger loses them (here its memtable logs are deleted, as a power failure
+// loses what Badger never synced), OpenBadger commits them again from the
+// journal, with their sequence numbers, so that they are revoked and in the
+// feed; and they stay so after the next open, when the journal has moved
+// on.
+func TestJournalReplaysLostWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a child process")
+	}
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "revocations")
+	acked := fillStore(t, dir, journaled)
+	removeMemtables(t, dir)
+	for range 2 {
+		s := openStore(t, dir, revocation.Options{})
+		c, err := s.Changes(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs := make(map[uuid.UUID]uint64, len(c.Entries))
+		for _, e := range c.Entries {
+			seqs[e.ID] = e.Seq
+		}
+		for _, id := range acked {
+			wantRevoked(t, s, id, true)
+			if seqs[id] == 0 {
+				t.Fatalf("acknowledged %s is not in the feed after the replay", id)
+			}
+		}
+		if len(seqs) < len(acked) || c.Seq < uint64(len(acked)) {
+			t.Fatalf("feed holds %d entries up to %d, want at least the %d acknowledged", len(seqs), c.Seq, len(acked))
+		}
+		closeStore(t, s)
 	}
 }
 
@@ -141,23 +181,43 @@ func TestOpenSealsUnsealedStore(t *testing.T) {
 // fillStore makes a store in dir with acknowledged revocations in a table
 // (written, closed) and, when crash is set, more in the memtable of a
 // process killed while it wrote. It returns the acknowledged ids.
-func fillStore(t *testing.T, dir string, crash bool) []uuid.UUID {
+// crash is how fillStore ends.
+type crash int
+
+const (
+	// closed: a clean close, which flushes the writes into a table.
+	closed crash = iota
+	// checkpointed: 200 more writes by a process checkpointing every 5 ms,
+	// killed 100 ms later, so that the seal counts them: they are synced
+	// in Badger's memtable log, not in a table.
+	checkpointed
+	// journaled: 200 more writes by a process that never checkpoints,
+	// killed: they are in the journal and in Badger's unsynced memtable.
+	journaled
+)
+
+func fillStore(t *testing.T, dir string, c crash) []uuid.UUID {
 	t.Helper()
 	s := openStore(t, dir, revocation.Options{})
 	acked := newIDs(50)
 	revoke(t, s, time.Now().Add(time.Hour), acked...)
 	closeStore(t, s)
-	if crash {
-		acked = append(acked, crashWrites(t, dir, 200)...)
+	switch c {
+	case checkpointed:
+		acked = append(acked, crashWrites(t, dir, 200, 5*time.Millisecond)...)
+	case journaled:
+		acked = append(acked, crashWrites(t, dir, 200, time.Hour)...)
 	}
 	return acked
 }
 
-// crashWrites runs the crash helper on dir until it acknowledged n
-// revocations, then kills it, and returns what it acknowledged.
-func crashWrites(t *testing.T, dir string, n int) []uuid.UUID {
+// crashWrites runs the crash helper on dir, checkpointing every
+// checkpoint, until it acknowledged n revocations, then kills it (with
+// short checkpoint intervals, after 20 of them) and returns what it
+// acknowledged.
+func crashWrites(t *testing.T, dir string, n int, checkpoint time.Duration) []uuid.UUID {
 	t.Helper()
-	cmd, stdout := startCrashHelper(t, dir)
+	cmd, stdout := startCrashHelperMode(t, dir, "", crashHelperCheckpointEnv+"="+checkpoint.String())
 	var acked []uuid.UUID
 	sc := bufio.NewScanner(stdout)
 	deadline := time.AfterFunc(20*time.Second, func() { _ = cmd.Process.Kill() })
@@ -170,6 +230,10 @@ func crashWrites(t *testing.T, dir string, n int) []uuid.UUID {
 		}
 	}
 	deadline.Stop()
+	if checkpoint < 100*time.Millisecond {
+		go io.Copy(io.Discard, stdout) // the helper goes on writing
+		time.Sleep(20 * checkpoint)
+	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 	if len(acked) < n {
@@ -234,6 +298,27 @@ func flip(t *testing.T, path string, at float64) {
 
 // flipLastWrites damages the newest memtable file in the middle of what was
 // written to it (the file is mostly zeros past the writes).
+// removeMemtables deletes Badger's memtable logs in dir.
+func removeMemtables(t *testing.T, dir string) {
+	t.Helper()
+	for _, m := range glob(t, dir, "*.mem") {
+		remove(t, m)
+	}
+}
+
+// flipAt inverts the byte at off in the file at path.
+func flipAt(t *testing.T, path string, off int) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[off] ^= 0xff
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func flipLastWrites(t *testing.T, dir string) {
 	t.Helper()
 	mems := glob(t, dir, "*.mem")

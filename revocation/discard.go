@@ -20,13 +20,16 @@ type Discarded struct {
 	Dir string
 	// Seal is where its seal went; empty when there was none.
 	Seal string
+	// Journal is where its journal went; empty when there was none.
+	Journal string
 	// Acknowledged is the number of writes the seal recorded as
-	// acknowledged (0 without a readable seal).
+	// acknowledged at the store's last checkpoint (0 without a readable
+	// seal); the journal may hold later ones.
 	Acknowledged uint64
 }
 
 // Discard sets the store in dir aside so that the next [OpenBadger] starts
-// an empty one: the directory and its seal are renamed, with the suffix
+// an empty one: the directory, its seal and its journal are renamed, with the suffix
 // ".discarded-" and the time in UTC, not deleted, so that they can still be
 // examined or restored. It is the deliberate reset that OpenBadger's refusal
 // of a damaged or missing store asks for, and it forgets every revocation
@@ -57,6 +60,12 @@ func Discard(dir string) (Discarded, error) {
 		d.Seal = sealPath(dir) + suffix
 		if err := os.Rename(sealPath(dir), d.Seal); err != nil {
 			return d, fmt.Errorf("discard revocation store seal: %w", err)
+		}
+	}
+	if _, err := os.Stat(journalPath(dir)); err == nil {
+		d.Journal = journalPath(dir) + suffix
+		if err := os.Rename(journalPath(dir), d.Journal); err != nil {
+			return d, fmt.Errorf("discard revocation store journal: %w", err)
 		}
 	}
 	if err := syncDir(filepath.Dir(dir)); err != nil {
@@ -90,9 +99,17 @@ func RenewEpoch(dir string, opts Options) (err error) {
 	if err := b.db.Update(func(txn *badger.Txn) error { return txn.Set(epochKey, raw) }); err != nil {
 		return fmt.Errorf("renew epoch: %w", err)
 	}
-	if err := b.seal.write(sealState{epoch: [16]byte(raw), seq: max(b.seq, b.seal.state.seq)}); err != nil {
+	if err := b.db.Sync(); err != nil {
 		return fmt.Errorf("renew epoch: %w", err)
 	}
+	// The journal is empty (OpenBadger ended with a checkpoint); its next
+	// records, if any, are checked against the new epoch.
+	st := b.seal.state
+	st.epoch, st.seq = [16]byte(raw), max(b.seq, st.seq)
+	if err := b.seal.write(st); err != nil {
+		return fmt.Errorf("renew epoch: %w", err)
+	}
+	b.journal.epoch = [16]byte(raw)
 	b.epoch = epochString(raw)
 	return nil
 }

@@ -55,20 +55,34 @@
 // expired. A Revoke whose record would already be past writes nothing and
 // returns nil.
 //
-// # Damage, and the seal
+// # Damage, the seal and the journal
 //
 // Badger opens a directory that lost its MANIFEST, a table, its memtable or
 // everything as if nothing had happened, with fewer revocations, and deletes
 // tables its MANIFEST does not list. A revocation list must never do that,
 // so the store keeps a seal beside its directory (dir + ".seal", seal.go):
-// the store's epoch and the sequence number of the latest write that Revoke
-// acknowledged, written (in place, fsynced) after the write is committed and
-// before Revoke returns. [OpenBadger] checks the files before Badger sees
-// them (preflight.go: the MANIFEST replays to its end and lists exactly the
-// tables there are, each table's checksums hold), then opens a scratch copy
-// and holds its epoch and sequence number against the seal, and only then
-// opens the store itself; any mismatch is [ErrDamaged] or [ErrMissing], and
-// nothing on disk is changed. [Discard] is the deliberate way out.
+// the store's epoch, the sequence number of its latest checkpoint, and the
+// generation of its journal. [OpenBadger] checks the files before Badger
+// sees them (preflight.go: the MANIFEST replays to its end and lists exactly
+// the tables there are, each table's checksums hold), then opens a scratch
+// copy and holds its epoch and sequence number against the seal, reads the
+// journal, and only then opens the store itself; any mismatch is
+// [ErrDamaged] or [ErrMissing], and nothing on disk is changed. [Discard]
+// is the deliberate way out.
+//
+// Every acknowledged write is on disk before Revoke returns: in the
+// journal (dir + ".journal", journal.go), one synced record per group
+// commit, written before the batch is committed to Badger, which does not
+// sync its own log. A checkpoint, every [Options.CheckpointInterval] (1 s)
+// while there are writes, when the journal fills and on Close, syncs
+// Badger and records its sequence number in the seal with a new journal
+// generation. OpenBadger refuses a Badger that lacks a checkpointed write,
+// and commits again from the journal the writes since the checkpoint that
+// Badger lost (as a power failure loses what it never synced). A journal
+// that is missing, or damaged between two records, is [ErrDamaged]. What
+// the seal cannot tell: a journal that lost its last records (truncated)
+// together with a Badger that lost the same writes, in the second before
+// a checkpoint.
 //
 // # Disk space
 //
@@ -111,7 +125,7 @@
 // (subjects may be e-mail addresses), and the value of an entry with the
 // cutoff second in place of the expiry; Badger's ExpiresAt is the until
 // given to [Badger.CutOff], rounded up, plus one second. They go through
-// the same group commit and seal as Revoke, with sequence numbers of their
+// the same group commit and journal as Revoke, with sequence numbers of their
 // own, are extended by a larger retention like entries, and are in the
 // feed ([Changes.Cutoffs], by hash only). [Badger.Cutoff] answers from a map in memory (hash to cutoff and
 // expiry), loaded by the scan at open and updated by the writer after each
@@ -122,15 +136,16 @@
 // fails at once with [ErrLocked] instead of waiting.
 //
 // Writes are group-committed: one goroutine owned by [Badger] collects every
-// Revoke that arrives while the previous commit is being fsynced and commits
-// them together in one transaction, so N concurrent Revokes cost one fsync
-// instead of N. A second goroutine then writes the batch's sequence number
-// into the seal and answers the callers, while the first commits the next
-// batch: the two fsyncs of a batch overlap with the next batch's. Badger's own write pipeline batches concurrent transactions
-// but still fsyncs its write-ahead log once per transaction, which the
-// benchmarks in this package measure (see BenchmarkRevoke). Because that one
-// goroutine is the only writer, the read-modify-write that keeps the later
-// expiry needs no conflict detection.
+// Revoke that arrives while the previous commit is being synced, writes them
+// as one journal record, syncs it (fdatasync: the journal's blocks are
+// allocated when it is made) and commits them in one transaction, so N
+// concurrent Revokes cost one sync instead of N, and a batch one sync
+// instead of three (Badger's value log and write-ahead log, then the seal,
+// as before the journal). Badger's own write pipeline batches concurrent
+// transactions but still syncs its write-ahead log once per transaction,
+// which the benchmarks in this package measure (see BenchmarkRevoke).
+// Because that one goroutine is the only writer, the read-modify-write
+// that keeps the later expiry needs no conflict detection.
 //
 // Badger is tuned for this workload rather than its defaults, which target
 // large values and gigabytes of cache: tiny values kept in the LSM tree,

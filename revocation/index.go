@@ -140,7 +140,7 @@ func (b *Badger) applyRetention(r time.Duration) error {
 	}); err != nil {
 		return fmt.Errorf("store the retention: %w", err)
 	}
-	if err := b.seal.write(sealState{epoch: b.seal.state.epoch, seq: b.seq}); err != nil {
+	if err := b.checkpoint(); err != nil { // syncs the retention record too
 		return err
 	}
 	b.log.Info("revocation store retention raised", "from", b.retention, "to", r, "records", total, "took", time.Since(start))

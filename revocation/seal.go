@@ -29,13 +29,23 @@ import (
 // torn by a crash therefore leaves the other slot, the previous seal, intact.
 //
 // Slot layout, big-endian: magic (8 bytes), generation (8), epoch (16),
-// acknowledged sequence number (8), CRC-32C of the preceding 40 bytes (4),
-// zero padding to 64 bytes.
+// checkpointed sequence number (8), journal generation (8), CRC-32C of
+// the preceding 48 bytes (4), zero padding to 64 bytes. A slot of the
+// first format (magic SDSEAL01, written before the journal) has no journal
+// generation and its CRC covers 40 bytes; it is read as journal
+// generation 0, no journal.
+//
+// The sequence number is a checkpoint: every write up to it is synced in
+// Badger itself; the acknowledged writes after it are in the journal
+// (journal.go) of the recorded generation, which OpenBadger replays before
+// it holds the store against the seal.
 
 const (
-	sealMagic    = "SDSEAL01"
+	sealMagic    = "SDSEAL02"
+	sealMagicV1  = "SDSEAL01"
 	sealSlotSize = 64
-	sealBodySize = 8 + 8 + 16 + 8
+	sealBodySize = 8 + 8 + 16 + 8 + 8
+	sealBodyV1   = 8 + 8 + 16 + 8
 )
 
 var crc32c = crc32.MakeTable(crc32.Castagnoli)
@@ -48,7 +58,12 @@ func sealPath(dir string) string {
 // sealState is what a seal records.
 type sealState struct {
 	epoch [16]byte
-	seq   uint64
+	// seq is the latest checkpointed sequence number: Badger holds every
+	// write up to it, synced.
+	seq uint64
+	// jgen is the generation of the journal records that hold the writes
+	// acknowledged since; 0 means no journal.
+	jgen uint64
 }
 
 // seal is an open seal file. Only one goroutine writes it at a time.
@@ -149,19 +164,28 @@ func encodeSealSlot(b []byte, gen uint64, st sealState) {
 	binary.BigEndian.PutUint64(b[8:], gen)
 	copy(b[16:32], st.epoch[:])
 	binary.BigEndian.PutUint64(b[32:], st.seq)
+	binary.BigEndian.PutUint64(b[40:], st.jgen)
 	binary.BigEndian.PutUint32(b[sealBodySize:], crc32.Checksum(b[:sealBodySize], crc32c))
 }
 
 func decodeSealSlot(b []byte) (gen uint64, st sealState, ok bool) {
-	if string(b[:8]) != sealMagic {
+	body := sealBodySize
+	switch string(b[:8]) {
+	case sealMagic:
+	case sealMagicV1:
+		body = sealBodyV1
+	default:
 		return 0, st, false
 	}
-	if crc32.Checksum(b[:sealBodySize], crc32c) != binary.BigEndian.Uint32(b[sealBodySize:]) {
+	if crc32.Checksum(b[:body], crc32c) != binary.BigEndian.Uint32(b[body:]) {
 		return 0, st, false
 	}
 	gen = binary.BigEndian.Uint64(b[8:])
 	copy(st.epoch[:], b[16:32])
 	st.seq = binary.BigEndian.Uint64(b[32:])
+	if body == sealBodySize {
+		st.jgen = binary.BigEndian.Uint64(b[40:])
+	}
 	return gen, st, true
 }
 

@@ -2,9 +2,10 @@ package revocation
 
 // This file is the store's write path: Revoke queues a request, one writer
 // goroutine (writeLoop) gathers requests into group commits (commit), each
-// one Badger transaction that also advances the sequence number, and a
-// second goroutine (sealLoop) records acknowledged writes in the seal. The
-// stored value of an entry (encodeValue, decodeValue) is here too.
+// one journal record (journal.go) and one Badger transaction that also
+// advances the sequence number, and checkpoints now and then
+// (checkpoint). The stored value of an entry (encodeValue, decodeValue) is
+// here too.
 
 import (
 	"context"
@@ -16,12 +17,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/google/uuid"
 )
-
-// sealJob is a committed batch on its way to the sealer.
-type sealJob struct {
-	batch []*revokeRequest
-	seq   uint64
-}
 
 // revokeRequest is one Revoke or CutOff call waiting for the group commit.
 type revokeRequest struct {
@@ -38,7 +33,8 @@ type revokeRequest struct {
 
 // Revoke records id, of a token that expires at expires, as revoked until
 // expires plus [Badger.Retention]. It returns nil only after the record is
-// fsynced and counted in the seal; concurrent calls share the fsyncs. If the
+// synced to the disk (in the journal, see journal.go) and committed to
+// Badger; concurrent calls share the syncs. If the
 // record would already be past at Options.Now, Revoke writes nothing and
 // returns nil. While the disk has less free space than the store's reserve
 // it writes nothing and returns an error wrapping [ErrDiskFull]. An error,
@@ -102,15 +98,22 @@ func expiresAt(until time.Time) uint64 {
 	return uint64(s)
 }
 
+// defaultCheckpointInterval is how often the writer checkpoints (see
+// journal.go) while there are writes, unless Options.CheckpointInterval
+// says otherwise.
+const defaultCheckpointInterval = time.Second
+
 // writeLoop is the only writer. It takes the first waiting request, adds
 // every request that queued up meanwhile (they arrive while the previous
-// commit is being fsynced), commits them as one transaction and reports
-// the result to each caller. This is what makes concurrent Revokes share
-// an fsync: Badger's own write pipeline batches concurrent transactions but
-// still msyncs its write-ahead log once per transaction.
+// commit is being synced), commits them as one journal record and one
+// transaction, and answers each caller. This is what makes concurrent
+// Revokes share a sync: Badger's own write pipeline batches concurrent
+// transactions but still syncs its logs once per transaction. Every
+// checkpoint interval, when the journal holds records, it checkpoints.
 func (b *Badger) writeLoop(ctx context.Context) {
 	defer b.wg.Done()
-	defer close(b.sealing)
+	tick := time.NewTicker(b.checkpointEvery)
+	defer tick.Stop()
 	batch := make([]*revokeRequest, 0, maxBatch)
 	for {
 		clear(batch)
@@ -121,6 +124,13 @@ func (b *Badger) writeLoop(ctx context.Context) {
 			// is left waiting in b.writes but requests whose callers
 			// already gave up.
 			return
+		case <-tick.C:
+			if b.journal.off > 0 || b.journal.broken {
+				if err := b.checkpoint(); err != nil {
+					b.log.Error("revocation store checkpoint failed", "err", err)
+				}
+			}
+			continue
 		case req := <-b.writes:
 			batch = append(batch, req)
 		}
@@ -133,88 +143,74 @@ func (b *Badger) writeLoop(ctx context.Context) {
 				break collect
 			}
 		}
-		if err := b.commit(batch); err != nil {
-			if errors.Is(err, ErrDiskFull) {
-				b.log.Warn("revocation store refuses writes", "batch", len(batch), "err", err)
-			} else {
-				b.log.Error("revocation store commit failed", "batch", len(batch), "err", err)
-			}
-			for _, req := range batch {
-				req.done <- err
-			}
-			continue
-		}
-		if b.committed != nil {
+		err := b.commit(batch)
+		switch {
+		case errors.Is(err, ErrDiskFull):
+			b.log.Warn("revocation store refuses writes", "batch", len(batch), "err", err)
+		case err != nil:
+			b.log.Error("revocation store commit failed", "batch", len(batch), "err", err)
+		case b.committed != nil:
 			b.committed(len(batch))
 		}
-		// The sealer answers the callers; batch is its now.
-		b.sealing <- sealJob{batch: batch, seq: b.seq}
-		batch = make([]*revokeRequest, 0, maxBatch)
+		for _, req := range batch {
+			req.done <- err
+		}
 	}
 }
 
-// sealLoop records each committed batch's sequence number in the seal, in
-// commit order, and then answers the batch's callers: a Revoke returns nil
-// only once the seal counts its write, so that a store which later loses it
-// is refused at open. A batch that stored nothing new waits its turn all the
-// same, since the write it found may belong to a batch still being sealed.
-// It ends when the writer closes b.sealing.
-//
-// The seal is written while the writer commits the next batch. When more
-// than one committed batch is waiting by the time a seal write starts, one
-// write (of the latest sequence number, which counts every earlier one)
-// answers them all: one fsync instead of one each, and the writer, which
-// waits when the sealer falls behind, is let go sooner.
-func (b *Badger) sealLoop() {
-	defer b.wg.Done()
-	var jobs []sealJob
-	for job := range b.sealing {
-		jobs = append(jobs[:0], job)
-	more:
-		for {
-			select {
-			case next, ok := <-b.sealing:
-				if !ok {
-					break more // closed: answer these, then the range ends
-				}
-				jobs = append(jobs, next)
-			default:
-				break more
-			}
-		}
-		seq := uint64(0)
-		for _, j := range jobs {
-			seq = max(seq, j.seq)
-		}
-		var err error
-		if seq > b.seal.state.seq {
-			err = b.seal.write(sealState{epoch: b.seal.state.epoch, seq: seq})
-			if err != nil {
-				b.log.Error("revocation store seal failed", "batches", len(jobs), "err", err)
-			}
-		}
-		for _, j := range jobs {
-			for _, req := range j.batch {
-				req.done <- err
-			}
-		}
-		clear(jobs)
+// checkpoint syncs Badger, so that it holds every committed write on disk,
+// records the latest committed sequence number and a new journal
+// generation in the seal, and starts the journal over. Writer only, or
+// while the writer is not running.
+func (b *Badger) checkpoint() error {
+	if err := b.db.Sync(); err != nil {
+		return fmt.Errorf("checkpoint: sync: %w", err)
 	}
+	st := b.seal.state
+	st.seq = max(st.seq, b.durable)
+	st.jgen++
+	if err := b.seal.write(st); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	b.journal.restart(st.jgen)
+	return nil
 }
 
-// commit writes a batch in one transaction, keeping for every id the latest
-// of the requested expiry and the stored one. Every entry it writes gets the
-// next sequence number, and the latest one is stored in the same
-// transaction, so that the entries and the counter reach the disk together
-// or not at all. Once committed, the entries go into the index for Changes.
+// record writes the entries of a batch whose latest sequence number is
+// last to the journal, checkpointing first when the journal is full or a
+// write to it failed.
+func (b *Badger) record(last uint64, entries []journalEntry) error {
+	if b.journal.broken {
+		if err := b.checkpoint(); err != nil {
+			return err
+		}
+	}
+	err := b.journal.append(last, entries)
+	if errors.Is(err, errJournalFull) {
+		if err := b.checkpoint(); err != nil {
+			return err
+		}
+		err = b.journal.append(last, entries)
+	}
+	return err
+}
+
+// commit writes a batch as one journal record and then one transaction,
+// keeping for every id the latest of the requested expiry and the stored
+// one. Every entry it writes gets the next sequence number, and the latest
+// one is stored in the same transaction, so that the entries and the
+// counter reach Badger together or not at all; the journal record, synced
+// before the transaction commits, is what makes them durable until the
+// next checkpoint syncs Badger. Once committed, the entries go into the
+// index for Changes.
 // Cutoff records (CutOff) go the same way, keeping the later cutoff and the
 // later expiry of the batch's and the stored record, with sequence numbers
 // of their own; once committed they go into the map Cutoff answers from.
 //
-// A key this transaction reads was committed before it started, and Badger
-// shows a commit to later transactions only after its write, fsync included,
-// has finished; so when the stored record already lasts long enough,
-// leaving it alone is as durable as writing it again.
+// A key this transaction reads was committed before it started, and every
+// commit was journaled and synced before it: so when the stored record
+// already lasts long enough, leaving it alone is as durable as writing it
+// again.
 //
 // There is no retry on badger.ErrConflict: this is the only writer and
 // conflict detection is off (see badgerOptions), so it cannot occur.
@@ -275,6 +271,7 @@ func (b *Badger) commit(batch []*revokeRequest) error {
 	defer txn.Discard()
 	seq := b.seq
 	added := make([]indexEntry, 0, len(want))
+	journaled := make([]journalEntry, 0, len(want)+len(cuts))
 	var extended []uuid.UUID
 	for id, exp := range want {
 		key := append([]byte(nil), id[:]...) // Badger keeps the slice until the commit
@@ -298,6 +295,7 @@ func (b *Badger) commit(batch []*revokeRequest) error {
 		if err := txn.SetEntry(e); err != nil {
 			return fmt.Errorf("write %s: %w", id, err)
 		}
+		journaled = append(journaled, journalEntry{key: key, value: e.Value, expiresAt: exp})
 		added = append(added, indexEntry{id: id, expires: exp, seq: seq})
 	}
 	cutsWritten := make(map[subjectHash]cutoff, len(cuts))
@@ -328,6 +326,7 @@ func (b *Badger) commit(batch []*revokeRequest) error {
 		if err := txn.SetEntry(e); err != nil {
 			return fmt.Errorf("write a cutoff: %w", err)
 		}
+		journaled = append(journaled, journalEntry{key: key, value: e.Value, expiresAt: c.expires})
 		c.seq = seq
 		cutsWritten[h] = c
 	}
@@ -337,8 +336,12 @@ func (b *Badger) commit(batch []*revokeRequest) error {
 	if err := txn.Set(seqKey, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
 		return fmt.Errorf("write sequence number: %w", err)
 	}
-	// Numbers are never handed out twice, even after a failed commit.
+	// Numbers are never handed out twice, even after a failed commit or
+	// a failed journal write (which may have reached the disk).
 	b.seq = seq
+	if err := b.record(seq, journaled); err != nil {
+		return fmt.Errorf("journal %d revocations and %d cutoffs: %w", len(added), len(cutsWritten), err)
+	}
 	if err := txn.Commit(); err != nil {
 		// The write may have reached the disk all the same; the index
 		// must then learn of it, or a retry that finds the entry stored
@@ -348,6 +351,7 @@ func (b *Badger) commit(batch []*revokeRequest) error {
 	}
 	// The cutoffs before the index: Changes reads the index's seq first,
 	// so every cutoff up to that seq is in the map by then.
+	b.durable = seq
 	b.cuts.set(cutsWritten)
 	b.index.add(added, extended, seq)
 	return nil

@@ -92,12 +92,12 @@ func revocationsReset(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if d.Dir == "" && d.Seal == "" {
+	if d.Dir == "" && d.Seal == "" && d.Journal == "" {
 		fmt.Fprintf(stdout, "no revocation list in %s: nothing to reset\n", c.dataDir)
 		return nil
 	}
 	fmt.Fprintf(stdout, "revocation list set aside (%d acknowledged writes forgotten):\n", d.Acknowledged)
-	for _, p := range []string{d.Dir, d.Seal} {
+	for _, p := range []string{d.Dir, d.Seal, d.Journal} {
 		if p != "" {
 			fmt.Fprintf(stdout, "  %s\n", p)
 		}
