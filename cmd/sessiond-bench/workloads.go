@@ -83,7 +83,7 @@ var workloads = []workload{
 	{name: "verify_hot_sub", fill: 10, subjects: true, run: againstPlain},
 	{name: "verify_cold", tokens: coldTokens, run: againstFloor(coldLoad, "ed25519_verifies_per_s")},
 	{name: "open", tokens: none, run: againstFloor(openLoad, "ed25519_signs_per_s")},
-	{name: "close", tokens: none, run: closeRounds},
+	{name: "close", tokens: none, run: closeAgainstFloor},
 	{name: "mixed", tokens: mixedTokens, run: mixed},
 	{name: "verify_hot_1m", fill: 1, run: againstBadger},
 	{name: "feed_abuse", fill: 5, run: underAttack(feedAbuse)},
@@ -499,17 +499,44 @@ func (b *bench) startValkey(ctx context.Context, name string) (*server, error) {
 // closeChunk is a quarter of the verifier's cache.
 const closeChunk, closePrimePasses = 4096, 4
 
-// closeRounds measures close_session of tokens verified before, in rounds
-// (the cache holds far fewer tokens than a run closes): issue closeChunk
-// tokens, verify each closePrimePasses times unmeasured (each pass puts back
-// what random eviction took: about 0.1% of closes miss the cache), close
-// them all, until --warmup and then --duration of closing are done.
-func closeRounds(b *bench, j *job) (result, string, error) {
-	r, note, err := b.closeIn(j, j.srv)
-	return r[0], note, err
+// closeAgainstFloor measures close_session of tokens verified before, in
+// rounds (the cache holds far fewer tokens than a run closes): issue
+// closeChunk tokens, verify each closePrimePasses times unmeasured (each
+// pass puts back what random eviction took: about 0.1% of closes miss the
+// cache), close them all, until --warmup and then --duration of closing
+// are done. Right after each measured round, http_floor's load runs as
+// long on a floor server of its own; the floor's rate, or http_floor's own
+// run when that is higher (see againstFloor), is the baseline. A round
+// takes about a quarter of a second.
+func closeAgainstFloor(b *bench, j *job) (result, string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return result{}, "", err
+	}
+	floor, err := b.start(j.ctx, j.name+"_floor", self, "serve-floor", "http")
+	if err != nil {
+		return result{}, "", err
+	}
+	defer floor.kill()
+	var fr result
+	r, note, err := b.closeIn(j, func(d time.Duration) {
+		fr.add(runLoad(floor.addr, newCycleSources([]string{"floor.ignores.it"}, b.cfg.conns), 0, d, floor.pid, b.loadCPUs()))
+	}, j.srv)
+	if err != nil {
+		return result{}, "", err
+	}
+	paired, own := fr.rps(), 0.0
+	if w := b.rep.Workloads["http_floor"]; w != nil {
+		own = w.RPS
+	}
+	r[0].addErrors(fr)
+	r[0].Baseline = max(paired, own)
+	r[0].BaselinePerCPU = ratio(paired, fr.ServerCPU)
+	return r[0], fmt.Sprintf("%s; after each round, as long of http_floor's load on a floor server of its own: that one %.0f req/s (http_floor's own run: %.0f; the floor is the higher); this %.1f%% of the floor",
+		note, paired, own, 100*ratio(r[0].rps(), r[0].Baseline)), floor.stop()
 }
 
-// closeAgainstBadger is closeRounds on j's server (its list on Valkey) and
+// closeAgainstBadger is the rounds of closeAgainstFloor on j's server (its list on Valkey) and
 // on a server of the same keys with its list in Badger (startTwin), each
 // round's closes on both, one right after the other (ABBA over the rounds),
 // so that the two are measured seconds apart on the same machine and disk;
@@ -521,7 +548,7 @@ func closeAgainstBadger(b *bench, j *job) (result, string, error) {
 		return result{}, "", err
 	}
 	defer badger.kill()
-	r, note, err := b.closeIn(j, j.srv, badger)
+	r, note, err := b.closeIn(j, nil, j.srv, badger)
 	if err == nil {
 		err = badger.alive()
 	}
@@ -535,10 +562,12 @@ func closeAgainstBadger(b *bench, j *job) (result, string, error) {
 		note, r[0].Baseline, base.ServerCPU, r[0].BaselineP99, 100*ratio(r[0].rps(), r[0].Baseline)), badger.stop()
 }
 
-// closeIn runs the rounds of closeRounds on each of srvs, in turn (ABBA
-// over the rounds), until --warmup and then --duration of closing are done
-// on the first; it returns each server's figures.
-func (b *bench) closeIn(j *job, srvs ...*server) (total []result, note string, err error) {
+// closeIn runs the rounds of closeAgainstFloor on each of srvs, in turn
+// (ABBA over the rounds), until --warmup and then --duration of closing
+// are done on the first; it returns each server's figures. after, when
+// not nil, runs after each measured round of the first server, given how
+// long that round took.
+func (b *bench) closeIn(j *job, after func(time.Duration), srvs ...*server) (total []result, note string, err error) {
 	chunk := max(closeChunk, b.cfg.conns)
 	total = make([]result, len(srvs))
 	var warmed, primeTime time.Duration
@@ -573,6 +602,9 @@ func (b *bench) closeIn(j *job, srvs ...*server) (total []result, note string, e
 			}
 			if measured {
 				total[k].add(r)
+				if k == 0 && after != nil {
+					after(r.elapsed)
+				}
 			} else {
 				total[k].addErrors(r)
 			}
