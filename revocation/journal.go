@@ -45,11 +45,11 @@ import (
 // generation. A valid record of the current generation after it would mean
 // the journal was damaged in the middle; OpenBadger refuses that store.
 
-const (
-	journalSize = 4 << 20
-	// journalFixed is a record's header and the fixed part of its body.
-	journalFixed = 4 + 4 + 8 + 8 + 4
-)
+// journalSize is the journal file's size (a variable for the tests).
+var journalSize int64 = 4 << 20
+
+// journalFixed is a record's header and the fixed part of its body.
+const journalFixed = 4 + 4 + 8 + 8 + 4
 
 // journalPath returns the journal file of the store in dir.
 func journalPath(dir string) string {

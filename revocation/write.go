@@ -170,6 +170,10 @@ func (b *Badger) checkpoint() error {
 	st.seq = max(st.seq, b.durable)
 	st.jgen++
 	if err := b.seal.write(st); err != nil {
+		// The new seal may have reached the disk all the same, naming a
+		// generation no record is written in: journal nothing until a
+		// checkpoint succeeds.
+		b.journal.broken = true
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	b.journal.restart(st.jgen)
