@@ -2,8 +2,11 @@ package revocation
 
 import (
 	"context"
+	"encoding/binary"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,4 +157,57 @@ func TestJournalFills(t *testing.T) {
 		}
 	}
 	s.Close()
+}
+
+// A store from before the journal (a seal of the first format, no journal
+// file) opens with what it holds and gets a journal; the seal is then of
+// the new format.
+func TestOpenStoreFromBeforeTheJournal(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "revocations")
+	s, err := OpenBadger(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []uuid.UUID{uuid.New(), uuid.New()}
+	for _, id := range ids {
+		if err := s.Revoke(context.Background(), id, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := s.seal.state
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The seal as the version before the journal wrote it.
+	old := make([]byte, 2*sealSlotSize)
+	for i := range 2 {
+		b := old[i*sealSlotSize:]
+		copy(b, sealMagicV1)
+		binary.BigEndian.PutUint64(b[8:], uint64(i+1))
+		copy(b[16:32], st.epoch[:])
+		binary.BigEndian.PutUint64(b[32:], st.seq)
+		binary.BigEndian.PutUint32(b[sealBodyV1:], crc32.Checksum(b[:sealBodyV1], crc32c))
+	}
+	if err := os.WriteFile(sealPath(dir), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(journalPath(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = OpenBadger(dir, Options{}); err != nil {
+		t.Fatalf("OpenBadger() of a store sealed before the journal: %v", err)
+	}
+	defer s.Close()
+	for _, id := range ids {
+		if revoked, err := s.IsRevoked(context.Background(), id); err != nil || !revoked {
+			t.Fatalf("IsRevoked(%s) = %v, %v, want true", id, revoked, err)
+		}
+	}
+	if _, err := os.Stat(journalPath(dir)); err != nil || s.seal.state.jgen == 0 {
+		t.Fatalf("after the open: journal %v, journal generation %d; want a journal", err, s.seal.state.jgen)
+	}
+	data, err := os.ReadFile(sealPath(dir))
+	if err != nil || !strings.Contains(string(data), sealMagic) {
+		t.Fatalf("seal after the open: %v, want the new format", err)
+	}
 }
