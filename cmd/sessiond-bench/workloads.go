@@ -239,11 +239,7 @@ func openLoad(b *bench, _ *job) []source {
 // tenth of a second apart they see the same machine.
 func againstFloor(load func(b *bench, j *job) []source, limit string) func(b *bench, j *job) (result, string, error) {
 	return func(b *bench, j *job) (result, string, error) {
-		self, err := os.Executable()
-		if err != nil {
-			return result{}, "", err
-		}
-		floor, err := b.start(j.ctx, j.name+"_floor", self, "serve-floor", "http")
+		floor, err := b.startFloor(j)
 		if err != nil {
 			return result{}, "", err
 		}
@@ -253,11 +249,8 @@ func againstFloor(load func(b *bench, j *job) []source, limit string) func(b *be
 		// a cold verify's slot ends with 64 of them queued) runs in the
 		// floor's slots and slows it, which would flatter the ratio: the
 		// floor is the higher of the paired one and http_floor's own run.
-		paired, own := r.Baseline, 0.0
-		if w := b.rep.Workloads["http_floor"]; w != nil {
-			own = w.RPS
-		}
-		floorRate := max(paired, own)
+		paired := r.Baseline
+		floorRate, own := b.higherFloor(paired)
 		r.Baseline = floorRate
 		note := fmt.Sprintf("in %d slots of %s, taken in turn with as many of http_floor's load on a floor server of its own: that one %.0f req/s (http_floor's own run: %.0f; the floor is the higher); this %.1f%% of the floor", slots, slotLength, paired, own, 100*ratio(r.rps(), floorRate))
 		if limit != "" {
@@ -274,6 +267,27 @@ func againstFloor(load func(b *bench, j *job) []source, limit string) func(b *be
 		}
 		return r, note, floor.stop()
 	}
+}
+
+// startFloor starts a floor server of j's own: this binary's serve-floor
+// http, on the servers' CPU.
+func (b *bench) startFloor(j *job) (*server, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return b.start(j.ctx, j.name+"_floor", self, "serve-floor", "http")
+}
+
+// higherFloor returns the higher of a paired floor's rate and
+// http_floor's own run (own, 0 when it did not run): the other server's
+// leftover work runs in the paired floor's time and slows it, which would
+// flatter a ratio over it.
+func (b *bench) higherFloor(paired float64) (floor, own float64) {
+	if w := b.rep.Workloads["http_floor"]; w != nil {
+		own = w.RPS
+	}
+	return max(paired, own), own
 }
 
 func mixed(b *bench, j *job) (result, string, error) {
@@ -509,11 +523,7 @@ const closeChunk, closePrimePasses = 4096, 4
 // run when that is higher (see againstFloor), is the baseline. A round
 // takes about a quarter of a second.
 func closeAgainstFloor(b *bench, j *job) (result, string, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return result{}, "", err
-	}
-	floor, err := b.start(j.ctx, j.name+"_floor", self, "serve-floor", "http")
+	floor, err := b.startFloor(j)
 	if err != nil {
 		return result{}, "", err
 	}
@@ -525,12 +535,10 @@ func closeAgainstFloor(b *bench, j *job) (result, string, error) {
 	if err != nil {
 		return result{}, "", err
 	}
-	paired, own := fr.rps(), 0.0
-	if w := b.rep.Workloads["http_floor"]; w != nil {
-		own = w.RPS
-	}
+	paired := fr.rps()
+	floorRate, own := b.higherFloor(paired)
 	r[0].addErrors(fr)
-	r[0].Baseline = max(paired, own)
+	r[0].Baseline = floorRate
 	r[0].BaselinePerCPU = ratio(paired, fr.ServerCPU)
 	return r[0], fmt.Sprintf("%s; after each round, as long of http_floor's load on a floor server of its own: that one %.0f req/s (http_floor's own run: %.0f; the floor is the higher); this %.1f%% of the floor",
 		note, paired, own, 100*ratio(r[0].rps(), r[0].Baseline)), floor.stop()
