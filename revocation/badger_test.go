@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strings"
@@ -282,6 +283,45 @@ func TestDurableAfterKill(t *testing.T) {
 	s := openStore(t, dir, revocation.Options{})
 	for _, id := range acked {
 		wantRevoked(t, s, id, true)
+	}
+}
+
+// Kills in the middle of checkpoints: a helper that checkpoints every
+// millisecond (a Badger sync, the memtable logs, a seal write and a new
+// journal generation between most batches) is killed three times at a
+// random moment of its writes; after each kill the store opens with every
+// acknowledged revocation, whichever step of a checkpoint the kill cut.
+func TestDurableAfterKillDuringCheckpoints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a child process")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	var acked []uuid.UUID
+	for round := range 3 {
+		cmd, stdout := startCrashHelperMode(t, dir, "", crashHelperCheckpointEnv+"=1ms")
+		sc := bufio.NewScanner(stdout)
+		want := len(acked) + 100 + rand.IntN(200)
+		deadline := time.AfterFunc(20*time.Second, func() { _ = cmd.Process.Kill() })
+		for len(acked) < want && sc.Scan() {
+			line := sc.Text()
+			if rest, ok := strings.CutPrefix(line, "ACK "); ok {
+				acked = append(acked, uuid.MustParse(rest))
+			} else if strings.HasPrefix(line, "ERR ") {
+				t.Fatalf("round %d: helper: %s", round, line)
+			}
+		}
+		deadline.Stop()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if len(acked) < want {
+			t.Fatalf("round %d: helper acknowledged %d revocations in all, want %d", round, len(acked), want)
+		}
+		s := openStore(t, dir, revocation.Options{})
+		for _, id := range acked {
+			wantRevoked(t, s, id, true)
+		}
+		closeStore(t, s)
 	}
 }
 
