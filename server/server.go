@@ -73,8 +73,9 @@ const shutdownTimeout = 10 * time.Second
 // default.
 type Config struct {
 	// DataDir holds the signing keys (keys.json) and the revocation list
-	// (revocations/, revocations.seal). Required. Open creates it with mode
-	// 0700 and refuses one that others can enter.
+	// (revocations/, revocations.seal, revocations.journal). Required.
+	// Open creates it with mode 0700 and refuses one that others can
+	// enter.
 	DataDir string
 	// KeysFile is the key file (default DataDir/keys.json). Several
 	// servers may share one: each re-reads it every KeyReloadInterval, and
