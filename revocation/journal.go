@@ -24,14 +24,15 @@ import (
 // (Badger's value log and write-ahead log, then the seal) is what lets
 // closes keep up with the disk.
 //
-// A checkpoint (Badger.checkpoint) syncs Badger, records the latest
-// committed sequence number in the seal together with a new journal
-// generation, and starts the journal over at offset 0; records of older
-// generations are ignored from then on. Checkpoints happen every
-// checkpointInterval while there are writes, when the journal fills, and on
-// Close. OpenBadger replays the records of the seal's generation that
-// Badger lacks (after a power failure Badger may have lost writes it never
-// synced) before it holds the store against the seal.
+// A checkpoint (Badger.checkpoint) syncs Badger (every memtable log and
+// the directory too), records the latest committed sequence number in the
+// seal together with a new journal generation, and starts the journal over
+// at offset 0; records of older generations are ignored from then on.
+// Checkpoints happen every Options.CheckpointInterval while there are
+// writes, when the journal fills, and on Close. OpenBadger refuses a
+// Badger that lacks a checkpointed write, and replays the records of the
+// seal's generation that Badger lacks (after a power failure Badger may
+// have lost writes it never synced).
 //
 // Record layout, big-endian: body length (4 bytes), CRC-32C of the store's
 // 16-byte epoch followed by the body (4), then the body: journal generation
