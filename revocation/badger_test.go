@@ -298,25 +298,8 @@ func TestDurableAfterKillDuringCheckpoints(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	var acked []uuid.UUID
-	for round := range 3 {
-		cmd, stdout := startCrashHelperMode(t, dir, "", crashHelperCheckpointEnv+"=1ms")
-		sc := bufio.NewScanner(stdout)
-		want := len(acked) + 100 + rand.IntN(200)
-		deadline := time.AfterFunc(20*time.Second, func() { _ = cmd.Process.Kill() })
-		for len(acked) < want && sc.Scan() {
-			line := sc.Text()
-			if rest, ok := strings.CutPrefix(line, "ACK "); ok {
-				acked = append(acked, uuid.MustParse(rest))
-			} else if strings.HasPrefix(line, "ERR ") {
-				t.Fatalf("round %d: helper: %s", round, line)
-			}
-		}
-		deadline.Stop()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if len(acked) < want {
-			t.Fatalf("round %d: helper acknowledged %d revocations in all, want %d", round, len(acked), want)
-		}
+	for range 3 {
+		acked = append(acked, crashWrites(t, dir, 100+rand.IntN(200), time.Millisecond)...)
 		s := openStore(t, dir, revocation.Options{})
 		for _, id := range acked {
 			wantRevoked(t, s, id, true)
