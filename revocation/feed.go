@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -151,6 +152,71 @@ func (b *Badger) Changes(ctx context.Context, since uint64) (Changes, error) {
 	// which only brings it early (a later delta carries it again).
 	cuts := b.cuts.changes(cutsSince, now)
 	return Changes{Epoch: b.epoch, Seq: seq, Snapshot: snapshot, Entries: out, Cutoffs: cuts}, nil
+}
+
+// Snapshot is the whole list as [Badger.Snapshot] lends it: the entries
+// of a snapshot [Changes] without their copy, for a publisher that reads
+// each once. Its entries are in the order of their sequence numbers.
+type Snapshot struct {
+	// Epoch, Seq and Cutoffs are those of the snapshot Changes.
+	Epoch   string
+	Seq     uint64
+	Cutoffs []Cutoff
+
+	entries []indexEntry // the index's array, which never changes
+	live    []int32      // where in entries the unexpired, current entries are
+}
+
+// Len is the number of entries.
+func (s *Snapshot) Len() int { return len(s.live) }
+
+// ID is the id of the i-th entry, 0 <= i < Len.
+func (s *Snapshot) ID(i int) uuid.UUID { return s.entries[s.live[i]].id }
+
+// Entry is the i-th entry, 0 <= i < Len.
+func (s *Snapshot) Entry(i int) Entry {
+	e := &s.entries[s.live[i]]
+	return Entry{ID: e.id, Until: time.Unix(int64(e.expires), 0), Seq: e.seq}
+}
+
+// Snapshot answers what Changes(ctx, 0) does, lending the index's entries
+// instead of copying them: 4 bytes an entry instead of 48, so that a
+// snapshot of a million entries costs 4 MB of heap, not 48. The index's
+// elements never change once written (see index), so the Snapshot stays
+// valid and unchanged whatever is written afterwards.
+func (b *Badger) Snapshot(ctx context.Context) (Snapshot, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return Snapshot{}, fmt.Errorf("revocation snapshot: %w", ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return Snapshot{}, fmt.Errorf("revocation snapshot: %w", err)
+	}
+	entries, seq, newer := b.index.view()
+	if len(entries) > math.MaxInt32 {
+		return Snapshot{}, fmt.Errorf("revocation snapshot: %d entries, more than a snapshot can list", len(entries))
+	}
+	now := uint64(b.now().Unix())
+	live := 0
+	for _, e := range entries {
+		if e.expires > now && !stale(e, newer) {
+			live++
+		}
+	}
+	pos := make([]int32, 0, live)
+	for i, e := range entries {
+		if i%(64<<10) == 0 {
+			if err := ctx.Err(); err != nil {
+				return Snapshot{}, fmt.Errorf("revocation snapshot: %w", err)
+			}
+		}
+		// The rules of Changes: Badger's expiry, the latest entry of an id.
+		if e.expires > now && !stale(e, newer) {
+			pos = append(pos, int32(i))
+		}
+	}
+	return Snapshot{Epoch: b.epoch, Seq: seq, Cutoffs: b.cuts.changes(0, now), entries: entries, live: pos}, nil
 }
 
 // Head implements [Feed]: a binary search in the index, under a lock that
