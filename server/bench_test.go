@@ -12,13 +12,15 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/client"
+	"github.com/sessiond/sessiond/internal/fastslog"
 	"github.com/sessiond/sessiond/server"
 )
 
 // BenchmarkServeVerify is one session.verify_session_token of a token
 // verified before through the API listener's whole handler (request id,
 // credentials, tarpit, JSON-RPC, the method, metrics and the request log
-// line, formatted as text and discarded; log_warn: without it), without a
+// line, formatted as text and discarded; log_info_fast: by fastslog, as
+// sessiond serve does; log_warn: without it), without a
 // socket, next to floor: a handler that reads the body and writes a
 // constant reply (the benchmark tool's http_floor) through the same
 // httptest request and recorder. The difference is what sessiond adds to
@@ -35,6 +37,7 @@ func BenchmarkServeVerify(b *testing.B) {
 	}{
 		{"floor", nil},
 		{"log_info", slog.New(slog.NewTextHandler(io.Discard, nil))},
+		{"log_info_fast", slog.New(fastslog.NewTextHandler(io.Discard, nil))}, // as sessiond serve logs
 		{"log_warn", slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))},
 	} {
 		b.Run(c.name, func(b *testing.B) {

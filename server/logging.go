@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -147,5 +148,9 @@ func (s *Server) observeCall(ctx context.Context, o rpc.Outcome) {
 	if o.Notification {
 		attrs = append(attrs, slog.Bool("notification", true))
 	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, "rpc call", attrs...)
+	// A Record of its own rather than LogAttrs, which would spend
+	// runtime.Callers on a source position nobody logs.
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, "rpc call", 0)
+	r.AddAttrs(attrs...)
+	s.log.Handler().Handle(ctx, r)
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/sessiond/sessiond/internal/fastslog"
 )
 
 // logFlags are serve's log settings: --log-format and --log-level.
@@ -24,13 +26,14 @@ func (l *logFlags) flags(fs *flag.FlagSet) {
 
 // logger returns the logger the flags describe, writing to w through a
 // logBuffer, and the function that flushes and stops the buffer (call it
-// before the process exits).
+// before the process exits). Its handlers are log/slog's, with fastslog's
+// fast path for the line of every call.
 func (l *logFlags) logger(w io.Writer) (*slog.Logger, func()) {
 	opts := &slog.HandlerOptions{Level: slog.Level(l.level)}
 	buf := newLogBuffer(w)
-	var h slog.Handler = slog.NewTextHandler(buf, opts)
+	h := fastslog.NewTextHandler(buf, opts)
 	if l.format == "json" {
-		h = slog.NewJSONHandler(buf, opts)
+		h = fastslog.NewJSONHandler(buf, opts)
 	}
 	return slog.New(flushingHandler{h, buf}), buf.Close
 }
