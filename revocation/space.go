@@ -30,7 +30,7 @@ import (
 //     inputs: at most the size of the tree;
 //   - slack for the MANIFEST, the value log's header and rounding to blocks.
 const (
-	memTableSize = 16 << 20
+	memTableSize = 8 << 20
 	reserveSlack = 8 << 20
 )
 
