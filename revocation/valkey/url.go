@@ -131,8 +131,11 @@ func checkAddr(hp string) (string, error) {
 }
 
 // redactRaw hides the password of a URL that did not parse: everything
-// between "://" and the last "@" before the host becomes "xxxxx" when it
-// holds a ":" (user:password), so that not even a broken URL prints it.
+// between "://" and the last "@" becomes "xxxxx" when it holds a ":"
+// (user:password), keeping only a plain user name before that ":", so
+// that not even a broken URL prints it. The last "@" of the whole URL, not
+// of its authority: a password may hold a "/", "?", "#" or "@" that was
+// not percent-encoded, and a broken URL's parts cannot be told apart.
 func redactRaw(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
@@ -141,22 +144,12 @@ func redactRaw(raw string) string {
 		}
 		return raw
 	}
-	end := len(rest)
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		end = i
+	at := strings.LastIndex(rest, "@")
+	if at < 0 || !strings.Contains(rest[:at], ":") {
+		return raw
 	}
-	at := strings.LastIndex(rest[:end], "@")
-	if at < 0 {
-		// An "@" after the authority may still be a password with a "/"
-		// in it: hide everything up to the last "@".
-		if at = strings.LastIndex(rest, "@"); at < 0 {
-			return raw
-		}
-		return scheme + "://xxxxx" + rest[at:]
-	}
-	userinfo := rest[:at]
-	if user, _, ok := strings.Cut(userinfo, ":"); ok {
+	if user, _, _ := strings.Cut(rest[:at], ":"); !strings.ContainsAny(user, "/?#@") {
 		return scheme + "://" + user + ":xxxxx" + rest[at:]
 	}
-	return raw
+	return scheme + "://xxxxx" + rest[at:]
 }
