@@ -134,11 +134,7 @@ func (b *Badger) Changes(ctx context.Context, since uint64) (Changes, error) {
 				return Changes{}, fmt.Errorf("revocation changes: %w", err)
 			}
 		}
-		// Badger's rule: an entry is gone once its ExpiresAt <= now.
-		if e.expires <= now {
-			continue
-		}
-		if stale(e, newer) {
+		if !current(e, now, newer) {
 			continue
 		}
 		out = append(out, Entry{ID: e.id, Until: time.Unix(int64(e.expires), 0), Seq: e.seq})
@@ -200,7 +196,7 @@ func (b *Badger) Snapshot(ctx context.Context) (Snapshot, error) {
 	now := uint64(b.now().Unix())
 	live := 0
 	for _, e := range entries {
-		if e.expires > now && !stale(e, newer) {
+		if current(e, now, newer) {
 			live++
 		}
 	}
@@ -211,8 +207,7 @@ func (b *Badger) Snapshot(ctx context.Context) (Snapshot, error) {
 				return Snapshot{}, fmt.Errorf("revocation snapshot: %w", err)
 			}
 		}
-		// The rules of Changes: Badger's expiry, the latest entry of an id.
-		if e.expires > now && !stale(e, newer) {
+		if current(e, now, newer) {
 			pos = append(pos, int32(i))
 		}
 	}
@@ -311,6 +306,12 @@ func (x *index) list() ([]indexEntry, uint64) {
 	return x.entries, x.seq
 }
 
+// current reports whether e is in the list at now: not expired (Badger's
+// rule: an entry is gone once its ExpiresAt <= now) and not superseded.
+func current(e indexEntry, now uint64, newer map[uuid.UUID]uint64) bool {
+	return e.expires > now && !stale(e, newer)
+}
+
 // stale reports whether e is superseded by a later entry for its id.
 func stale(e indexEntry, newer map[uuid.UUID]uint64) bool {
 	latest, ok := newer[e.id]
@@ -345,10 +346,9 @@ func (x *index) compact(now uint64) int {
 	x.compactMu.Lock()
 	defer x.compactMu.Unlock()
 	entries, _, newer := x.view()
-	keep := func(e indexEntry) bool { return e.expires > now && !stale(e, newer) }
 	live := 0
 	for _, e := range entries {
-		if keep(e) {
+		if current(e, now, newer) {
 			live++
 		}
 	}
@@ -357,7 +357,7 @@ func (x *index) compact(now uint64) int {
 	}
 	kept := make([]indexEntry, 0, live+live/8)
 	for _, e := range entries {
-		if keep(e) {
+		if current(e, now, newer) {
 			kept = append(kept, e)
 		}
 	}
